@@ -1,0 +1,37 @@
+"""grpo-plugins: pluggable verifiable rewards and a GRPO trainer for language models."""
+
+from .hookspecs import hookimpl
+from .host import RewardConfig, RewardError, RewardHost, RewardTimeout, Scores
+from .plugins import PluginManager, UnknownRewardError, get_plugin_manager
+from .rewards import (
+    OptionsError,
+    Reward,
+    RewardOptions,
+    RewardResult,
+    Sample,
+    as_trl_reward_func,
+    function_reward,
+    samples_from_columns,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "hookimpl",
+    "Reward",
+    "RewardOptions",
+    "RewardResult",
+    "Sample",
+    "OptionsError",
+    "RewardConfig",
+    "RewardHost",
+    "RewardError",
+    "RewardTimeout",
+    "Scores",
+    "PluginManager",
+    "UnknownRewardError",
+    "get_plugin_manager",
+    "function_reward",
+    "as_trl_reward_func",
+    "samples_from_columns",
+]

@@ -1,0 +1,190 @@
+"""The ``grpo-plugins`` command line. Every command follows one pattern: a click command in this
+group, errors printed as ``error: ...`` with exit status 1, JSON where a machine reads the output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .config import ConfigError, RunConfig, config_problems, parse_override, read_yaml
+from .host import RewardConfig, RewardError, RewardHost
+from .jsonl import InputError, read_jsonl, write_jsonl_atomic
+from .plugins import PluginError, PluginManager, UnknownRewardError, get_plugin_manager
+from .rewards import OptionsError, options_schema, sample_from_record
+
+USER_ERRORS = (ConfigError, InputError, PluginError, UnknownRewardError, OptionsError, RewardError, ValueError)
+
+
+class GrpoGroup(click.Group):
+    """Turns the errors a user can fix into one ``error:`` message instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def _manager(ctx: click.Context) -> PluginManager:
+    return ctx.obj["manager"]
+
+
+@click.group(cls=GrpoGroup)
+@click.option("--plugin", "plugin_files", multiple=True, type=click.Path(dir_okay=False),
+              help="load a plugin from a local .py file (repeatable)")
+@click.version_option(package_name="grpo-plugins")
+@click.pass_context
+def cli(ctx: click.Context, plugin_files: tuple[str, ...]) -> None:
+    """Pluggable verifiable rewards and GRPO training."""
+    ctx.ensure_object(dict)
+    ctx.obj.setdefault("manager", get_plugin_manager())
+
+
+@cli.command("plugins")
+@click.pass_context
+def plugins_cmd(ctx):
+    """Print the loaded plugins as JSON: name, version, hooks, rewards, errors."""
+    click.echo(json.dumps(_manager(ctx).plugins_info(), indent=2))
+
+
+@cli.command("rewards")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
+@click.pass_context
+def rewards_cmd(ctx, as_json):
+    """List every reward: name, plugin, granularity, options with types and defaults."""
+    rows = []
+    for key, entry in sorted(_manager(ctx).rewards().items()):
+        if key != entry.cls.name:
+            continue
+        rows.append({"name": key, "plugin": entry.plugin, "granularity": entry.cls.granularity,
+                     "aliases": list(entry.aliases), "description": entry.cls.description,
+                     "options": options_schema(entry.cls.Options)})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    for r in rows:
+        alias = f" (aliases: {', '.join(r['aliases'])})" if r["aliases"] else ""
+        click.echo(f"{r['name']}  [{r['granularity']}]  plugin={r['plugin']}{alias}")
+        if r["description"]:
+            click.echo(f"    {r['description']}")
+        for o in r["options"]:
+            default = "required" if o["required"] else f"default={json.dumps(o['default'], default=str)}"
+            desc = f"  {o['description']}" if o["description"] else ""
+            click.echo(f"    --option {r['name']}.{o['name']}: {o['type']} ({default}){desc}")
+
+
+def parse_reward_args(rewards: tuple[str, ...], options: tuple[str, ...], on_error: str | None,
+                      timeout: float | None) -> list[RewardConfig]:
+    """``NAME[:WEIGHT]`` and ``NAME.KEY=VALUE`` command-line items -> RewardConfig list."""
+    configs: dict[str, dict[str, Any]] = {}
+    for item in rewards:
+        name, _, weight = item.partition(":")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise click.BadParameter(f"weight in {item!r} is not a number", param_hint="--reward") from None
+        configs[name] = {"name": name, "weight": w, "options": {}}
+        if on_error:
+            configs[name]["on_error"] = on_error
+        if timeout is not None:
+            configs[name]["timeout"] = timeout
+    for item in options:
+        keys, value = parse_override(item)
+        if len(keys) < 2 or keys[0] not in configs:
+            raise click.BadParameter(f"{item!r} must be REWARD.KEY=VALUE for a reward given with --reward",
+                                     param_hint="--option")
+        node = configs[keys[0]]["options"]
+        for k in keys[1:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    return [RewardConfig(**c) for c in configs.values()]
+
+
+@cli.command("score")
+@click.option("--reward", "rewards", multiple=True, required=True, metavar="NAME[:WEIGHT]",
+              help="reward to apply (repeatable)")
+@click.option("--option", "options", multiple=True, metavar="NAME.KEY=VALUE", help="reward option (repeatable)")
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False), help="JSONL with prompt, completion, ...")
+@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False), help="JSONL to write")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--on-error", type=click.Choice(["raise", "nan", "zero"]), default=None,
+              help="error policy for every reward (default: raise)")
+@click.option("--timeout", type=float, default=None, help="seconds per batch and reward")
+@click.pass_context
+def score_cmd(ctx, rewards, options, input_path, output_path, batch_size, on_error, timeout):
+    """Score a JSONL file of completions; every column reaches the rewards."""
+    from tqdm import tqdm
+
+    configs = parse_reward_args(rewards, options, on_error, timeout)
+    records = read_jsonl(input_path, required=("prompt", "completion"))
+    out = []
+    with RewardHost(configs, manager=_manager(ctx)) as host:
+        bar = tqdm(total=len(records), desc="scoring", unit="sample", disable=not sys.stderr.isatty())
+        for start in range(0, len(records), batch_size):
+            chunk = records[start:start + batch_size]
+            try:
+                scores = host.score([sample_from_record(r) for r in chunk])
+            except RewardError as exc:
+                if exc.index is not None:
+                    raise RewardError(exc.label, exc.plugin, str(exc).split(": ", 1)[-1],
+                                      start + exc.index) from exc
+                raise
+            out += [{**r, **scores.record(i)} for i, r in enumerate(chunk)]
+            bar.update(len(chunk))
+        bar.close()
+    write_jsonl_atomic(output_path, out)
+    click.echo(f"scored {len(out)} samples -> {output_path}", err=True)
+
+
+@cli.command("check")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.pass_context
+def check_cmd(ctx, config):
+    """Validate a run config: rewards, weights, options, plugin allowlist; print every problem."""
+    from pathlib import Path
+
+    data, index = read_yaml(config)
+    model = run_config_model()
+    _, _, problems = config_problems(data, index, model, Path(config).parent)
+    if problems:
+        for p in problems:
+            click.echo(p.format(config), err=True)
+        raise click.ClickException(f"{len(problems)} problem(s) in {config}")
+    click.echo(f"{config}: ok")
+
+
+def run_config_model() -> type[RunConfig]:
+    """The config model ``check`` and ``train`` validate against (the trainer's when installed)."""
+    return RunConfig
+
+
+def build_cli(manager: PluginManager) -> click.Group:
+    """The CLI group with plugins' commands added through the ``register_commands`` hook."""
+    manager.hook.register_commands(cli=cli)
+    return cli
+
+
+def _plugin_files(argv: list[str]) -> list[str]:
+    files = []
+    for i, a in enumerate(argv):
+        if a == "--plugin" and i + 1 < len(argv):
+            files.append(argv[i + 1])
+        elif a.startswith("--plugin="):
+            files.append(a.split("=", 1)[1])
+    return files
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: load --plugin files first so their commands and rewards exist."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    manager = get_plugin_manager()
+    try:
+        for f in _plugin_files(argv):
+            manager.load_file(f)
+    except PluginError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    build_cli(manager).main(args=argv, prog_name="grpo-plugins", obj={"manager": manager})

@@ -1,0 +1,80 @@
+"""JSONL input with errors naming file, line and field; atomic output so a crash never leaves half a file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+
+class InputError(ValueError):
+    """Bad input data; the message names the file, the line and the field."""
+
+
+def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Read a JSONL file of objects; raise InputError naming file:line (and field) on the first bad line."""
+    return list(iter_jsonl(path, required))
+
+
+def iter_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> Iterator[dict[str, Any]]:
+    """Yield the objects of a JSONL file, validating each line as it is read."""
+    path = Path(path)
+    required = tuple(required)
+    try:
+        fh = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror}") from None
+    with fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: invalid JSON at column {exc.colno}: {exc.msg}") from None
+            if not isinstance(obj, dict):
+                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            for key in required:
+                if key not in obj:
+                    raise InputError(f"{path}:{lineno}: missing field {key!r}")
+            yield obj
+
+
+def _clean(value: Any) -> Any:
+    # JSON has no NaN/inf: write them as null rather than emit invalid JSON
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def dumps(obj: Any) -> str:
+    """One JSON line; NaN and infinities become null."""
+    return json.dumps(_clean(obj), ensure_ascii=False, default=str)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a file so readers see the old content or the new, never a torn one (fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> None:
+    """Write records as JSONL atomically."""
+    atomic_write_text(path, "".join(dumps(r) + "\n" for r in records))

@@ -1,0 +1,294 @@
+"""The plugin manager: entry-point discovery, local plugin files, allowlist, tracing, registries."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pluggy
+
+from . import hookspecs
+from .rewards import Reward, RewardOptions, validate_reward_class
+
+ENTRY_POINT_GROUP = "grpo_plugins"
+ENV_LOAD = "GRPO_PLUGINS_LOAD"  # comma-separated allowlist of entry-point plugin names; "" loads none
+ENV_TRACE = "GRPO_PLUGINS_TRACE"  # any non-empty value traces every hook call to stderr
+
+
+class PluginError(RuntimeError):
+    """A plugin could not be loaded or registered something invalid."""
+
+
+class UnknownRewardError(KeyError):
+    """A reward name that no loaded plugin registers; the message lists the available ones."""
+
+    def __init__(self, name: str, available: Iterable[str]):
+        self.name = name
+        self.available = sorted(available)
+        super().__init__(name)
+
+    def __str__(self) -> str:
+        avail = ", ".join(self.available) or "(none: no reward plugin is loaded; check GRPO_PLUGINS_LOAD)"
+        return f"unknown reward {self.name!r}; available rewards: {avail}"
+
+
+@dataclass
+class RewardEntry:
+    """A registered reward class, the plugin that gave it, and its aliases."""
+
+    cls: type[Reward]
+    plugin: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass
+class PluginFailure:
+    """A plugin that failed to import or to register; the others still load."""
+
+    name: str
+    error: str
+    detail: str = ""
+
+
+@dataclass
+class _Registry:
+    rewards: dict[str, RewardEntry] = field(default_factory=dict)
+    clashes: dict[str, list[str]] = field(default_factory=dict)
+    backends: dict[str, tuple[type, str]] = field(default_factory=dict)
+    failures: list[PluginFailure] = field(default_factory=list)
+
+
+def _allowlist_from_env() -> set[str] | None:
+    raw = os.environ.get(ENV_LOAD)
+    if raw is None:
+        return None
+    return {p.strip() for p in raw.split(",") if p.strip()}
+
+
+class PluginManager:
+    """Wraps a pluggy PluginManager with discovery and the reward/backend registries built from hooks."""
+
+    def __init__(self, load_entrypoints: bool = True, allow: Iterable[str] | None = None, trace: bool | None = None):
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.load_failures: list[PluginFailure] = []
+        self.versions: dict[str, str] = {}
+        self.sources: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._registry: _Registry | None = None
+        if trace if trace is not None else bool(os.environ.get(ENV_TRACE)):
+            self.pm.trace.root.setwriter(sys.stderr.write)
+            self.pm.enable_tracing()
+        if load_entrypoints:
+            env_allow = _allowlist_from_env()
+            if allow is not None and env_allow is not None:
+                allow = set(allow) & env_allow
+            elif env_allow is not None:
+                allow = env_allow
+            self.load_entrypoints(allow)
+
+    @property
+    def hook(self):
+        """The pluggy hook relay, for lifecycle broadcasts (``manager.hook.on_cycle_end(...)``)."""
+        return self.pm.hook
+
+    # --- loading ---------------------------------------------------------------------------
+
+    def load_entrypoints(self, allow: Iterable[str] | None = None) -> None:
+        """Load every plugin in the ``grpo_plugins`` entry-point group (only ``allow`` if given)."""
+        allow = None if allow is None else set(allow)
+        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if allow is not None and ep.name not in allow:
+                continue
+            if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+                self.pm.register(plugin, name=ep.name)
+            except Exception as exc:  # a broken plugin must not stop the others
+                self.load_failures.append(
+                    PluginFailure(ep.name, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=5))
+                )
+                continue
+            self.versions[ep.name] = ep.dist.version if ep.dist else ""
+            self.sources[ep.name] = f"entry point {ep.value}"
+        self._invalidate()
+
+    def load_file(self, path: str | os.PathLike) -> object:
+        """Import a plugin from a local .py file and register it under the file's stem."""
+        path = Path(path)
+        if not path.is_file():
+            raise PluginError(f"plugin file not found: {path}")
+        name = path.stem
+        spec = importlib.util.spec_from_file_location(f"grpo_plugins_local_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise PluginError(f"plugin file {path} failed to import: {type(exc).__name__}: {exc}") from exc
+        self.register(module, name=name, source=f"file {path}")
+        return module
+
+    def register(self, plugin: object, name: str | None = None, version: str = "", source: str = "inline") -> str:
+        """Register a plugin object (module or instance with hookimpls); returns its name."""
+        with self._lock:
+            name = self.pm.register(plugin, name=name)
+            self.versions[name] = version
+            self.sources[name] = source
+            self._invalidate()
+            return name
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> None:
+        """Unregister a plugin by object or name."""
+        with self._lock:
+            self.pm.unregister(plugin=plugin, name=name)
+            self._invalidate()
+
+    def plugin_names(self) -> list[str]:
+        """Names of the registered plugins."""
+        return sorted(n for n, p in self.pm.list_name_plugin() if p is not None)
+
+    def _invalidate(self) -> None:
+        self._registry = None
+
+    # --- registries ------------------------------------------------------------------------
+
+    def _per_plugin(self, hook_name: str):
+        """Yield (plugin name, caller) so each plugin's registration runs in its own error boundary."""
+        hook = getattr(self.pm.hook, hook_name)
+        plugins = [impl.plugin for impl in hook.get_hookimpls()]
+        for plugin in plugins:
+            others = [p for p in plugins if p is not plugin]
+            yield self.pm.get_name(plugin), self.pm.subset_hook_caller(hook_name, remove_plugins=others)
+
+    def _build(self) -> _Registry:
+        reg = _Registry(failures=list(self.load_failures))
+        for plugin_name, caller in self._per_plugin("register_rewards"):
+            got: list[tuple[type, tuple[str, ...]]] = []
+
+            def register(cls, aliases: Iterable[str] = (), _got=got):
+                validate_reward_class(cls)
+                _got.append((cls, tuple(aliases)))
+
+            try:
+                caller(register=register)
+            except Exception as exc:
+                reg.failures.append(PluginFailure(plugin_name, f"register_rewards: {type(exc).__name__}: {exc}"))
+                continue
+            for cls, aliases in got:
+                entry = RewardEntry(cls, plugin_name, aliases)
+                for key in (cls.name, *aliases):
+                    if key in reg.rewards and reg.rewards[key].plugin != plugin_name:
+                        reg.clashes.setdefault(key, [reg.rewards[key].plugin]).append(plugin_name)
+                        reg.failures.append(
+                            PluginFailure(
+                                plugin_name,
+                                f"reward name {key!r} is also registered by plugin {reg.rewards[key].plugin!r}",
+                            )
+                        )
+                        continue
+                    reg.rewards[key] = entry
+        for plugin_name, caller in self._per_plugin("register_sandbox_backends"):
+
+            def register_backend(name: str, cls: type, _plugin=plugin_name):
+                if name in reg.backends and reg.backends[name][1] != _plugin:
+                    raise PluginError(
+                        f"sandbox backend {name!r} is registered by both {reg.backends[name][1]!r} and {_plugin!r}"
+                    )
+                reg.backends[name] = (cls, _plugin)
+
+            try:
+                caller(register=register_backend)
+            except Exception as exc:
+                reg.failures.append(
+                    PluginFailure(plugin_name, f"register_sandbox_backends: {type(exc).__name__}: {exc}")
+                )
+        return reg
+
+    @property
+    def registry(self) -> _Registry:
+        with self._lock:
+            if self._registry is None:
+                self._registry = self._build()
+            return self._registry
+
+    @property
+    def failures(self) -> list[PluginFailure]:
+        """Plugins that failed to import or register, with their errors."""
+        return self.registry.failures
+
+    def rewards(self) -> dict[str, RewardEntry]:
+        """Every registered reward by name (aliases included)."""
+        return dict(self.registry.rewards)
+
+    def reward_entry(self, name: str) -> RewardEntry:
+        """The registered entry for a reward name; raises UnknownRewardError or PluginError on a clash."""
+        reg = self.registry
+        if name in reg.clashes:
+            raise PluginError(
+                f"reward name {name!r} is registered by several plugins: {', '.join(reg.clashes[name])}; "
+                f"restrict loading with {ENV_LOAD} or a config's plugins: list"
+            )
+        if name not in reg.rewards:
+            raise UnknownRewardError(name, {e.cls.name for e in reg.rewards.values()} | set(reg.rewards))
+        return reg.rewards[name]
+
+    def create_reward(self, name: str, options: dict[str, Any] | RewardOptions | None = None) -> Reward:
+        """Instantiate a registered reward with validated options."""
+        return self.reward_entry(name).cls(options)
+
+    def sandbox_backends(self) -> dict[str, tuple[type, str]]:
+        """Registered sandbox backends: name -> (class, plugin name)."""
+        return dict(self.registry.backends)
+
+    def plugins_info(self) -> list[dict[str, Any]]:
+        """JSON-ready description of each plugin: name, version, source, hooks, rewards, backends."""
+        reg = self.registry
+        out = []
+        for name in self.plugin_names():
+            plugin = self.pm.get_plugin(name)
+            hooks = sorted(c.name for c in self.pm.get_hookcallers(plugin) or [])
+            out.append(
+                {
+                    "name": name,
+                    "version": self.versions.get(name, ""),
+                    "source": self.sources.get(name, "inline"),
+                    "hooks": hooks,
+                    "rewards": sorted(k for k, e in reg.rewards.items() if e.plugin == name and k == e.cls.name),
+                    "sandbox_backends": sorted(k for k, (_, p) in reg.backends.items() if p == name),
+                    "errors": [f.error for f in reg.failures if f.name == name],
+                }
+            )
+        loaded = set(self.plugin_names())
+        for f in reg.failures:
+            if f.name not in loaded:
+                out.append({"name": f.name, "version": "", "source": "entry point", "hooks": [], "rewards": [],
+                            "sandbox_backends": [], "errors": [f.error]})
+        return out
+
+
+_default: PluginManager | None = None
+_default_lock = threading.Lock()
+
+
+def get_plugin_manager() -> PluginManager:
+    """The process-wide plugin manager, with installed entry-point plugins loaded on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = PluginManager()
+        return _default
+
+
+def reset_plugin_manager() -> None:
+    """Forget the process-wide manager (tests; after installing a plugin package at run time)."""
+    global _default
+    with _default_lock:
+        _default = None

@@ -1,0 +1,307 @@
+"""The reward API: samples in, one RewardResult per sample out.
+
+A reward is a class with a ``name``, a ``granularity`` ("outcome" scores a whole completion,
+"step" scores character spans of it), an ``Options`` model and a ``score(samples)`` method.
+TRL-style reward functions convert both ways (``function_reward`` / ``as_trl_reward_func``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Literal, Sequence
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+Granularity = Literal["outcome", "step"]
+Executor = Literal["thread", "process"]
+
+
+class RewardOptions(BaseModel):
+    """Base for reward option models: typed, defaults documented, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OptionsError(ValueError):
+    """Options that do not fit a reward's Options model; the message names every bad key."""
+
+    def __init__(self, reward: str, problems: list[tuple[str, str]]):
+        self.reward = reward
+        self.problems = problems  # [(option path, message)]
+        lines = [f"{reward}.{path}: {msg}" if path else f"{reward}: {msg}" for path, msg in problems]
+        super().__init__("invalid options for reward " + repr(reward) + ":\n  " + "\n  ".join(lines))
+
+
+def describe_validation_error(model: type[BaseModel], err: ValidationError) -> list[tuple[str, str]]:
+    """Turn a pydantic error into (dotted path, human message) pairs, listing valid keys for typos."""
+    problems = []
+    valid = ", ".join(sorted(model.model_fields)) or "(none)"
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown option; valid options: {valid}"
+        else:
+            field_name = e["loc"][0] if e["loc"] else None
+            expected = ""
+            if isinstance(field_name, str) and field_name in model.model_fields:
+                expected = f" (expected {type_name(model.model_fields[field_name].annotation)})"
+            msg = f"{e['msg']}{expected}, got {e.get('input')!r}"
+        problems.append((path, msg))
+    return problems
+
+
+def type_name(annotation: Any) -> str:
+    """A short readable name for a type annotation (``float``, ``Literal['a', 'b']``, ...)."""
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def options_schema(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """Options of a reward as [{name, type, default, description}] for ``grpo-plugins rewards``."""
+    out = []
+    for name, f in model.model_fields.items():
+        default = None if f.is_required() else f.get_default(call_default_factory=True)
+        out.append(
+            {
+                "name": name,
+                "type": type_name(f.annotation),
+                "default": default,
+                "required": f.is_required(),
+                "description": f.description or "",
+            }
+        )
+    return out
+
+
+@dataclass
+class Sample:
+    """One completion to score: prompt, completion (text or chat messages), token ids, group, columns."""
+
+    prompt: Any
+    completion: Any
+    completion_ids: list[int] | None = None
+    group: int | None = None
+    columns: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The completion as plain text (assistant messages joined for conversational completions)."""
+        return message_text(self.completion)
+
+    @property
+    def prompt_text(self) -> str:
+        """The prompt as plain text (all message contents joined for conversational prompts)."""
+        return message_text(self.prompt, roles=None)
+
+
+SAMPLE_FIELDS = ("prompt", "completion", "completion_ids")
+
+
+def sample_from_record(record: dict[str, Any]) -> Sample:
+    """A Sample from a JSONL/dataset row: prompt, completion, optional completion_ids; the rest are columns."""
+    return Sample(
+        prompt=record.get("prompt"),
+        completion=record["completion"],
+        completion_ids=record.get("completion_ids"),
+        group=record.get("group"),
+        columns={k: v for k, v in record.items() if k not in SAMPLE_FIELDS},
+    )
+
+
+def message_text(value: Any, roles: tuple[str, ...] | None = ("assistant",)) -> str:
+    """Text of a string or of a list of chat messages ({role, content}), filtered by role."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        value = [value]
+    parts = []
+    for m in value:
+        if not isinstance(m, dict):
+            raise TypeError(f"expected a string or chat messages, got a list item of type {type(m).__name__}")
+        if roles is None or m.get("role", "assistant") in roles:
+            content = m.get("content", "")
+            if isinstance(content, list):  # multimodal content parts
+                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            parts.append(str(content))
+    return "\n".join(parts)
+
+
+@dataclass
+class RewardResult:
+    """A reward's verdict on one sample: an outcome value, step spans, or both, plus info."""
+
+    value: float | None = None
+    steps: list[tuple[int, int, float]] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.value is not None:
+            self.value = float(self.value)
+        if self.steps is not None:
+            self.steps = [(int(s), int(e), float(v)) for s, e, v in self.steps]
+
+    @property
+    def applicable(self) -> bool:
+        """False when the reward does not apply (None) or failed under the ``nan`` policy."""
+        return self.value is not None and not math.isnan(self.value)
+
+
+class Reward:
+    """Base class for rewards. Subclasses set ``name``, ``granularity``, ``Options``, ``score``.
+
+    ``score`` may be a plain method or ``async def``. Set ``executor = "process"`` for CPU-bound
+    rewards that hold the GIL; the host then runs ``score`` in a worker process (the reward and
+    samples must pickle).
+    """
+
+    name: ClassVar[str] = ""
+    granularity: ClassVar[Granularity] = "outcome"
+    Options: ClassVar[type[RewardOptions]] = RewardOptions
+    executor: ClassVar[Executor] = "thread"
+    description: ClassVar[str] = ""
+
+    def __init__(self, options: RewardOptions | dict[str, Any] | None = None):
+        self.options = self.parse_options(options)
+
+    @classmethod
+    def parse_options(cls, options: RewardOptions | dict[str, Any] | None) -> RewardOptions:
+        """Validate a dict of options against ``cls.Options``; raise OptionsError naming each problem."""
+        if isinstance(options, cls.Options):
+            return options
+        try:
+            return cls.Options.model_validate(dict(options or {}))
+        except ValidationError as err:
+            raise OptionsError(cls.name, describe_validation_error(cls.Options, err)) from None
+
+    def score(self, samples: list[Sample]) -> list[RewardResult]:  # pragma: no cover - abstract
+        """Score a batch; return exactly one RewardResult per sample, in order."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release pools, containers or models the reward holds (called by the host on close)."""
+
+
+def validate_reward_class(cls: Any) -> None:
+    """Raise TypeError when a registered class does not follow the reward contract."""
+    if not (isinstance(cls, type) and issubclass(cls, Reward)):
+        raise TypeError(f"{cls!r} is not a subclass of grpo_plugins.Reward")
+    if not isinstance(cls.name, str) or not cls.name or not cls.name.replace("_", "").replace("-", "").isalnum():
+        raise TypeError(f"{cls.__qualname__}.name must be a non-empty identifier-like string, got {cls.name!r}")
+    if cls.granularity not in ("outcome", "step"):
+        raise TypeError(f"{cls.__qualname__}.granularity must be 'outcome' or 'step', got {cls.granularity!r}")
+    if not (isinstance(cls.Options, type) and issubclass(cls.Options, BaseModel)):
+        raise TypeError(f"{cls.__qualname__}.Options must be a pydantic model (subclass RewardOptions)")
+    if cls.Options.model_config.get("extra") != "forbid":
+        raise TypeError(f"{cls.__qualname__}.Options must reject unknown keys (subclass RewardOptions)")
+    if cls.executor not in ("thread", "process"):
+        raise TypeError(f"{cls.__qualname__}.executor must be 'thread' or 'process', got {cls.executor!r}")
+    if cls.score is Reward.score:
+        raise TypeError(f"{cls.__qualname__} does not implement score(samples)")
+
+
+def run_score(reward: Reward, samples: list[Sample]) -> list[RewardResult]:
+    """Call ``reward.score``, running it to completion when it is a coroutine function."""
+    out = reward.score(samples)
+    if inspect.isawaitable(out):
+        out = asyncio.run(_await(out))
+    return list(out)
+
+
+async def _await(aw):
+    return await aw
+
+
+# --- TRL interop --------------------------------------------------------------------------------
+
+
+def samples_from_columns(
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    completion_ids: Sequence[list[int]] | None = None,
+    groups: Sequence[int] | None = None,
+    **columns: Sequence[Any],
+) -> list[Sample]:
+    """Build Samples from TRL's column-wise call convention (one list per column)."""
+    n = len(completions)
+    if len(prompts) != n:
+        raise ValueError(f"{len(prompts)} prompts for {n} completions")
+    for key, col in columns.items():
+        if not isinstance(col, (list, tuple)) or len(col) != n:
+            raise ValueError(f"column {key!r} must be a list of {n} values")
+    return [
+        Sample(
+            prompt=prompts[i],
+            completion=completions[i],
+            completion_ids=list(completion_ids[i]) if completion_ids is not None else None,
+            group=groups[i] if groups is not None else None,
+            columns={k: v[i] for k, v in columns.items()},
+        )
+        for i in range(n)
+    ]
+
+
+def function_reward(
+    func: Callable[..., Sequence[float | None]],
+    name: str | None = None,
+    granularity: Granularity = "outcome",
+    description: str = "",
+) -> type[Reward]:
+    """Wrap a TRL-style ``f(prompts, completions, completion_ids=..., **columns)`` as a Reward class."""
+    reward_name = name or func.__name__
+
+    class FunctionReward(Reward):
+        def score(self, samples: list[Sample]) -> list[RewardResult]:
+            keys = sorted({k for s in samples for k in s.columns})
+            cols = {k: [s.columns.get(k) for s in samples] for k in keys}
+            values = func(
+                prompts=[s.prompt for s in samples],
+                completions=[s.completion for s in samples],
+                completion_ids=[s.completion_ids for s in samples],
+                **cols,
+            )
+            values = list(values)
+            return [RewardResult(value=_nan_to_none(v)) for v in values]
+
+    FunctionReward.name = reward_name
+    FunctionReward.granularity = granularity
+    FunctionReward.description = description or (inspect.getdoc(func) or "").split("\n")[0]
+    FunctionReward.__qualname__ = FunctionReward.__name__ = f"FunctionReward[{reward_name}]"
+    FunctionReward.func = staticmethod(func)
+    return FunctionReward
+
+
+def _nan_to_none(v: Any) -> float | None:
+    if v is None:
+        return None
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+def as_trl_reward_func(reward: Reward | str, manager=None, **options: Any) -> Callable[..., list[float | None]]:
+    """Export a reward (instance or registered name) as a TRL reward function returning values or None."""
+    if isinstance(reward, str):
+        from .plugins import get_plugin_manager
+
+        reward = (manager or get_plugin_manager()).create_reward(reward, options)
+    elif options:
+        raise TypeError("options are only accepted with a reward name")
+    if reward.granularity != "outcome":
+        raise TypeError(f"reward {reward.name!r} is step-level; TRL reward functions are outcome-level")
+
+    def reward_func(prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
+        kwargs.pop("trainer_state", None)  # TRL >= 0.20 passes its state; not a dataset column
+        samples = samples_from_columns(prompts, completions, completion_ids, **kwargs)
+        results = run_score(reward, samples)
+        if len(results) != len(samples):
+            raise RuntimeError(f"reward {reward.name!r} returned {len(results)} results for {len(samples)} samples")
+        return [r.value if r.applicable else None for r in results]
+
+    reward_func.__name__ = reward.name
+    reward_func.__qualname__ = reward.name
+    return reward_func
