@@ -1,0 +1,1 @@
+"""Built-in `code` plugin (being built; registers nothing yet)."""

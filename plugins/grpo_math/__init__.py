@@ -1,0 +1,1 @@
+"""Built-in `math` plugin (being built; registers nothing yet)."""

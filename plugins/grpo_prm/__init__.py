@@ -1,0 +1,1 @@
+"""Built-in `prm` plugin (being built; registers nothing yet)."""

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# One command from a fresh machine to a working checkout: Python packages (CPU torch pinned first,
+# so pip does not pull several GB of CUDA wheels), then the code sandbox's system parts
+# (Docker engine, bubblewrap, the locally built sandbox image) when sandbox/install-host.sh exists.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+if ! "$PY" -c 'import torch' 2>/dev/null; then
+  "$PY" -m pip install "torch==2.13.0"
+fi
+"$PY" -m pip install -e ".[dev]"
+
+if [ -f sandbox/install-host.sh ] && [ "${GRPO_SKIP_SANDBOX:-0}" != 1 ]; then
+  bash sandbox/install-host.sh
+fi
+echo "install: done"

@@ -1,0 +1,1 @@
+"""Shared test setup. Fixtures for plugin authors live in grpo_plugins.pytest_plugin (pytest11)."""
