@@ -227,6 +227,7 @@ def config_problems(data: dict, index: dict[tuple, int], model: type[M], base_di
     if manager is not None and rewards_cfg is not None:
         reward_list = rewards_cfg.rewards if cfg is not None else good
         problems += check_rewards(reward_list, index, manager)
+    problems.sort(key=lambda p: p.line or 0)
     return (cfg if not problems else None), manager, problems
 
 

@@ -222,7 +222,8 @@ class RewardHost:
                 located = self._locate(cfg, samples, deadline) if n > 1 and not isinstance(exc, RewardError) else None
                 if located is None or all(isinstance(x, RewardResult) for x in located):
                     # the batch fails as a whole (wrong length, or only fails in a batch)
-                    err = exc if isinstance(exc, RewardError) else RewardError(label, plugin, _describe(exc))
+                    err = exc if isinstance(exc, RewardError) else RewardError(
+                        label, plugin, _describe(exc), 0 if n == 1 else None)
                     if cfg.on_error == "raise":
                         raise err from exc
                     res = [self._failed(cfg, str(err), "error") for _ in samples]

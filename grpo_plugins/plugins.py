@@ -139,6 +139,12 @@ class PluginManager:
     def register(self, plugin: object, name: str | None = None, version: str = "", source: str = "inline") -> str:
         """Register a plugin object (module or instance with hookimpls); returns its name."""
         with self._lock:
+            if name is None:  # a readable default instead of pluggy's id(): error messages name plugins
+                base = getattr(plugin, "__name__", None) or type(plugin).__name__
+                name, k = base, 1
+                while self.pm.has_plugin(name) or self.pm.is_blocked(name):
+                    k += 1
+                    name = f"{base}_{k}"
             name = self.pm.register(plugin, name=name)
             self.versions[name] = version
             self.sources[name] = source

@@ -238,7 +238,7 @@ def samples_from_columns(
         Sample(
             prompt=prompts[i],
             completion=completions[i],
-            completion_ids=list(completion_ids[i]) if completion_ids is not None else None,
+            completion_ids=None if completion_ids is None or completion_ids[i] is None else list(completion_ids[i]),
             group=groups[i] if groups is not None else None,
             columns={k: v[i] for k, v in columns.items()},
         )

@@ -95,15 +95,9 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
 
 
 @lru_cache(maxsize=65536)
-def char_script(ch: str) -> str | None:
-    """The script key from SCRIPTS that a letter belongs to, 'other' for other letters, None for non-letters."""
-    if not ch.isalpha():
-        return None
-    name = unicodedata.name(ch, "")
-    for key in ("latin", "cjk", "hangul", "cyrillic", "greek", "arabic", "hebrew", "devanagari", "thai"):
-        if name.startswith(SCRIPTS[key]):
-            return key
-    return "other"
+def in_script(ch: str, script: str) -> bool:
+    """Whether a letter belongs to a script key of SCRIPTS (by its Unicode character name)."""
+    return unicodedata.name(ch, "").startswith(SCRIPTS[script])
 
 
 class LanguageOptions(RewardOptions):
@@ -122,7 +116,6 @@ class LanguageReward(Reward):
 
     def score(self, samples: list[Sample]) -> list[RewardResult]:
         target = self.options.script
-        wanted = SCRIPTS[target]
         out = []
         for s in samples:
             text = s.text
@@ -133,7 +126,7 @@ class LanguageReward(Reward):
             if not letters:
                 out.append(RewardResult(None, info={"status": "no_letters"}))
                 continue
-            hits = sum(1 for c in letters if unicodedata.name(c, "").startswith(wanted))
+            hits = sum(1 for c in letters if in_script(c, target))
             out.append(RewardResult(hits / len(letters), info={"letters": len(letters), "in_script": hits}))
         return out
 

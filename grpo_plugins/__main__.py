@@ -1,0 +1,5 @@
+"""``python -m grpo_plugins`` runs the command line."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,179 @@
+"""The command line: plugins, rewards, score (the output contract), check."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from grpo_plugins import PluginManager
+from grpo_plugins.cli import build_cli
+
+ECHO_PLUGIN = textwrap.dedent('''
+    from grpo_plugins import Reward, RewardResult, hookimpl
+
+    class Columns(Reward):
+        """Echoes the columns it received; value = len(answer)."""
+        name = "columns"
+        def score(self, samples):
+            return [RewardResult(len(str(s.columns.get("answer", ""))),
+                                 info={"columns": sorted(s.columns), "prompt": s.prompt}) for s in samples]
+
+    class Steps(Reward):
+        """Splits on blank lines; each step scores its length."""
+        name = "steps"
+        granularity = "step"
+        def score(self, samples):
+            out = []
+            for s in samples:
+                spans, start = [], 0
+                for part in s.text.split("\\n\\n"):
+                    spans.append((start, start + len(part), float(len(part))))
+                    start += len(part) + 2
+                out.append(RewardResult(None, steps=spans))
+            return out
+
+    class Explode(Reward):
+        name = "explode"
+        def score(self, samples):
+            raise RuntimeError("kaboom")
+
+    @hookimpl
+    def register_rewards(register):
+        register(Columns)
+        register(Steps)
+        register(Explode)
+''')
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "grpo_plugins", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+@pytest.fixture
+def plugin_file(tmp_path):
+    p = tmp_path / "echo_plugin.py"
+    p.write_text(ECHO_PLUGIN)
+    return str(p)
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_plugins_json_lists_builtins_through_entry_points():
+    res = run_cli("plugins")
+    assert res.returncode == 0, res.stderr
+    plugins = {p["name"]: p for p in json.loads(res.stdout)}
+    fmt = plugins["format"]
+    assert fmt["source"] == "entry point grpo_format" and fmt["version"] == "0.1.0"
+    assert fmt["hooks"] == ["register_rewards"]
+    assert fmt["rewards"] == ["format", "language", "overlong", "tag_count"]
+
+
+def test_rewards_json_lists_options_with_types_and_defaults():
+    m = PluginManager(allow=["format"])
+    res = CliRunner().invoke(build_cli(m), ["rewards", "--json"], obj={"manager": m})
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    assert rows["overlong"]["plugin"] == "format" and rows["overlong"]["granularity"] == "outcome"
+    opts = {o["name"]: o for o in rows["overlong"]["options"]}
+    assert opts["max_length"]["type"] == "int" and opts["max_length"]["default"] == 1024
+    text = CliRunner().invoke(build_cli(m), ["rewards"], obj={"manager": m}).output
+    assert "--option overlong.cache_length: int (default=256)" in text
+
+
+def test_score_output_contract(tmp_path, plugin_file):
+    rows = [{"prompt": "q", "completion": "<think>a\n\nbb</think><answer>7</answer>", "answer": "12", "id": 1},
+            {"prompt": "q", "completion": "nope", "answer": "1", "tests": [1, 2]}]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    res = run_cli("--plugin", plugin_file, "score", "--reward", "format", "--reward", "columns:0.5",
+                  "--reward", "steps", "--option", "format.mode=search", "--option", "format.correct=3",
+                  "--input", inp, "--output", str(out))
+    assert res.returncode == 0, res.stderr
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    assert got[0]["id"] == 1 and got[1]["tests"] == [1, 2]  # input fields kept
+    assert got[0]["rewards"] == {"format": 3.0, "columns": 2.0, "steps": None}
+    assert got[0]["reward"] == 3.0 + 0.5 * 2.0  # step rewards without a value stay out of the sum
+    assert got[1]["reward"] == 0.0 + 0.5 * 1.0
+    assert got[0]["steps"] == {"steps": [[0, 8, 8.0], [10, 38, 28.0]]}
+    assert got[1]["info"]["columns"]["columns"] == ["answer", "tests"]  # every column reached the reward
+    assert got[0]["info"]["format"] == {"matched": True}
+
+
+def test_score_malformed_jsonl_names_file_and_line_and_writes_nothing(tmp_path):
+    inp = tmp_path / "bad.jsonl"
+    inp.write_text('{"prompt": "q", "completion": "a"}\n{"prompt": "q", "completion": \n')
+    out = tmp_path / "out.jsonl"
+    out.write_text("previous\n")
+    res = run_cli("score", "--reward", "format", "--input", str(inp), "--output", str(out))
+    assert res.returncode == 1
+    assert f"{inp}:2: invalid JSON" in res.stderr
+    assert out.read_text() == "previous\n"
+    inp.write_text('{"prompt": "q"}\n')
+    res = run_cli("score", "--reward", "format", "--input", str(inp), "--output", str(out))
+    assert f"{inp}:1: missing field 'completion'" in res.stderr
+
+
+def test_score_errors_are_clear(tmp_path, plugin_file):
+    inp = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "q", "completion": "a"}] * 3)
+    out = tmp_path / "o.jsonl"
+    res = run_cli("score", "--reward", "nosuch", "--input", inp, "--output", str(out))
+    assert res.returncode == 1 and "unknown reward 'nosuch'; available rewards:" in res.stderr
+    assert "format" in res.stderr
+    res = run_cli("score", "--reward", "overlong", "--option", "overlong.max_length=lots", "--input", inp,
+                  "--output", str(out))
+    assert res.returncode == 1 and "overlong.max_length" in res.stderr and "expected int" in res.stderr
+    res = run_cli("score", "--reward", "format", "--option", "format.colour=red", "--input", inp, "--output", str(out))
+    assert "format.colour: unknown option; valid options: correct, dotall, ignore_case" in res.stderr
+    res = run_cli("--plugin", plugin_file, "score", "--reward", "explode", "--input", inp, "--output", str(out))
+    assert res.returncode == 1
+    assert "reward 'explode' (plugin 'echo_plugin') failed" in res.stderr and "kaboom" in res.stderr
+    assert not out.exists()
+    res = run_cli("--plugin", plugin_file, "score", "--reward", "explode", "--reward", "format", "--on-error", "nan",
+                  "--input", inp, "--output", str(out))
+    assert res.returncode == 0, res.stderr
+    first = json.loads(out.read_text().splitlines()[0])
+    assert first["rewards"]["explode"] is None and "kaboom" in first["info"]["explode"]["error"]
+
+
+CONFIG_BAD = """\
+plugins: [format]
+rewards:
+  - name: format
+    weight: heavy
+  - name: nosuch
+  - name: overlong
+    options:
+      max_length: lots
+      colour: red
+  - name: tag_count
+    on_error: ignore
+extra_section: 1
+"""
+
+
+def test_check_reports_every_problem_with_path_and_line(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(CONFIG_BAD)
+    res = run_cli("check", str(cfg))
+    assert res.returncode == 1
+    err = res.stderr
+    assert f"{cfg}:4: rewards[0].weight: Input should be a valid number" in err
+    assert f"{cfg}:5: rewards[1].name: unknown reward 'nosuch'; available rewards: format, language" in err
+    assert f"{cfg}:8: rewards[2].options.max_length:" in err
+    assert f"{cfg}:9: rewards[2].options.colour: unknown option; valid options: cache_length, max_length, unit" in err
+    assert f"{cfg}:11: rewards[3].on_error:" in err
+    assert f"{cfg}:12: extra_section: unknown key" in err
+    cfg.write_text("rewards:\n  - name: format\n    weight: 2\n")
+    ok = run_cli("check", str(cfg))
+    assert ok.returncode == 0 and "ok" in ok.stdout
+    cfg.write_text("rewards: [\n")
+    bad = run_cli("check", str(cfg))
+    assert bad.returncode == 1 and "invalid YAML" in bad.stderr

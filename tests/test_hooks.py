@@ -1,0 +1,152 @@
+"""Every hookspec has a test here named test_hook_<name>; test_every_hook_has_a_test enforces it."""
+
+import inspect
+from pathlib import Path
+
+import click
+import pluggy
+import pytest
+from click.testing import CliRunner
+
+from grpo_plugins import PluginManager, Reward, RewardHost, RewardResult, Sample, hookimpl, hookspecs
+from grpo_plugins.cli import build_cli
+
+
+def spec_names():
+    return sorted(n for n, f in inspect.getmembers(hookspecs, inspect.isfunction)
+                  if hasattr(f, "grpo_plugins_spec"))
+
+
+def test_every_hook_has_a_test():
+    names = spec_names()
+    assert {"register_rewards", "register_sandbox_backends", "register_commands",
+            "on_batch_scored", "on_rollouts_collected", "on_cycle_end"} <= set(names)
+    source = "".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
+    missing = [n for n in names if f"def test_hook_{n}" not in source]
+    assert not missing, f"hooks without a test_hook_<name> test: {missing}"
+
+
+def test_every_hookspec_has_a_one_line_docstring():
+    for name in spec_names():
+        doc = getattr(hookspecs, name).__doc__
+        assert doc and "\n" not in doc.strip(), name
+
+
+class Echo(Reward):
+    name = "echo_len"
+
+    def score(self, samples):
+        return [RewardResult(len(s.text)) for s in samples]
+
+
+def bare_manager():
+    return PluginManager(load_entrypoints=False)
+
+
+def test_hook_register_rewards():
+    m = bare_manager()
+
+    class P:
+        @hookimpl
+        def register_rewards(self, register):
+            register(Echo, aliases=["echo"])
+
+    m.register(P(), name="p")
+    entry = m.reward_entry("echo")
+    assert entry.cls is Echo and entry.plugin == "p" and entry.aliases == ("echo",)
+    assert m.create_reward("echo_len").score([Sample("q", "abc")])[0].value == 3.0
+
+
+def test_hook_register_sandbox_backends():
+    m = bare_manager()
+
+    class Backend:
+        pass
+
+    class P:
+        @hookimpl
+        def register_sandbox_backends(self, register):
+            register("fake", Backend)
+
+    m.register(P(), name="backends")
+    assert m.sandbox_backends() == {"fake": (Backend, "backends")}
+    assert m.plugins_info()[0]["sandbox_backends"] == ["fake"]
+
+
+def test_hook_register_commands():
+    m = bare_manager()
+
+    @click.command("hello")
+    def hello():
+        click.echo("hello from a plugin")
+
+    class P:
+        @hookimpl
+        def register_commands(self, cli):
+            cli.add_command(hello)
+
+    m.register(P(), name="cmds")
+    try:
+        result = CliRunner().invoke(build_cli(m), ["hello"], obj={"manager": m})
+        assert result.exit_code == 0 and result.output == "hello from a plugin\n"
+    finally:
+        build_cli(m).commands.pop("hello", None)
+
+
+def test_hook_on_batch_scored():
+    m = bare_manager()
+    seen = []
+
+    class P:
+        @hookimpl
+        def register_rewards(self, register):
+            register(Echo)
+
+        @hookimpl
+        def on_batch_scored(self, results, step):  # fewer arguments than the spec is allowed
+            seen.append((step, [r.value for r in results["echo_len"]]))
+
+    m.register(P(), name="p")
+    with RewardHost(["echo_len"], m) as host:
+        host.score([Sample("q", "ab"), Sample("q", "abcd")], step=7)
+    assert seen == [(7, [2.0, 4.0])]
+
+
+def test_hook_on_rollouts_collected():
+    m = bare_manager()
+    seen = []
+
+    class P:
+        @hookimpl
+        def on_rollouts_collected(self, rollouts, cycle):
+            seen.append((len(rollouts), cycle))
+
+    m.register(P(), name="p")
+    m.hook.on_rollouts_collected(rollouts=[1, 2, 3], step=4, cycle=1)
+    assert seen == [(3, 1)]
+
+
+def test_hook_on_cycle_end():
+    m = bare_manager()
+
+    class P:
+        @hookimpl
+        def on_cycle_end(self, cycle, context):
+            context["metrics"][f"p/cycle{cycle}"] = 1.0
+
+    m.register(P(), name="p")
+    context = {"metrics": {}}
+    m.hook.on_cycle_end(cycle=2, run_dir="/tmp/x", context=context)
+    assert context["metrics"] == {"p/cycle2": 1.0}
+
+
+def test_hookimpl_with_unknown_argument_is_rejected():
+    m = bare_manager()
+
+    class P:
+        @hookimpl
+        def on_cycle_end(self, cycle, not_an_argument):
+            pass
+
+    with pytest.raises(pluggy.PluginValidationError):
+        m.register(P(), name="bad")
