@@ -1,1 +1,11 @@
-"""Built-in `prm` plugin (being built; registers nothing yet)."""
+"""Built-in ``prm`` plugin: a process reward model that scores each reasoning step, its training,
+Math-Shepherd step labels, and retraining at the end of each iterative RL cycle."""
+
+from grpo_plugins import hookimpl
+
+from .reward import PRMReward
+
+
+@hookimpl
+def register_rewards(register):
+    register(PRMReward)

@@ -1,0 +1,87 @@
+"""The ``prm`` reward: a process reward model scores each reasoning step of a completion."""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from grpo_plugins import Reward, RewardOptions, RewardResult, Sample
+
+from .model import ProcessRewardModel, StepFormat
+from .steps import SplitRule
+
+Aggregate = Literal["none", "min", "product", "last", "mean"]
+
+
+def aggregate(values: list[float], how: Aggregate) -> float | None:
+    """One outcome value from step values (min | product | last | mean); None for 'none' or no steps."""
+    if how == "none" or not values:
+        return None
+    if how == "min":
+        return min(values)
+    if how == "product":
+        return math.prod(values)
+    if how == "last":
+        return values[-1]
+    if how == "mean":
+        return sum(values) / len(values)
+    raise ValueError(f"unknown aggregate {how!r}")
+
+
+class PRMOptions(RewardOptions):
+    model: str = Field(description="directory of a PRM saved by `grpo-plugins prm train` (or the cycle)")
+    split: Optional[SplitRule] = Field(None, description="blank_line | newline | step_prefix | tag; "
+                                                          "null = the rule the PRM was trained with")
+    tag: Optional[str] = Field(None, description="step tag for split: tag (null = the PRM's)")
+    step_pattern: Optional[str] = Field(None, description="regex that starts a step for split: step_prefix")
+    aggregate: Aggregate = Field("none", description="also give an outcome value: min | product | last | mean")
+    batch_size: int = Field(16, ge=1, description="completions per forward pass")
+    max_length: int = Field(1024, ge=8, description="tokens kept (from the right) of prompt + completion")
+    device: str = Field("cpu", description="torch device for the PRM")
+
+
+class PRMReward(Reward):
+    """Process reward: P(step is good) for each step, read at the step's last token."""
+
+    name = "prm"
+    granularity = "step"
+    Options = PRMOptions
+    description = "process reward model: a score per reasoning step (aggregate gives an outcome value)"
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        self._prm: ProcessRewardModel | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def prm(self) -> ProcessRewardModel:
+        """The model, loaded on first use so listing or checking configs stays cheap."""
+        with self._lock:
+            if self._prm is None:
+                o = self.options
+                prm = ProcessRewardModel.load(o.model, device=o.device, max_length=o.max_length)
+                fmt = prm.step_format
+                prm.step_format = StepFormat(split=o.split or fmt.split, tag=o.tag or fmt.tag,
+                                             step_pattern=o.step_pattern or fmt.step_pattern,
+                                             separator=fmt.separator)
+                self._prm = prm
+            return self._prm
+
+    def score(self, samples: list[Sample]) -> list[RewardResult]:
+        scored = self.prm.score_texts([s.prompt_text for s in samples], [s.text for s in samples],
+                                      self.options.batch_size)
+        out = []
+        for steps in scored:
+            kept = [(s, e, v) for s, e, v in steps if v is not None]
+            info = {"status": "scored" if kept else "no_steps", "n_steps": len(steps)}
+            if len(kept) < len(steps):
+                info["truncated_steps"] = len(steps) - len(kept)
+            value = aggregate([v for _, _, v in kept], self.options.aggregate)
+            out.append(RewardResult(value=value, steps=kept, info=info))
+        return out
+
+    def close(self) -> None:
+        self._prm = None

@@ -1,0 +1,92 @@
+"""Reasoning steps as character spans, and the token that ends each step.
+
+A step is a ``(start_char, end_char)`` span of the completion with surrounding whitespace trimmed,
+so the same text gives the same spans whichever rule cut it. The PRM reads its score at the last
+token of a step; training puts the step's label on that same token.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Sequence
+
+SplitRule = Literal["blank_line", "newline", "step_prefix", "tag"]
+SPLIT_RULES: tuple[str, ...] = ("blank_line", "newline", "step_prefix", "tag")
+DEFAULT_STEP_PATTERN = r"Step\s*\d+\s*[:.]"
+MATH_SHEPHERD_TAG = "ки"
+
+_SEPARATORS = {"blank_line": re.compile(r"\n[ \t]*\n"), "newline": re.compile(r"\n")}
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The span with leading/trailing whitespace removed, or None when nothing is left."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else None
+
+
+def _cut(text: str, cuts: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans between separator matches ``cuts`` (each a (start, end) removed from the text)."""
+    spans, pos = [], 0
+    for s, e in cuts:
+        span = _trim(text, pos, s)
+        if span:
+            spans.append(span)
+        pos = e
+    span = _trim(text, pos, len(text))
+    if span:
+        spans.append(span)
+    return spans
+
+
+def split_steps(text: str, rule: SplitRule = "blank_line", tag: str = MATH_SHEPHERD_TAG,
+                step_pattern: str = DEFAULT_STEP_PATTERN) -> list[tuple[int, int]]:
+    """Character spans of the steps of ``text`` under a split rule (blank_line|newline|step_prefix|tag)."""
+    if rule in _SEPARATORS:
+        return _cut(text, [m.span() for m in _SEPARATORS[rule].finditer(text)])
+    if rule == "tag":
+        if not tag:
+            raise ValueError("split rule 'tag' needs a non-empty tag")
+        return _cut(text, [m.span() for m in re.finditer(re.escape(tag), text)])
+    if rule == "step_prefix":
+        # each "Step k:" starts a step; text before the first marker is a step of its own
+        starts = [m.start() for m in re.finditer(step_pattern, text)]
+        return _cut(text, [(s, s) for s in starts])
+    raise ValueError(f"unknown split rule {rule!r}; valid rules: {', '.join(SPLIT_RULES)}")
+
+
+def join_steps(steps: Sequence[str], separator: str) -> tuple[str, list[tuple[int, int]]]:
+    """Join step texts with ``separator``; return the text and each step's trimmed span in it."""
+    parts, spans, pos = [], [], 0
+    for i, step in enumerate(steps):
+        if i:
+            parts.append(separator)
+            pos += len(separator)
+        span = _trim(step, 0, len(step))
+        if span is None:
+            raise ValueError(f"step {i} is empty")
+        spans.append((pos + span[0], pos + span[1]))
+        parts.append(step)
+        pos += len(step)
+    return "".join(parts), spans
+
+
+def step_end_tokens(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int | None]:
+    """For each char span, the index of the last token that starts before its end and overlaps it.
+
+    ``offsets`` are the tokenizer's (start, end) per token; special tokens have start == end and
+    are skipped. A token that straddles a step end belongs to the step it starts in; None marks a
+    step with no token (cut off by truncation).
+    """
+    starts = [(s, e, i) for i, (s, e) in enumerate(offsets) if e > s]
+    out: list[int | None] = []
+    j = 0
+    for span_start, span_end in spans:
+        # spans are ordered, so one forward scan finds every step end
+        while j < len(starts) and starts[j][0] < span_end:
+            j += 1
+        last = starts[j - 1] if j else None
+        out.append(last[2] if last is not None and last[1] > span_start else None)
+    return out
