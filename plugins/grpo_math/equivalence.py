@@ -1,0 +1,275 @@
+"""Whether two parsed answers are the same: structure first, then scalars (exact, decimal, symbolic).
+
+``equivalent(..., sympy_ok=False)`` runs in the calling process and raises NeedSympy when only
+symbolic work can decide; the pool worker calls it again with ``sympy_ok=True``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from fractions import Fraction
+from typing import Literal, NamedTuple
+
+from .numeric import NeedSympy, approx, decimal_info, exact, exact_match, within
+from .parse import ParseError, parse_answer
+
+Percent = Literal["either", "fraction", "number"]
+
+
+class CheckOptions(NamedTuple):
+    """The comparison settings a check needs (small and picklable for the worker pool)."""
+
+    tolerance: float = 1e-6
+    percent: Percent = "either"
+    rounding: bool = True
+
+
+HUNDRED = ("num", Fraction(100), None, 3)
+OO = ("const", "oo")
+MAX_VARIANTS = 8
+_DECIMAL_COMMA = re.compile(r"-?\d+,(?:\d{1,2}|\d{4,})")
+
+
+def check(gold: str, pred: str, opts: CheckOptions, sympy_ok: bool) -> str:
+    """'correct', 'incorrect' or 'unparseable' for an extracted answer against a gold answer."""
+    try:
+        g = parse_answer(gold)
+    except ParseError:
+        return "correct" if _squash(gold) == _squash(pred) else "unparseable"
+    try:
+        p = parse_answer(pred)
+    except ParseError:
+        return "unparseable"
+    if equivalent(g, p, opts, sympy_ok):
+        return "correct"
+    # "3,5" is a decimal comma when the gold is one number (and a list of two otherwise)
+    if g[0] != "list" and p[0] == "list" and _DECIMAL_COMMA.fullmatch(pred.strip().strip("$")):
+        p2 = parse_answer(pred.strip().strip("$").replace(",", "."))
+        if equivalent(g, p2, opts, sympy_ok):
+            return "correct"
+    return "incorrect"
+
+
+def _squash(s: str) -> str:
+    return re.sub(r"[\s{}$\\]", "", s).lower()
+
+
+def equivalent(g: tuple, p: tuple, o: CheckOptions, sympy_ok: bool) -> bool:
+    """Equivalence of two parsed answers (lists unordered, tuples ordered, intervals by their ends)."""
+    if g == p:
+        return True
+    gi, pi = _items(g), _items(p)
+    if len(gi) == 1 and len(pi) == 1:
+        return _item(gi[0], pi[0], o, sympy_ok)
+    gs, ps = _intervals(gi), _intervals(pi)
+    if gs is not None and ps is not None:
+        return _matched(gs, ps, lambda a, b: _interval_equal(a, b, o, sympy_ok))
+    return _matched(gi, pi, lambda a, b: _item(a, b, o, sympy_ok))
+
+
+def _items(node: tuple) -> list[tuple]:
+    """Answers of a node: list and set members, each ± expanded into its two values."""
+    base = node[1] if node[0] in ("list", "set") and node[1] else (node,)
+    out: list[tuple] = []
+    for x in base:
+        out += _expand_pm(x)
+    return out[:64]
+
+
+def _expand_pm(node: tuple) -> list[tuple]:
+    if not _has_pm(node):
+        return [node]
+    if node[0] == "pm":
+        a, b = node[1], node[2]
+        plus = b if a is None else ("add", (a, b))
+        minus = ("neg", b) if a is None else ("add", (a, ("neg", b)))
+        return (_expand_pm(plus) + _expand_pm(minus))[:MAX_VARIANTS]
+    variants = [[]]
+    for field in node[1:]:
+        if _is_node(field):
+            options = _expand_pm(field)
+        elif isinstance(field, tuple) and all(_is_node(x) for x in field):
+            options = [tuple(c) for c in itertools.product(*(_expand_pm(x) for x in field))]
+        else:
+            options = [field]
+        variants = [v + [f] for v in variants for f in options][:MAX_VARIANTS]
+    return [(node[0], *v) for v in variants]
+
+
+def _is_node(x) -> bool:
+    return isinstance(x, tuple) and bool(x) and isinstance(x[0], str)
+
+
+def _has_pm(node) -> bool:
+    if not isinstance(node, tuple):
+        return False
+    if node and node[0] == "pm":
+        return True
+    return any(_has_pm(x) for x in node[1:] if isinstance(x, tuple))
+
+
+def _matched(gs: list, ps: list, same) -> bool:
+    """Unordered one-to-one match of two lists under ``same``."""
+    if len(gs) != len(ps):
+        return False
+    left = list(ps)
+    for g in gs:
+        for j, p in enumerate(left):
+            if same(g, p):
+                del left[j]
+                break
+        else:
+            return False
+    return True
+
+
+def _label(node: tuple) -> bool:
+    """An equation side that only names the answer: 'x', 'a_1', '\\text{Area}'."""
+    return node[0] in ("sym", "word", "text")
+
+
+def _item(g: tuple, p: tuple, o: CheckOptions, sympy_ok: bool) -> bool:
+    if g == p:
+        return True
+    kg, kp = g[0], p[0]
+    if kg == "eq" and kp == "eq":
+        if _label(g[1]) and _label(p[1]):
+            return g[1] == p[1] and _item(g[2], p[2], o, sympy_ok)
+        if not sympy_ok:
+            raise NeedSympy
+        from .symbolic import equations_equal  # worker only: sympy lives there
+        return equations_equal(g, p)
+    if kg == "eq" and _label(g[1]):
+        return _item(g[2], p, o, sympy_ok)
+    if kp == "eq" and _label(p[1]):
+        return _item(g, p[2], o, sympy_ok)
+    if kg == "text" or kp == "text" or kg == "word" or kp == "word":
+        return kg in ("text", "word") and kp in ("text", "word") and _squash(g[1]) == _squash(p[1])
+    gi, pi = _intervals([g]), _intervals([p])
+    if gi is not None and pi is not None:
+        return _matched(gi, pi, lambda a, b: _interval_equal(a, b, o, sympy_ok))
+    if kg == "set" and kp in ("set", "list"):
+        return _matched(list(g[1]), list(p[1]), lambda a, b: _item(a, b, o, sympy_ok))
+    ge, pe = _elements(g), _elements(p)
+    if ge is not None or pe is not None:
+        if ge is None or pe is None or len(ge) != len(pe):
+            return False
+        return all(_item(a, b, o, sympy_ok) for a, b in zip(ge, pe))
+    if kg in _CONTAINERS or kp in _CONTAINERS:
+        return False
+    return _scalar(g, p, o, sympy_ok)
+
+
+_CONTAINERS = ("tuple", "set", "list", "union", "matrix", "eq", "rel")
+
+
+def _elements(node: tuple) -> list[tuple] | None:
+    """Ordered elements of a tuple, vector or matrix (a one-row or one-column matrix is a vector)."""
+    if node[0] == "tuple":
+        return list(node[1])
+    if node[0] == "matrix":
+        rows = node[1]
+        if len(rows) == 1 or all(len(r) == 1 for r in rows):
+            return [c for r in rows for c in r]
+        return [("tuple", r, "[", "]") for r in rows]
+    return None
+
+
+def _intervals(items: list[tuple]) -> list[tuple] | None:
+    """Intervals (lo, hi, lo_closed, hi_closed) that items spell, or None if any item is not one."""
+    out = []
+    for x in items:
+        if x[0] == "union":
+            parts = _intervals(list(x[1]))
+            if parts is None:
+                return None
+            out += parts
+        elif x[0] == "tuple" and len(x[1]) == 2 and x[2] in "([" and x[3] in ")]":
+            out.append((x[1][0], x[1][1], x[2] == "[", x[3] == "]"))
+        elif x[0] == "rel":
+            iv = _rel_interval(x)
+            if iv is None:
+                return None
+            out.append(iv)
+        else:
+            return None
+    return out
+
+
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def _rel_interval(node: tuple) -> tuple | None:
+    """'x > 2' -> (2, oo), '1 < x <= 3' -> (1, 3]: inequalities in one variable as intervals."""
+    xs, ops = node[1], node[2]
+    if len(xs) == 2 and ops[0] in _FLIP:
+        x, v, op = (xs[0], xs[1], ops[0]) if xs[0][0] == "sym" else (xs[1], xs[0], _FLIP[ops[0]])
+        if x[0] != "sym":
+            return None
+        if op in ("<", "<="):
+            return (("neg", OO), v, False, op == "<=")
+        return (v, OO, op == ">=", False)
+    if len(xs) == 3 and xs[1][0] == "sym":
+        if all(op in ("<", "<=") for op in ops):
+            return (xs[0], xs[2], ops[0] == "<=", ops[1] == "<=")
+        if all(op in (">", ">=") for op in ops):
+            return (xs[2], xs[0], ops[1] == ">=", ops[0] == ">=")
+    return None
+
+
+def _interval_equal(a: tuple, b: tuple, o: CheckOptions, sympy_ok: bool) -> bool:
+    for lo_hi in (0, 1):
+        ea, eb = a[lo_hi], b[lo_hi]
+        infinite = _infinite(ea) or _infinite(eb)
+        if infinite:
+            if ea != eb:
+                return False
+        elif a[2 + lo_hi] != b[2 + lo_hi] or not _scalar(ea, eb, o, sympy_ok):
+            return False
+    return True
+
+
+def _infinite(node: tuple) -> bool:
+    return node == OO or node == ("neg", OO)
+
+
+def _alternatives(node: tuple, percent: Percent) -> list[tuple]:
+    """A percentage read as a fraction (50% = 0.5), as a number (50% = 50), or either."""
+    if node[0] != "pct":
+        return [node]
+    as_fraction, as_number = ("div", node[1], HUNDRED), node[1]
+    return {"fraction": [as_fraction], "number": [as_number]}.get(percent, [as_fraction, as_number])
+
+
+def _scalar(g: tuple, p: tuple, o: CheckOptions, sympy_ok: bool) -> bool:
+    for ga in _alternatives(g, o.percent):
+        for pa in _alternatives(p, o.percent):
+            if ga == pa or _value_equal(ga, pa, o, sympy_ok):
+                return True
+    return False
+
+
+def _value_equal(g: tuple, p: tuple, o: CheckOptions, sympy_ok: bool) -> bool:
+    dg, dp = decimal_info(g), decimal_info(p)
+    try:
+        return exact_match(exact(g), exact(p), dg, dp, o.tolerance, o.rounding)
+    except NeedSympy:
+        pass
+    try:
+        a, b = approx(g), approx(p)
+        if dg.approx or dp.approx:
+            verdict = within(a, b, dg, dp, o.tolerance, o.rounding)
+            if verdict is not None:
+                return verdict
+        elif abs(a - b) > 1e-9 * max(abs(a), abs(b)):
+            return False  # clearly different; proving equality is what needs sympy
+    except NeedSympy:
+        pass
+    if not sympy_ok:
+        raise NeedSympy
+    from .symbolic import Unsupported, scalar_equal
+    try:
+        return scalar_equal(g, p, dg, dp, o.tolerance, o.rounding)
+    except Unsupported:
+        return False
