@@ -158,11 +158,14 @@ def check_cmd(ctx, config):
 
 def run_config_model() -> type[RunConfig]:
     """The config model ``check`` and ``train`` validate against (the trainer's when installed)."""
-    return RunConfig
+    from .train_config import TrainConfig
+
+    return TrainConfig
 
 
 def build_cli(manager: PluginManager) -> click.Group:
     """The CLI group with plugins' commands added through the ``register_commands`` hook."""
+    from . import train_cli  # noqa: F401  (adds `train` and `plot` to the group)
     manager.hook.register_commands(cli=cli)
     return cli
 

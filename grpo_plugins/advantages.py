@@ -1,0 +1,141 @@
+"""Advantages: one representation for outcome and step credit, a per-token tensor [B, T].
+
+Shapes: B = number of completions in the batch (prompts x G, groups contiguous: completion i
+belongs to group i // G), T = padded completion length. Every formula here is written for one
+batch; the trainer calls them on the whole rollout batch before splitting it into micro-batches,
+so no group is ever normalised piecewise.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+# -- outcome ----------------------------------------------------------------------------------
+
+
+def outcome_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group",
+                       eps: float = 1e-4) -> torch.Tensor:
+    """Group-normalised outcome advantages (DeepSeekMath eq. 4; TRL's ``scale_rewards``).
+
+    rewards: [B] float, NaN where no reward applies (such completions get advantage 0 and do not
+    enter the group statistics). Returns [B]:
+
+        A_i = (r_i - mean_group) / (std + eps)
+
+    with std the unbiased group std (``scale="group"``), the std of the whole batch
+    (``"batch"``) or 1 (``"none"``, Dr. GRPO). A group whose rewards are all equal gives 0, never NaN.
+    """
+    if rewards.dim() != 1 or rewards.numel() % group_size:
+        raise ValueError(f"rewards must be [B] with B a multiple of group_size={group_size}, got {tuple(rewards.shape)}")
+    r = rewards.view(-1, group_size)
+    valid = ~torch.isnan(r)
+    n = valid.sum(-1, keepdim=True)
+    r0 = torch.where(valid, r, torch.zeros_like(r))
+    mean = r0.sum(-1, keepdim=True) / n.clamp(min=1)
+    centered = torch.where(valid, r - mean, torch.zeros_like(r))
+    if scale == "group":
+        std = (centered.pow(2).sum(-1, keepdim=True) / (n - 1).clamp(min=1)).sqrt()
+    elif scale == "batch":
+        flat = rewards[~torch.isnan(rewards)]
+        std = flat.std() if flat.numel() > 1 else torch.zeros((), dtype=rewards.dtype)
+    elif scale == "none":
+        std = torch.ones((), dtype=rewards.dtype)
+        eps = 0.0
+    else:
+        raise ValueError(f"scale must be group | batch | none, got {scale!r}")
+    return (centered / (std + eps)).reshape(-1)
+
+
+def zero_std_fraction(rewards: torch.Tensor, group_size: int) -> float:
+    """Share of groups whose (applicable) rewards are all equal: TRL's ``frac_reward_zero_std``."""
+    r = rewards.view(-1, group_size)
+    lo = torch.where(torch.isnan(r), torch.full_like(r, float("inf")), r).min(-1).values
+    hi = torch.where(torch.isnan(r), torch.full_like(r, float("-inf")), r).max(-1).values
+    return float(((hi - lo) <= 0).logical_or(torch.isinf(lo)).float().mean())
+
+
+# -- process ----------------------------------------------------------------------------------
+
+
+def process_advantages(step_ends: Sequence[Sequence[int]], step_rewards: Sequence[Sequence[float]],
+                       group_size: int, length: int, eps: float = 1e-4) -> torch.Tensor:
+    """Process-supervised advantages (DeepSeekMath section 4.1.3).
+
+    step_ends[i]: token index (0-based, in completion i) of the last token of each step of i.
+    step_rewards[i]: the reward of each of those steps. Returns [B, length]:
+
+        r~_j = (r_j - mean(all step rewards of the group)) / (std(same) + eps)
+        A_{i,t} = sum of r~_j over the steps j of completion i with end(j) >= t
+
+    so a token is credited with the normalised rewards of its own step and every later step.
+    Tokens after the last step get 0. std is unbiased; a group with fewer than two step rewards or
+    with equal step rewards gives 0.
+    """
+    B = len(step_ends)
+    out = torch.zeros(B, length, dtype=torch.float64)
+    for g in range(0, B, group_size):
+        members = range(g, min(g + group_size, B))
+        values = torch.tensor([v for i in members for v in step_rewards[i]], dtype=torch.float64)
+        if values.numel() == 0:
+            continue
+        mean = values.mean()
+        std = values.std() if values.numel() > 1 else torch.zeros((), dtype=torch.float64)
+        for i in members:
+            for end, v in zip(step_ends[i], step_rewards[i]):
+                norm = (v - mean) / (std + eps)
+                out[i, : min(end, length - 1) + 1] += norm
+    return out
+
+
+def char_to_token_ends(ends: Sequence[int], offsets: Sequence[tuple[int, int]]) -> list[int]:
+    """Map step end characters (exclusive, as in ``(start, end, value)``) to the completion token
+    holding the step's last character. offsets: per-token (start, end) character spans of the
+    completion text. A step ending past the text maps to the last token."""
+    token_ends = [e for _, e in offsets]
+    out = []
+    for end in ends:
+        last_char = max(end - 1, 0)
+        k = next((t for t, (s, e) in enumerate(offsets) if e > last_char and e > s), None)
+        if k is None:  # beyond the text (or only zero-width tokens): the last token
+            k = max(len(token_ends) - 1, 0)
+        out.append(k)
+    return out
+
+
+def token_offsets(tokenizer, ids: Sequence[int], text: str) -> list[tuple[int, int]]:
+    """Character span of each generated token inside the decoded completion ``text``.
+
+    Uses the fast tokenizer's offsets when re-tokenising ``text`` gives back the same ids;
+    otherwise decodes growing prefixes (exact for any tokenizer, quadratic in the length).
+    Special tokens that ``text`` omits (EOS, padding) get zero-width spans at the end.
+    """
+    ids = list(ids)
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    body = [i for i in ids if i not in special]
+    if getattr(tokenizer, "is_fast", False):
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        if list(enc["input_ids"]) == body:
+            it = iter(enc["offset_mapping"])
+            return [(len(text), len(text)) if i in special else tuple(next(it)) for i in ids]
+    out, prev, kept = [], 0, []
+    for i in ids:
+        if i in special:
+            out.append((prev, prev))
+            continue
+        kept.append(i)
+        end = len(tokenizer.decode(kept, skip_special_tokens=True))
+        out.append((prev, end))
+        prev = end
+    return out
+
+
+def combine(outcome: torch.Tensor | None, process: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+    """Per-token advantages [B, T]: outcome [B] broadcast over tokens plus process [B, T], masked."""
+    adv = torch.zeros(mask.shape, dtype=torch.float32)
+    if outcome is not None:
+        adv = adv + outcome.to(torch.float32)[:, None]
+    if process is not None:
+        adv = adv + process.to(torch.float32)
+    return adv * mask

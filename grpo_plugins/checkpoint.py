@@ -1,0 +1,123 @@
+"""Checkpoints: model, optimiser, scheduler, RNG states and data position, written atomically.
+
+Layout: ``RUN_DIR/checkpoints/step-N/`` holding ``model.pt``, ``optimizer.pt``, ``scheduler.pt``,
+``rng-RANK.pt`` and ``state.json`` (step, data position, metrics of the last step). A checkpoint is
+written into a temporary folder, flushed to disk and renamed into place; ``latest`` is then
+replaced atomically. A kill at any moment leaves either the previous or the new checkpoint, never a
+half-written one, and resuming loses at most the steps since the last save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _save(obj: Any, path: Path) -> None:
+    with open(path, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(root: str | os.PathLike, step: int, model_state: dict, optimizer, scheduler,
+                    state: dict[str, Any], keep: int = 2, is_main: bool = True, rank: int = 0) -> Path:
+    """Write ``step-N`` atomically and point ``latest`` at it; drop all but the ``keep`` newest."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step}"
+    tmp = root / f".tmp-step-{step}"
+    if is_main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        _save(model_state, tmp / "model.pt")
+        _save(optimizer.state_dict(), tmp / "optimizer.pt")
+        _save(scheduler.state_dict(), tmp / "scheduler.pt")
+        _save(rng_state(), tmp / f"rng-{rank}.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=1, default=float))
+        _fsync_dir(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync_dir(root)
+        write_text_atomic(root / "latest", final.name + "\n")
+        steps = sorted((int(p.name.split("-")[1]), p) for p in root.glob("step-*") if p.name.split("-")[1].isdigit())
+        for _, old in steps[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def save_rank_rng(ckpt: Path, rank: int) -> None:
+    """Non-main processes of a multi-process run add their RNG state after the main one saved."""
+    _save(rng_state(), Path(ckpt) / f"rng-{rank}.pt")
+
+
+def latest_checkpoint(root: str | os.PathLike) -> Path | None:
+    """The checkpoint ``latest`` names, else the newest complete ``step-N``; None when there is none."""
+    root = Path(root)
+    pointer = root / "latest"
+    if pointer.exists():
+        cand = root / pointer.read_text().strip()
+        if (cand / "state.json").exists():
+            return cand
+    steps = sorted((int(p.name.split("-")[1]), p) for p in root.glob("step-*")
+                   if p.name.split("-")[1].isdigit() and (p / "state.json").exists())
+    return steps[-1][1] if steps else None
+
+
+def load_checkpoint(path: Path, model, optimizer, scheduler, rank: int = 0, map_location="cpu") -> dict[str, Any]:
+    """Restore model, optimiser, scheduler and this rank's RNG; return state.json's contents."""
+    path = Path(path)
+    model.load_state_dict(torch.load(path / "model.pt", map_location=map_location, weights_only=True))
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=map_location, weights_only=True))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location=map_location, weights_only=True))
+    rng_file = path / f"rng-{rank}.pt"
+    if not rng_file.exists():
+        rng_file = path / "rng-0.pt"
+    set_rng_state(torch.load(rng_file, weights_only=False))
+    return json.loads((path / "state.json").read_text())

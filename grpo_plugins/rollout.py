@@ -1,0 +1,131 @@
+"""Rollouts: G sampled completions per prompt, and the per-token log-probabilities the loss needs.
+
+``sample`` is a plain KV-cache sampling loop (temperature, top-k, top-p, stop at EOS). It does the
+same work as ``model.generate`` without its per-token bookkeeping, which dominates on small
+models; ``backend: generate`` in the config uses transformers' ``generate`` instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .rewards import Sample
+
+
+@dataclass
+class Rollout(Sample):
+    """A scored completion: the Sample the rewards saw plus its rewards, advantage and token data."""
+
+    prompt_text: str = ""
+    truncated: bool = False
+    reward: float | None = None
+    rewards: dict[str, float | None] = field(default_factory=dict)
+    steps: dict[str, list] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    advantage: float = 0.0  # mean per-token advantage
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set logits outside the top-k / nucleus top-p set to -inf. logits: [B, V]."""
+    if top_k and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, idx = torch.sort(logits, descending=True, dim=-1)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        drop = probs.cumsum(-1) - probs > top_p  # keep the smallest set whose mass reaches top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, idx, sorted_logits)
+    return logits
+
+
+def cache_kwarg(model) -> str:
+    """Name of the KV-cache argument of ``model.forward``: ``cache`` (transformers >= 5.2x) or ``past_key_values``."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(base.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+@torch.inference_mode()
+def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, eos_id: int,
+           pad_id: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+           greedy: bool = False) -> torch.Tensor:
+    """Sample completions for left-padded prompts. input_ids, attention_mask: [B, P].
+
+    Returns completion ids [B, T] (T <= max_new_tokens), padded with pad_id after each EOS.
+    """
+    from transformers import DynamicCache
+
+    B = input_ids.shape[0]
+    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    cache = {cache_kwarg(model): DynamicCache()}
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                use_cache=True, logits_to_keep=1, **cache)
+    logits = out.logits[:, -1].float()
+    next_pos = positions[:, -1:] + 1
+    mask = attention_mask
+    done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
+    tokens = []
+    for t in range(max_new_tokens):
+        if greedy:
+            tok = logits.argmax(-1)
+        else:
+            probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
+            tok = torch.multinomial(probs, 1).squeeze(-1)
+        tok = torch.where(done, torch.full_like(tok, pad_id), tok)
+        tokens.append(tok)
+        done = done | (tok == eos_id)
+        if t == max_new_tokens - 1 or bool(done.all()):
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+        out = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos, use_cache=True, **cache)
+        logits = out.logits[:, -1].float()
+        next_pos = next_pos + 1
+    return torch.stack(tokens, dim=1)
+
+
+@torch.inference_mode()
+def hf_generate(model, input_ids, attention_mask, max_new_tokens, eos_id, pad_id, temperature=1.0,
+                top_k=0, top_p=1.0, greedy=False) -> torch.Tensor:
+    """The same contract as ``sample`` through transformers' ``generate``."""
+    out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                         do_sample=not greedy, temperature=temperature if not greedy else None,
+                         top_k=top_k if (top_k and not greedy) else None, top_p=top_p if not greedy else None,
+                         eos_token_id=eos_id, pad_token_id=pad_id)
+    return out[:, input_ids.shape[1]:]
+
+
+def completion_mask(completion_ids: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mask [B, T] with 1 up to and including the first EOS, truncated [B] = no EOS at all)."""
+    is_eos = completion_ids == eos_id
+    has_eos = is_eos.any(-1)
+    first = torch.where(has_eos, is_eos.int().argmax(-1), torch.full_like(has_eos, completion_ids.shape[1], dtype=torch.long))
+    idx = torch.arange(completion_ids.shape[1], device=completion_ids.device)[None]
+    return (idx <= first[:, None]).long(), ~has_eos
+
+
+def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_len: int,
+                   temperature: float = 1.0, with_entropy: bool = False):
+    """Log-probabilities of the last ``completion_len`` tokens of each row. input_ids: [B, P + T].
+
+    Returns (logp [B, T] float32, entropy [B, T] or None). Logits are divided by the sampling
+    temperature, so the ratio compares the distributions the tokens were sampled from.
+    """
+    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                   logits_to_keep=completion_len + 1, use_cache=False).logits
+    logits = logits[:, :-1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    targets = input_ids[:, -completion_len:]
+    lse = torch.logsumexp(logits, dim=-1)
+    logp = logits.gather(-1, targets[..., None]).squeeze(-1) - lse
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy = lse - (torch.softmax(logits, -1) * logits).sum(-1)
+    return logp, entropy

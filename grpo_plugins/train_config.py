@@ -1,0 +1,153 @@
+"""The trainer's run config: the plugin host's RunConfig (plugins, rewards) plus the sections a GRPO
+run needs. Every section rejects unknown keys, so a typo is an error with its file and line."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .config import RunConfig
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(Section):
+    name_or_path: str = Field(description="hub model name or local directory (AutoModelForCausalLM)")
+    tokenizer: str | None = Field(None, description="tokenizer name or path; defaults to name_or_path")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="weights dtype; auto = float32 (bf16 autocast runs on CUDA)")
+    attn_implementation: str | None = Field(None, description="eager | sdpa | flash_attention_2 ...")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward")
+    trust_remote_code: bool = False
+    lora: dict[str, Any] | None = Field(
+        None, description="peft LoraConfig kwargs (r, lora_alpha, target_modules, ...); null = full fine-tuning")
+
+
+class DataSection(Section):
+    train: str = Field(description="JSONL/JSON/parquet file, a saved dataset dir, or a hub dataset name")
+    split: str = "train"
+    eval: str | None = Field(None, description="held-out prompts (same formats); null = no evaluation")
+    eval_split: str = "test"
+    eval_size: int | None = Field(None, gt=0, description="use only the first N held-out prompts")
+    prompt_column: str = "prompt"
+    system_prompt: str | None = Field(None, description="system message added to string prompts with chat_template")
+    chat_template: Literal["auto", True, False] = Field(
+        "auto", description="auto: apply the tokenizer's chat template to message-list prompts only")
+    max_prompt_tokens: int | None = Field(None, gt=0, description="left-truncate longer prompts")
+
+
+class RolloutSection(Section):
+    num_generations: int = Field(8, ge=2, description="G: completions per prompt (one group)")
+    max_new_tokens: int = Field(256, gt=0)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(0, ge=0, description="0 = off")
+    backend: Literal["sample", "generate", "vllm"] = Field(
+        "sample", description="sample: built-in KV-cache sampler; generate: transformers generate; vllm: GPU only")
+    batch_size: int | None = Field(None, gt=0, description="sequences generated at once; null = all")
+
+
+class TrainSection(Section):
+    steps: int = Field(100, ge=0, description="GRPO steps (one rollout batch each)")
+    prompts_per_step: int = Field(8, gt=0, description="prompts per step, across all processes")
+    micro_batch_size: int | None = Field(
+        None, gt=0, description="sequences per forward/backward (gradient accumulation); null = whole batch")
+    learning_rate: float = Field(1e-6, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    adam_betas: tuple[float, float] = (0.9, 0.99)
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up in optimizer updates")
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
+    max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping; null = off")
+    num_iterations: int = Field(1, ge=1, description="mu: optimizer updates per rollout batch (old log-probs reused)")
+    beta: float = Field(0.0, ge=0, description="KL weight; 0 = no reference model is loaded")
+    epsilon: float = Field(0.2, gt=0, description="lower clip: ratio >= 1 - epsilon")
+    epsilon_high: float | None = Field(None, gt=0, description="upper clip (DAPO clip-higher); null = epsilon")
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = "dapo"
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="divide outcome advantages by the group std, the batch std, or not at all")
+    advantage_eps: float = Field(1e-4, gt=0)
+    mask_truncated_completions: bool = Field(False, description="drop completions that hit max_new_tokens from the loss")
+    seed: int = 0
+    bf16: Literal["auto", True, False] = Field("auto", description="bf16 autocast; auto = on CUDA only")
+
+
+class SFTSection(Section):
+    """Optional supervised warm-up before GRPO (the demo uses it); skipped on resume."""
+
+    data: str | None = Field(None, description="JSONL with prompt and completion columns")
+    steps: int = Field(0, ge=0)
+    batch_size: int = Field(32, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(0, ge=0)
+
+
+class EvalSection(Section):
+    every: int = Field(0, ge=0, description="evaluate every N steps; 0 = only before and after training")
+    reward: str | None = Field(None, description="reward label that decides correctness; default = first reward")
+    threshold: float = Field(1.0, description="a completion is correct when that reward's value >= threshold")
+    max_new_tokens: int | None = Field(None, gt=0, description="default: rollout.max_new_tokens")
+    batch_size: int = Field(256, gt=0)
+
+
+class LogSection(Section):
+    run_dir: str = Field("runs/grpo", description="metrics.jsonl, tb/, checkpoints/, eval.json, samples.jsonl")
+    tensorboard: bool = True
+    progress: bool = Field(True, description="tqdm progress bar")
+    samples: int = Field(2, ge=0, description="completions written to samples.jsonl each step")
+    print_samples_every: int = Field(0, ge=0, description="print a table of sample completions every N steps")
+
+
+class CheckpointSection(Section):
+    every: int = Field(50, ge=0, description="save every N steps (and at the end, and on Ctrl-C); 0 = only those")
+    keep: int = Field(2, ge=1, description="checkpoints kept on disk")
+    resume: bool = Field(True, description="continue from the latest checkpoint in run_dir when there is one")
+
+
+class TinySection(Section):
+    """Build the offline demo's tiny model, tokenizer and arithmetic data under ``dir`` if missing."""
+
+    dir: str = "runs/tiny"
+    n_train: int = Field(4000, gt=0)
+    n_eval: int = Field(200, gt=0)
+    n_sft: int = Field(4000, gt=0)
+    carry_slip: float = Field(0.75, ge=0, le=1, description="share of carry examples in the SFT data that forget the carry")
+    hidden_size: int = 128
+    layers: int = 4
+    heads: int = 4
+    seed: int = 1234
+
+
+class TrainConfig(RunConfig):
+    """A GRPO run: rewards (from RunConfig) plus model, data, rollout, train, ... sections."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelSection | None = Field(None, description="required by `train`; optional so `check` accepts reward-only configs")
+    data: DataSection | None = Field(None, description="required by `train`")
+    rollout: RolloutSection = Field(default_factory=RolloutSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    sft: SFTSection = Field(default_factory=SFTSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+    log: LogSection = Field(default_factory=LogSection)
+    checkpoint: CheckpointSection = Field(default_factory=CheckpointSection)
+    tiny: TinySection | None = Field(None, description="build the offline demo's model and data first")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.sft.steps and not self.sft.data:
+            raise ValueError("sft.steps > 0 needs sft.data")
+        return self
+
+    def training_problems(self) -> list[str]:
+        """What ``train`` needs beyond what ``check`` validates: model, data and at least one reward."""
+        out = []
+        if self.model is None:
+            out.append("model: required for training (model.name_or_path)")
+        if self.data is None:
+            out.append("data: required for training (data.train)")
+        if not self.rewards:
+            out.append("rewards: a GRPO run needs at least one reward")
+        return out

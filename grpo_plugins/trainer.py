@@ -1,0 +1,578 @@
+"""The GRPO trainer. Read ``train`` and ``train_step`` top to bottom: rollout -> rewards ->
+advantages -> (old / reference log-probs) -> clipped loss -> optimiser, then metrics and checkpoints.
+
+Python API::
+
+    trainer = GRPOTrainer(config, manager)   # config: TrainConfig (see train_config.py)
+    final = trainer.train()                  # dict of the last step's metrics + eval results
+    trainer.model, trainer.ref_model, trainer.tokenizer
+    trainer.evaluate()                       # {"eval/accuracy": ..., ...} on the held-out prompts
+
+Multi-process (``accelerate launch``): every process draws the same global prompt indices and keeps
+the prompts ``rank::world`` with all G completions of each, so a group never spans processes and its
+normalisation is exact; ``scale_rewards: batch`` and the ``dapo`` token count are all-reduced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import advantages as A
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_rank_rng, write_text_atomic
+from .data import PromptSampler, load_rows, prompt_text
+from .host import RewardHost, Scores
+from .loss import Norm, grpo_loss, reduce_metrics
+from .metrics import MetricsLogger
+from .plugins import PluginManager
+from .rollout import Rollout, completion_mask, hf_generate, sample, token_logprobs
+from .train_config import TrainConfig
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_model_and_tokenizer(cfg: TrainConfig):
+    """AutoModelForCausalLM + AutoTokenizer from a hub name or a local folder, LoRA when asked."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    m = cfg.model
+    tokenizer = AutoTokenizer.from_pretrained(m.tokenizer or m.name_or_path, trust_remote_code=m.trust_remote_code)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    kwargs: dict[str, Any] = {"trust_remote_code": m.trust_remote_code}
+    if m.dtype != "auto":
+        kwargs["dtype"] = getattr(torch, m.dtype)
+    if m.attn_implementation:
+        kwargs["attn_implementation"] = m.attn_implementation
+    model = AutoModelForCausalLM.from_pretrained(m.name_or_path, **kwargs)
+    if m.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if m.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **m.lora))
+    return model, tokenizer
+
+
+def lr_lambda(warmup: int, total: int, kind: str) -> Callable[[int], float]:
+    """Multiplier of the base learning rate after ``n`` optimizer updates: linear warm-up, then a schedule."""
+    def f(n: int) -> float:
+        if warmup and n < warmup:
+            return (n + 1) / warmup
+        if kind == "constant" or total <= warmup:
+            return 1.0
+        progress = min(1.0, (n - warmup) / max(1, total - warmup))
+        return 1.0 - progress if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+    return f
+
+
+class GRPOTrainer:
+    """Group Relative Policy Optimisation with outcome and process advantages (see module docstring)."""
+
+    def __init__(self, config: TrainConfig, manager: PluginManager | None = None, *, model=None, tokenizer=None,
+                 cycle: int | None = None, base_dir: str | os.PathLike = "."):
+        self.cfg = cfg = config
+        self.manager = manager or cfg.plugin_manager(base_dir)
+        self.cycle = cycle
+        from accelerate import Accelerator
+
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        self.device = self.accelerator.device
+        self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
+        self.is_main = self.accelerator.is_main_process
+        if cfg.train.prompts_per_step % self.world:
+            raise ValueError(f"train.prompts_per_step={cfg.train.prompts_per_step} must divide by {self.world} processes")
+        seed_everything(cfg.train.seed + self.rank)
+        if cfg.tiny is not None:
+            from . import tiny
+
+            with self.accelerator.main_process_first():
+                tiny.build(**cfg.tiny.model_dump())
+        if model is None or tokenizer is None:
+            model, tokenizer = load_model_and_tokenizer(cfg)
+        self.tokenizer = tokenizer
+        self.model = model.to(self.device)
+        use_bf16 = cfg.train.bf16 is True or (cfg.train.bf16 == "auto" and self.device.type == "cuda")
+        self.autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if use_bf16 \
+            else contextlib.nullcontext
+        self.run_dir = Path(cfg.log.run_dir)
+        self.train_rows = load_rows(cfg.data.train, cfg.data.split)
+        self.eval_rows = None
+        if cfg.data.eval:
+            self.eval_rows = load_rows(cfg.data.eval, cfg.data.eval_split)
+            if cfg.data.eval_size:
+                self.eval_rows = self.eval_rows.select(range(min(cfg.data.eval_size, len(self.eval_rows))))
+        self.host = RewardHost(cfg.rewards, manager=self.manager)
+        self.eval_label = cfg.eval.reward or cfg.rewards[0].label
+        self.sampler = PromptSampler(len(self.train_rows), seed=cfg.train.seed)
+        t = cfg.train
+        self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
+                                           lr=t.learning_rate, betas=t.adam_betas, weight_decay=t.weight_decay)
+        total_updates = t.steps * t.num_iterations
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(t.warmup_steps, total_updates, t.lr_scheduler))
+        self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        self.ref_model = None
+        self.step = 0
+        self.num_tokens = 0
+        self.eval_results: dict[str, Any] = {}
+        self.last_metrics: dict[str, Any] = {}
+        self._stop = False
+
+    # --- models ----------------------------------------------------------------------------
+
+    @property
+    def policy(self):
+        """The policy without DDP / accelerate wrappers (for generation and saving)."""
+        return self.accelerator.unwrap_model(self.model)
+
+    def reset_reference(self) -> None:
+        """Make the reference model a frozen copy of the current policy (no-op when beta == 0)."""
+        if self.cfg.train.beta == 0:
+            self.ref_model = None
+            return
+        if self.cfg.model.lora:
+            self.ref_model = "adapters-off"  # the base model under disable_adapter()
+            return
+        self.ref_model = copy.deepcopy(self.policy).eval().requires_grad_(False)
+
+    def _ref_context(self):
+        return self.policy.disable_adapter() if self.ref_model == "adapters-off" else contextlib.nullcontext()
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def train(self) -> dict[str, Any]:
+        """Run (or resume) the whole run; returns the final step's metrics plus eval results."""
+        cfg = self.cfg
+        ckpt = latest_checkpoint(self.run_dir / "checkpoints") if cfg.checkpoint.resume else None
+        if ckpt is not None:
+            self._resume(ckpt)
+        else:
+            if cfg.sft.steps:
+                self.sft()
+            self.reset_reference()
+            if self.ref_model is not None and not isinstance(self.ref_model, str) and self.is_main:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                tmp = self.run_dir / f".ref.pt.tmp-{os.getpid()}"
+                torch.save(self.ref_model.state_dict(), tmp)
+                os.replace(tmp, self.run_dir / "ref.pt")
+            if self.eval_rows is not None:
+                self.eval_results["before"] = self.evaluate()
+                self._write_eval()
+                self._print_eval("before", self.eval_results["before"])
+        self.logger = MetricsLogger(self.run_dir, cfg.train.steps, self.step, cfg.log.tensorboard,
+                                    cfg.log.progress, enabled=self.is_main)
+        previous = self._install_sigint()
+        try:
+            while self.step < cfg.train.steps and not self._stop:
+                metrics = self.train_step()
+                self.step += 1
+                self.last_metrics = metrics
+                self.logger.log(self.step, metrics)
+                if cfg.eval.every and self.eval_rows is not None and self.step % cfg.eval.every == 0:
+                    ev = self.evaluate()
+                    self.eval_results.setdefault("curve", []).append({"step": self.step, **ev})
+                    self.logger.log_eval(self.step, ev)
+                    self._write_eval()
+                if cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0:
+                    self.save()
+            if self._stop:
+                self.logger.write(f"interrupted: saving a checkpoint at step {self.step}")
+                self.save()
+                raise KeyboardInterrupt
+            if self.step and (latest_checkpoint(self.run_dir / "checkpoints") or Path()).name != f"step-{self.step}":
+                self.save()
+        finally:
+            self._restore_sigint(previous)
+            self.logger.close()
+        if self.eval_rows is not None:
+            self.eval_results["after"] = self.evaluate()
+            self._write_eval()
+            self._print_eval("after", self.eval_results["after"])
+        if self.is_main:
+            self.export(self.run_dir / "final")
+        return {**self.last_metrics, **{f"{k}/{m}": v for k, ev in self.eval_results.items() if k in ("before", "after")
+                                        for m, v in ev.items()}}
+
+    def train_step(self) -> dict[str, Any]:
+        """One GRPO step: generate, score, compute advantages, num_iterations optimizer updates."""
+        cfg, t = self.cfg, self.cfg.train
+        G = cfg.rollout.num_generations
+        t0 = time.perf_counter()
+        # 1. prompts: every process draws the same global indices and keeps its own share
+        global_idx = self.sampler.indices(t.prompts_per_step)
+        rows = [self.train_rows[i] for i in global_idx[self.rank::self.world]]
+        # 2. rollout: G completions per prompt, groups contiguous
+        prompt_ids, prompt_mask, texts = self._encode_prompts([r[cfg.data.prompt_column] for r in rows])
+        prompt_ids, prompt_mask = prompt_ids.repeat_interleave(G, 0), prompt_mask.repeat_interleave(G, 0)
+        self.model.eval()
+        completion_ids = self._generate(prompt_ids, prompt_mask, cfg.rollout.max_new_tokens)
+        mask, truncated = completion_mask(completion_ids, self.tokenizer.eos_token_id)
+        t_gen = time.perf_counter()
+        # 3. rewards through the host (every column of the row goes to the rewards)
+        rollouts = self._rollouts(rows, texts, completion_ids, mask, truncated)
+        scores = self.host.score(rollouts, step=self.step)
+        t_score = time.perf_counter()
+        # 4. advantages [B, T]
+        if t.mask_truncated_completions:
+            mask = mask * (~truncated).long()[:, None]
+        adv, outcome_r = self._advantages(scores, rollouts, completion_ids, mask)
+        for i, r in enumerate(rollouts):
+            r.reward = scores.totals[i]
+            r.rewards = {k: (v[i].value if v[i].applicable else None) for k, v in scores.results.items()}
+            r.steps = {k: v[i].steps for k, v in scores.results.items() if v[i].steps is not None}
+            r.info = {k: v[i].info for k, v in scores.results.items()}
+            r.advantage = float(adv[i][mask[i].bool()].mean()) if mask[i].any() else 0.0
+        self.manager.hook.on_rollouts_collected(rollouts=rollouts, step=self.step, cycle=self.cycle)
+        # 5. training batch; old (mu > 1) and reference (beta > 0) log-probs without gradients
+        input_ids = torch.cat([prompt_ids, completion_ids], 1)
+        attn = torch.cat([prompt_mask, mask.to(prompt_mask.dtype)], 1)
+        B, T = completion_ids.shape
+        mb = cfg.train.micro_batch_size or B
+        chunks = [slice(s, min(s + mb, B)) for s in range(0, B, mb)]
+        tokens_local = float(mask.sum())
+        tokens_global = self._all_sum(tokens_local)
+        norm = Norm(sequences=B, tokens=tokens_global / self.world, micro_batches=len(chunks), max_length=T)
+        old_logp = self._logprobs(self.model, input_ids, attn, T, chunks) if t.num_iterations > 1 else None
+        ref_logp = None
+        if t.beta > 0:
+            with self._ref_context():
+                ref = self.ref_model if not isinstance(self.ref_model, str) else self.model
+                ref_logp = self._logprobs(ref, input_ids, attn, T, chunks)
+        # 6. num_iterations optimizer updates on this batch
+        self.model.train()
+        sums: dict[str, float] = {}
+        losses, grad_norms, entropy_sum = [], [], 0.0
+        adv = adv.to(self.device)
+        for it in range(t.num_iterations):
+            total = 0.0
+            for k, sl in enumerate(chunks):
+                sync = contextlib.nullcontext() if k == len(chunks) - 1 else self.accelerator.no_sync(self.model)
+                with sync, self.autocast():
+                    logp, ent = token_logprobs(self.model, input_ids[sl], attn[sl], T, cfg.rollout.temperature,
+                                               with_entropy=(it == 0))
+                    loss, m = grpo_loss(logp, None if old_logp is None else old_logp[sl],
+                                        None if ref_logp is None else ref_logp[sl], adv[sl], mask[sl],
+                                        beta=t.beta, epsilon=t.epsilon, epsilon_high=t.epsilon_high,
+                                        loss_type=t.loss_type, norm=norm)
+                    self.accelerator.backward(loss)
+                total += float(loss.detach())
+                for key, v in m.items():
+                    sums[key] = sums.get(key, 0.0) + float(v)
+                if ent is not None:
+                    entropy_sum += float((ent * mask[sl]).sum())
+            if t.max_grad_norm is not None:
+                gn = self.accelerator.clip_grad_norm_(self.model.parameters(), t.max_grad_norm)
+                grad_norms.append(float(gn))
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            losses.append(total)
+        t_end = time.perf_counter()
+        # 7. metrics (TRL's names where TRL has one)
+        self.num_tokens += int(self._all_sum(float(attn.sum())))
+        lengths = mask.sum(-1).float()
+        totals = torch.tensor([float("nan") if v is None else v for v in scores.totals])
+        grouped = totals.view(-1, G)
+        metrics: dict[str, Any] = {
+            "loss": sum(losses) / len(losses),
+            "reward": float(totals.nanmean()),
+            "reward_std": float(_nanstd(grouped).nanmean()),
+            "frac_reward_zero_std": A.zero_std_fraction(totals, G),
+            **{k: v for k, v in scores.metrics.items() if k.startswith("rewards/")},
+            "completions/mean_length": float(lengths.mean()),
+            "completions/min_length": float(lengths.min()),
+            "completions/max_length": float(lengths.max()),
+            "completions/clipped_ratio": float(truncated.float().mean()),
+            **reduce_metrics({k: v / t.num_iterations for k, v in sums.items()}),
+            "entropy": entropy_sum / max(tokens_local, 1.0),
+            "advantages/mean_abs": float(adv.abs().sum() / mask.sum().clamp(min=1)),
+            "grad_norm": sum(grad_norms) / len(grad_norms) if grad_norms else None,
+            "learning_rate": self.scheduler.get_last_lr()[0],
+            "num_tokens": self.num_tokens,
+            "step_time": t_end - t0,
+            "time/generate": t_gen - t0,
+            "time/score": t_score - t_gen,
+            "time/train": t_end - t_score,
+            "tokens_per_second": float(mask.sum()) / max(t_gen - t0, 1e-9),
+        }
+        if self.is_main and cfg.log.samples:
+            show = [{"prompt": r.prompt_text, "completion": r.text, "reward": r.reward, "advantage": r.advantage}
+                    for r in rollouts[: cfg.log.samples]]
+            every = cfg.log.print_samples_every
+            self.logger.samples(self.step + 1, show, print_table=bool(every) and (self.step + 1) % every == 0)
+        return metrics
+
+    # --- pieces of a step ------------------------------------------------------------------
+
+    def _encode_prompts(self, prompts: list[Any]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        d = self.cfg.data
+        texts = [prompt_text(p, self.tokenizer, d.chat_template, d.system_prompt) for p in prompts]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False,
+                             truncation=d.max_prompt_tokens is not None, max_length=d.max_prompt_tokens)
+        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device), texts
+
+    def _generate(self, prompt_ids, prompt_mask, max_new_tokens: int, greedy: bool = False) -> torch.Tensor:
+        r = self.cfg.rollout
+        if r.backend == "vllm":
+            raise NotImplementedError("rollout.backend: vllm is not implemented yet; use sample or generate")
+        fn = sample if r.backend == "sample" else hf_generate
+        bs = r.batch_size or prompt_ids.shape[0]
+        outs = []
+        with self.autocast():
+            for s in range(0, prompt_ids.shape[0], bs):
+                outs.append(fn(self.policy, prompt_ids[s:s + bs], prompt_mask[s:s + bs], max_new_tokens,
+                               self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, temperature=r.temperature,
+                               top_k=r.top_k, top_p=r.top_p, greedy=greedy))
+        width = max(o.shape[1] for o in outs)
+        pad = self.tokenizer.pad_token_id
+        return torch.cat([torch.nn.functional.pad(o, (0, width - o.shape[1]), value=pad) for o in outs])
+
+    def _rollouts(self, rows, texts, completion_ids, mask, truncated, per_prompt: int | None = None,
+                  group_offset: int | None = None) -> list[Rollout]:
+        """Decode completions into Rollouts (Samples for the rewards); row i // per_prompt is the prompt."""
+        G = per_prompt or self.cfg.rollout.num_generations
+        if group_offset is None:
+            group_offset = self.step * self.cfg.train.prompts_per_step + self.rank * len(rows)
+        col = self.cfg.data.prompt_column
+        out = []
+        for i in range(completion_ids.shape[0]):
+            row = rows[i // G]
+            ids = completion_ids[i][mask[i].bool()].tolist()
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            prompt = row[col]
+            completion = text if isinstance(prompt, str) else [{"role": "assistant", "content": text}]
+            out.append(Rollout(prompt=prompt, completion=completion, completion_ids=ids, group=group_offset + i // G,
+                               columns={k: v for k, v in row.items() if k != col}, prompt_text=texts[i // G],
+                               truncated=bool(truncated[i])))
+        return out
+
+    def _advantages(self, scores: Scores, rollouts: list[Rollout], completion_ids, mask):
+        """Outcome rewards (weighted sum of outcome-granularity rewards) and step rewards -> [B, T]."""
+        t = self.cfg.train
+        G = self.cfg.rollout.num_generations
+        B, T = completion_ids.shape
+        outcome_labels = [c.label for c in self.host.configs if scores.granularity[c.label] == "outcome"]
+        step_labels = [c.label for c in self.host.configs if scores.granularity[c.label] == "step"]
+        outcome = r = None
+        if outcome_labels:
+            vals = []
+            for i in range(B):
+                parts = [scores.weights[l] * scores.results[l][i].value for l in outcome_labels
+                         if scores.results[l][i].applicable]
+                vals.append(sum(parts) if parts else float("nan"))
+            r = torch.tensor(vals, dtype=torch.float64)
+            outcome = A.outcome_advantages(r, G, t.scale_rewards, t.advantage_eps)
+            if t.scale_rewards == "batch" and self.world > 1:  # std over every process's rewards
+                everything = self.accelerator.gather(r.to(self.device)).cpu()
+                std = everything[~torch.isnan(everything)].std()
+                centered = A.outcome_advantages(r, G, "none")
+                outcome = centered / (std + t.advantage_eps)
+        process = None
+        for label in step_labels:
+            ends, values = [], []
+            for i, ro in enumerate(rollouts):
+                res = scores.results[label][i]
+                steps = [s for s in (res.steps or []) if not math.isnan(s[2])]
+                if not steps:
+                    ends.append([]); values.append([])  # noqa: E702
+                    continue
+                offsets = A.token_offsets(self.tokenizer, ro.completion_ids, ro.text)
+                ends.append(A.char_to_token_ends([e for _, e, _ in steps], offsets))
+                values.append([v for _, _, v in steps])
+            p = A.process_advantages(ends, values, G, T, t.advantage_eps) * scores.weights[label]
+            process = p if process is None else process + p
+        return A.combine(outcome, process, mask.cpu()), r
+
+    def _logprobs(self, model, input_ids, attn, T, chunks) -> torch.Tensor:
+        with torch.no_grad(), self.autocast():
+            return torch.cat([token_logprobs(model, input_ids[sl], attn[sl], T, self.cfg.rollout.temperature)[0]
+                              for sl in chunks])
+
+    def _all_sum(self, x: float) -> float:
+        if self.world == 1:
+            return x
+        return float(self.accelerator.reduce(torch.tensor([x], device=self.device), reduction="sum")[0])
+
+    # --- supervised warm-up ----------------------------------------------------------------
+
+    def sft(self) -> list[float]:
+        """Supervised warm-up on ``sft.data`` (prompt + completion, loss on completion tokens)."""
+        s, d = self.cfg.sft, self.cfg.data
+        rows = load_rows(s.data)
+        tok = self.tokenizer
+        examples = []
+        for row in rows:
+            p = tok(prompt_text(row["prompt"], tok, d.chat_template, d.system_prompt), add_special_tokens=False)["input_ids"]
+            c = tok(row["completion"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            examples.append((p, c))
+        opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=s.learning_rate,
+                                weight_decay=0.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(s.warmup_steps, s.steps, "cosine"))
+        g = torch.Generator().manual_seed(self.cfg.train.seed)
+        self.model.train()
+        losses = []
+        bar = None
+        if self.is_main and self.cfg.log.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=s.steps, desc="sft", unit="step", disable=None, dynamic_ncols=True)
+        for step in range(s.steps):
+            idx = torch.randint(len(examples), (s.batch_size,), generator=g).tolist()
+            batch = [examples[i] for i in idx]
+            L = max(len(p) + len(c) for p, c in batch)
+            ids = torch.full((len(batch), L), tok.pad_token_id, dtype=torch.long)
+            labels = torch.full((len(batch), L), -100, dtype=torch.long)
+            attn = torch.zeros((len(batch), L), dtype=torch.long)
+            for j, (p, c) in enumerate(batch):
+                n = len(p) + len(c)
+                ids[j, :n] = torch.tensor(p + c)
+                labels[j, len(p):n] = torch.tensor(c)
+                attn[j, :n] = 1
+            with self.autocast():
+                out = self.model(input_ids=ids.to(self.device), attention_mask=attn.to(self.device),
+                                 labels=labels.to(self.device))
+            self.accelerator.backward(out.loss)
+            self.accelerator.clip_grad_norm_(self.model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(float(out.loss.detach()))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if bar is not None:
+            bar.close()
+        return losses
+
+    # --- evaluation ------------------------------------------------------------------------
+
+    def evaluate(self, rows=None) -> dict[str, float]:
+        """Greedy accuracy on held-out prompts: correct when reward ``eval.reward`` >= ``eval.threshold``."""
+        rows = self.eval_rows if rows is None else rows
+        return evaluate_accuracy(self, rows)
+
+    def _write_eval(self) -> None:
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.run_dir / "eval.json", json.dumps(self.eval_results, indent=1))
+
+    def _print_eval(self, when: str, ev: dict[str, float]) -> None:
+        if self.is_main:
+            print(f"held-out accuracy {when} GRPO: {ev['eval/accuracy']:.3f} "
+                  f"({ev['eval/correct']:.0f}/{ev['eval/n']:.0f})", flush=True)
+
+    # --- checkpoints -----------------------------------------------------------------------
+
+    def save(self) -> Path:
+        """Checkpoint the current step (model, optimiser, scheduler, RNG, data position)."""
+        self.accelerator.wait_for_everyone()
+        root = self.run_dir / "checkpoints"
+        state = {"sampler": self.sampler.state_dict(), "num_tokens": self.num_tokens,
+                 "eval": self.eval_results, "last_metrics": self.last_metrics}
+        path = save_checkpoint(root, self.step, self.policy.state_dict(), self.optimizer, self.scheduler, state,
+                               keep=self.cfg.checkpoint.keep, is_main=self.is_main, rank=self.rank)
+        self.accelerator.wait_for_everyone()
+        if not self.is_main:
+            save_rank_rng(path, self.rank)
+        return path
+
+    def _resume(self, ckpt: Path) -> None:
+        state = load_checkpoint(ckpt, self.policy, self.optimizer, self.scheduler, rank=self.rank,
+                                map_location=self.device)
+        self.step = state["step"]
+        self.sampler.load_state_dict(state["sampler"])
+        self.num_tokens = state["num_tokens"]
+        self.eval_results = state.get("eval", {})
+        self.last_metrics = state.get("last_metrics", {})
+        if self.cfg.train.beta > 0:
+            self.reset_reference()
+            ref_file = self.run_dir / "ref.pt"
+            if not isinstance(self.ref_model, str) and ref_file.exists():
+                self.ref_model.load_state_dict(torch.load(ref_file, map_location=self.device, weights_only=True))
+        if self.is_main:
+            print(f"resumed from {ckpt} (step {self.step})", flush=True)
+
+    def export(self, path: str | os.PathLike) -> None:
+        """save_pretrained the policy and tokenizer (a folder ``model.name_or_path`` can point at)."""
+        self.policy.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+
+    def _install_sigint(self):
+        """First Ctrl-C: finish the current step, checkpoint, stop. Second Ctrl-C: stop at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            if self._stop:
+                raise KeyboardInterrupt
+            self._stop = True
+            print("\nCtrl-C: finishing this step, then saving a checkpoint (Ctrl-C again to quit now)", flush=True)
+
+        return signal.signal(signal.SIGINT, handler)
+
+    @staticmethod
+    def _restore_sigint(previous) -> None:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _nanstd(x: torch.Tensor) -> torch.Tensor:
+    """Unbiased std along the last dim ignoring NaN: [N, G] -> [N]."""
+    valid = ~torch.isnan(x)
+    n = valid.sum(-1)
+    mean = torch.where(valid, x, 0).sum(-1) / n.clamp(min=1)
+    var = torch.where(valid, (x - mean[:, None]) ** 2, 0).sum(-1) / (n - 1).clamp(min=1)
+    return torch.where(n > 1, var.sqrt(), torch.full_like(var, float("nan")))
+
+
+def evaluate_accuracy(trainer: GRPOTrainer, rows, max_new_tokens: int | None = None) -> dict[str, float]:
+    """Greedy completions for ``rows`` scored by the trainer's rewards; accuracy on ``eval.reward``.
+
+    Works with any trainer-like object with ``policy``, ``tokenizer``, ``host``, ``cfg``: the iterative
+    cycle calls it on held-out prompts between phases.
+    """
+    cfg = trainer.cfg
+    col = cfg.data.prompt_column
+    max_new = max_new_tokens or cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
+    was_training = trainer.model.training
+    trainer.model.eval()
+    correct = n = 0
+    lengths = 0
+    rows = list(rows)
+    label = cfg.eval.reward or cfg.rewards[0].label
+    state = torch.get_rng_state()  # greedy decoding draws no numbers, but keep training's RNG untouched
+    for s in range(0, len(rows), cfg.eval.batch_size):
+        chunk = rows[s:s + cfg.eval.batch_size]
+        ids, attn, texts = trainer._encode_prompts([r[col] for r in chunk])
+        out = trainer._generate(ids, attn, max_new, greedy=True)
+        mask, truncated = completion_mask(out, trainer.tokenizer.eos_token_id)
+        rollouts = trainer._rollouts(chunk, texts, out, mask, truncated, per_prompt=1, group_offset=0)
+        scores = trainer.host.score(rollouts)
+        for res in scores.results[label]:
+            correct += int(res.applicable and res.value >= cfg.eval.threshold)
+        n += len(chunk)
+        lengths += int(mask.sum())
+    torch.set_rng_state(state)
+    trainer.model.train(was_training)
+    return {"eval/accuracy": correct / max(n, 1), "eval/correct": float(correct), "eval/n": float(n),
+            "eval/mean_length": lengths / max(n, 1)}
+
