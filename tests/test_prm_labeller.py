@@ -1,0 +1,64 @@
+"""Math-Shepherd labels on a rollout with a known wrong step, graded by the real `math` reward."""
+
+import re
+
+import pytest
+
+from grpo_plugins.host import RewardHost
+from grpo_plugins.plugins import PluginManager
+from grpo_prm.labeller import label_rollouts
+from grpo_prm.model import StepFormat
+
+PROMPT = "Start at 2, add 3, then double. "
+# step 2 is wrong (5*2 is 10), so the answer is wrong too
+ROLLOUT = {"prompt": PROMPT, "completion": "2+3=5\n\n5*2=11\n\nThe answer is \\boxed{11}", "columns": {"answer": "10"}}
+
+
+class StubPolicy:
+    """Finishes the task from wherever the prefix stops, trusting the last value written.
+
+    From a correct prefix it slips on every 4th continuation, so soft labels are fractions.
+    """
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, texts, max_new_tokens):
+        out = []
+        for text in texts:
+            self.calls.append(text)
+            done = text[len(PROMPT):]
+            value = int(re.findall(r"=(\d+)", done)[-1])
+            if "*2=" not in done:
+                value = value * 2 + (1 if len(self.calls) % 4 == 0 else 0)
+                out.append(f"\n\n{value // 2}*2={value}\n\nThe answer is \\boxed{{{value}}}")
+            else:
+                out.append(f"\n\nThe answer is \\boxed{{{value}}}")
+        return out
+
+
+@pytest.fixture(scope="module")
+def host():
+    with RewardHost([{"name": "math", "options": {"workers": 1}}], manager=PluginManager(allow=["math"])) as h:
+        yield h
+
+
+def test_known_wrong_step_gets_label_zero_and_the_good_step_a_soft_label(host):
+    policy = StubPolicy()
+    records, stats = label_rollouts([ROLLOUT], policy, host, "math", StepFormat(split="blank_line"), n=4)
+    [rec] = records
+    text = rec["completion"]
+    assert [text[s:e] for s, e, _ in rec["steps"]] == ["2+3=5", "5*2=11", "The answer is \\boxed{11}"]
+    assert [v for _, _, v in rec["steps"]] == [0.75, 0.0, 0.0]  # soft: share of correct continuations
+    assert rec["hard"] == [1.0, 0.0, 0.0]  # hard: any correct continuation
+    assert rec["outcome"] is False and rec["answer"] == "10"
+    # continuations start exactly at each step's end (no continuation for the last step)
+    assert policy.calls == [PROMPT + "2+3=5"] * 4 + [PROMPT + "2+3=5\n\n5*2=11"] * 4
+    assert stats.continuations == 8 and stats.labelled == 1
+
+
+def test_budget_skips_whole_rollouts(host):
+    good = {**ROLLOUT, "completion": "2+3=5\n\n5*2=10\n\nThe answer is \\boxed{10}"}
+    records, stats = label_rollouts([good, ROLLOUT], StubPolicy(), host, "math", StepFormat(), n=2, budget=5)
+    assert len(records) == 1 and stats.skipped_budget == 1 and stats.continuations == 4
+    assert records[0]["outcome"] is True and records[0]["steps"][-1][2] == 1.0
