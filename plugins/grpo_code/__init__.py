@@ -1,1 +1,29 @@
-"""Built-in `code` plugin (being built; registers nothing yet)."""
+"""Built-in ``code`` plugin: the sandboxed code-test reward, the docker and local sandbox backends,
+and the ``grpo-plugins sandbox`` commands. Registered through the same entry-point group as
+third-party plugins."""
+
+from grpo_plugins import hookimpl
+
+
+@hookimpl
+def register_rewards(register):
+    from .reward import CodeReward
+
+    register(CodeReward)
+
+
+@hookimpl
+def register_sandbox_backends(register):
+    from .backends.docker import DockerBackend
+    from .backends.local import LocalBackend
+
+    register("docker", DockerBackend)
+    register("local", LocalBackend)
+
+
+@hookimpl
+def register_commands(cli):
+    from .cli import sandbox_group
+
+    if "sandbox" not in cli.commands:
+        cli.add_command(sandbox_group)

@@ -1,0 +1,64 @@
+"""Sandbox backends: the shared interface and lookup through the ``register_sandbox_backends`` hook."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from grpo_sandbox.harness import LIMIT_DEFAULTS, STATUSES, merge_limits
+
+__all__ = ["LIMIT_DEFAULTS", "STATUSES", "SandboxBackend", "SandboxUnavailable", "create_backend", "merge_limits"]
+
+
+class SandboxUnavailable(RuntimeError):
+    """The backend cannot run on this machine (no engine, no bubblewrap); the message says why."""
+
+
+class SandboxBackend:
+    """A place to run untrusted code. ``run(job) -> verdict`` must be thread-safe."""
+
+    name = ""
+
+    def __init__(self, limits: dict[str, Any] | None = None, parallel: int | None = None):
+        self.defaults = merge_limits(limits)
+        self.parallel = parallel
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - abstract
+        """Run one job {code, tests?, stdin?, limits?}; return the verdict record."""
+        raise NotImplementedError
+
+    def run_many(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Run jobs concurrently (``parallel`` at a time); verdicts in input order."""
+        if not jobs:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(self.parallel or 1, len(jobs)))) as ex:
+            return list(ex.map(self.run, jobs))
+
+    def job_limits(self, job: dict[str, Any]) -> dict[str, Any]:
+        """This backend's defaults overlaid by the job's own limits."""
+        return merge_limits(self.defaults, job.get("limits"))
+
+    def close(self) -> None:
+        """Release containers or other resources."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def error_verdict(message: str, status: str = "sandbox_error") -> dict[str, Any]:
+    """A verdict for a run the backend could not carry out; never a pass."""
+    return {"status": status, "passed": 0, "total": 0, "stdout": "", "stderr": "", "exit_code": None,
+            "duration_s": 0.0, "per_test": [], "error": message}
+
+
+def create_backend(name: str, manager=None, **options: Any) -> SandboxBackend:
+    """Instantiate a registered backend by name ("docker", "local", or a third party's)."""
+    from grpo_plugins.plugins import get_plugin_manager
+
+    backends = (manager or get_plugin_manager()).sandbox_backends()
+    if name not in backends:
+        raise ValueError(f"unknown sandbox backend {name!r}; registered: {', '.join(sorted(backends)) or '(none)'}")
+    return backends[name][0](**options)

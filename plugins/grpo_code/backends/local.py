@@ -1,0 +1,153 @@
+"""The ``local`` backend, for machines without Docker: each candidate process runs under bubblewrap
+with every namespace unshared (no network, own pid tree, private tmpfs /work and /tmp, read-only
+/usr, no host files, empty environment), hard rlimits (address space, CPU, file size, processes)
+and, when running as root, as a per-slot unprivileged uid. The harness stays in this (host)
+process, out of the sandbox's reach. Killing bubblewrap's monitor kills the sandbox's whole pid
+namespace, so no process outlives a run; the tmpfs vanishes with it, so no file does either.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import grpo_sandbox
+from grpo_sandbox.harness import run_job
+
+from . import SandboxBackend, SandboxUnavailable, error_verdict
+
+SANDBOX_DIR = Path(grpo_sandbox.__file__).resolve().parent
+ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/work", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+       "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "MALLOC_ARENA_MAX": "2"}
+BASE_UID = 61000  # per-slot uids when root: RLIMIT_NPROC counts per uid
+
+
+def _python() -> tuple[str, list[str]]:
+    """The interpreter for candidates and the read-only binds it needs."""
+    if os.path.exists("/usr/bin/python3"):
+        return "/usr/bin/python3", []
+    prefix = Path(sys.base_prefix).resolve()
+    return str(Path(sys.executable).resolve()), [str(prefix)]
+
+
+def _root_binds() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr"]
+    for d in ("bin", "sbin", "lib", "lib64", "lib32"):
+        p = Path("/") / d
+        if p.is_symlink():
+            args += ["--symlink", os.readlink(p), f"/{d}"]  # merged-/usr systems
+        elif p.is_dir():
+            args += ["--ro-bind", str(p), f"/{d}"]
+    for f in ("/etc/ld.so.cache", "/etc/localtime"):
+        if os.path.exists(f):
+            args += ["--ro-bind", f, f]
+    return args
+
+
+class BwrapBox:
+    """The harness's box for one run: spawns the runner under bubblewrap as ``uid``."""
+
+    def __init__(self, uid: int | None, python: str, extra_binds: list[str]):
+        self.uid, self.python, self.extra_binds = uid, python, extra_binds
+
+    def spawn(self, cmd_r: int, res_w: int, limits: dict) -> subprocess.Popen:
+        """Start the runner in a fresh bubblewrap sandbox with the two harness pipes."""
+        size = str(int(limits["disk_mb"]) * 1024 * 1024)
+        argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+                *_root_binds()]
+        for p in self.extra_binds:
+            argv += ["--ro-bind", p, p]
+        argv += ["--ro-bind", str(SANDBOX_DIR), "/opt/grpo", "--proc", "/proc", "--dev", "/dev",
+                 "--size", size, "--tmpfs", "/work", "--size", size, "--tmpfs", "/tmp", "--chdir", "/work",
+                 "--clearenv"]
+        for k, v in ENV.items():
+            argv += ["--setenv", k, v]
+        argv += ["--", self.python, "-I", "/opt/grpo/runner.py", str(cmd_r), str(res_w)]
+        ids = {"user": self.uid, "group": self.uid, "extra_groups": []} if self.uid is not None else {}
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                pass_fds=(cmd_r, res_w), start_new_session=True, **ids)
+
+    def runner_limits(self, limits: dict) -> dict:
+        """rlimits the runner applies inside the sandbox."""
+        return {"cpu_s": limits["cpu_s"], "disk_mb": limits["disk_mb"], "as_mb": limits["memory_mb"],
+                "nproc": limits["pids"] if self.uid is not None else None}
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        """Kill bubblewrap's monitor (its pid namespace dies with it) and collect the exit status."""
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait()
+        # bubblewrap reports a child killed by signal N as exit status 128+N
+        if proc.returncode is not None and proc.returncode > 128:
+            proc.returncode = -(proc.returncode - 128)
+        if self.uid is not None:
+            _kill_uid(self.uid)
+
+    def oom_kills(self) -> int:
+        """No memory cgroup here: RLIMIT_AS bounds each process instead."""
+        return 0
+
+    def reset(self) -> None:
+        """Nothing to do: every process gets a new tmpfs that disappears with its namespace."""
+
+
+def _kill_uid(uid: int) -> None:
+    # belt and braces: nothing of this uid may outlive the run, even outside the pid namespace
+    for _ in range(100):
+        found = False
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    os.kill(int(name), signal.SIGKILL)
+                    found = True
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+        if not found:
+            return
+
+
+class LocalBackend(SandboxBackend):
+    """Runs jobs under bubblewrap on this machine, ``parallel`` at a time."""
+
+    name = "local"
+
+    def __init__(self, limits: dict[str, Any] | None = None, parallel: int | None = None):
+        super().__init__(limits, parallel or os.cpu_count() or 1)
+        if shutil.which("bwrap") is None:
+            raise SandboxUnavailable("bubblewrap (bwrap) is not installed; apt-get install bubblewrap")
+        self.python, self.extra_binds = _python()
+        self._slots: queue.Queue[int] = queue.Queue()
+        for i in range(self.parallel):
+            self._slots.put(i)
+        probe = subprocess.run(["bwrap", "--unshare-all", *_root_binds(), "--", "/bin/true"],
+                               capture_output=True, text=True, **self._ids(BASE_UID))
+        if probe.returncode != 0:
+            raise SandboxUnavailable(f"bubblewrap cannot create namespaces here: {probe.stderr.strip()}")
+
+    @staticmethod
+    def _ids(uid: int) -> dict:
+        return {"user": uid, "group": uid, "extra_groups": []} if os.geteuid() == 0 else {}
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Run one job under bubblewrap; the harness runs here, outside the sandbox."""
+        try:
+            job = {**job, "limits": self.job_limits(job)}
+        except ValueError as exc:
+            return error_verdict(str(exc))
+        slot = self._slots.get()
+        try:
+            uid = BASE_UID + slot if os.geteuid() == 0 else None
+            return run_job(job, BwrapBox(uid, self.python, self.extra_binds))
+        finally:
+            self._slots.put(slot)

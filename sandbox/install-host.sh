@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The code sandbox's system parts on a fresh Debian/Ubuntu machine (run by scripts/install.sh):
+# Docker engine, bubblewrap and debootstrap from apt when missing, dockerd started when no engine
+# answers (and waited for), then the sandbox image built unless its tagged version exists.
+# Env: GRPO_SANDBOX_NO_DOCKER=1 skips the engine and the image (bubblewrap only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+need=()
+command -v bwrap >/dev/null || need+=(bubblewrap)
+if [ "${GRPO_SANDBOX_NO_DOCKER:-0}" != 1 ]; then
+  command -v dockerd >/dev/null || need+=(docker.io)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "sandbox: apt-get install ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+[ "${GRPO_SANDBOX_NO_DOCKER:-0}" = 1 ] && { echo "sandbox: docker skipped"; exit 0; }
+
+# start the engine when none answers (no systemd on CI machines and containers)
+"$PY" -m grpo_sandbox.engine --start
+"$PY" -m grpo_sandbox.image

@@ -1,0 +1,130 @@
+"""The candidate side of a sandboxed run (untrusted: everything here shares a process with the
+candidate). It applies hard rlimits, runs the candidate's code, and answers the harness's
+requests one at a time over a pipe. It decides nothing: values go back as tagged JSON and the
+harness compares them in a process the candidate cannot reach.
+
+Usage: python3 -I runner.py CMD_FD RESULT_FD   (stdlib only; runs inside the sandbox)
+"""
+
+import json
+import os
+import resource
+import sys
+import traceback
+
+MAX_DEPTH = 200  # deeper values are reported as opaque so encoding cannot recurse forever
+
+
+def set_limits(limits):
+    """Apply rlimits with hard caps the candidate cannot raise back."""
+    mb = 1024 * 1024
+    cpu = max(1, int(round(limits["cpu_s"])))
+    # SIGXCPU at the soft limit ends the process with a signal the harness reads as a timeout;
+    # the hard limit one second later is a SIGKILL for programs that ignore SIGXCPU
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    pairs = [
+        (resource.RLIMIT_FSIZE, int(limits["disk_mb"]) * mb),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NOFILE, 256),
+    ]
+    if limits.get("as_mb"):
+        pairs.append((resource.RLIMIT_AS, int(limits["as_mb"]) * mb))
+    if limits.get("nproc"):
+        pairs.append((resource.RLIMIT_NPROC, int(limits["nproc"])))
+    for which, value in pairs:
+        resource.setrlimit(which, (value, value))
+
+
+def encode(value, depth=0):
+    """Tag a value with its exact builtin type; anything else becomes an opaque object tag."""
+    t = type(value)  # type(), not isinstance: subclasses of int/str could carry a lying __eq__
+    if depth > MAX_DEPTH:
+        return {"t": "object", "type": "too deep"}
+    if value is None or t is bool or t is int or t is str:
+        if t is int and value.bit_length() > 4096:
+            return {"t": "int", "v": str(value)}
+        return {"t": t.__name__ if value is not None else "none", "v": value}
+    if t is float:
+        return {"t": "float", "v": repr(value)}  # repr keeps nan/inf, which JSON cannot
+    if t is complex:
+        return {"t": "complex", "v": [repr(value.real), repr(value.imag)]}
+    if t is bytes:
+        return {"t": "bytes", "v": value.hex()}
+    if t in (list, tuple, set, frozenset):
+        return {"t": t.__name__, "v": [encode(x, depth + 1) for x in list.__iter__(list(value))]}
+    if t is dict:
+        return {"t": "dict", "v": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in dict.items(value)]}
+    return {"t": "object", "type": t.__name__[:100]}
+
+
+def main():
+    cmd_fd, res_fd = int(sys.argv[1]), int(sys.argv[2])
+    cmd = os.fdopen(cmd_fd, "r", encoding="utf-8")
+    res = os.fdopen(res_fd, "w", encoding="utf-8")
+    job = json.loads(cmd.readline())
+    nonce = job["nonce"]
+
+    def send(msg):
+        msg["nonce"] = nonce
+        res.write(json.dumps(msg) + "\n")
+        res.flush()
+
+    set_limits(job["limits"])
+    code = job["code"]
+    if job["mode"] == "script":
+        # the harness's pipes are closed so the program sees only stdin/stdout/stderr
+        cmd.close()
+        res.close()
+        sys.argv = ["main.py"]
+        ns = {"__name__": "__main__", "__file__": "main.py", "__builtins__": __builtins__}
+        exec(compile(code, "main.py", "exec"), ns)
+        return
+    ns = {"__name__": "solution", "__builtins__": __builtins__}
+    try:
+        exec(compile(code, "solution.py", "exec"), ns)
+    except BaseException as exc:  # SystemExit included: a solution must define, not exit
+        send({"load_error": format_error(exc)})
+        return
+    if job.get("entry_point") and job["entry_point"] in ns:
+        ns["candidate"] = ns[job["entry_point"]]  # HumanEval's check(candidate) convention
+    send({"ready": True})
+    target = None
+    for line in cmd:
+        req = json.loads(line)
+        if "end" in req:
+            break
+        i = req["i"]
+        try:
+            if "stmt" in req:
+                exec(compile(req["stmt"], f"test_{i}", "exec"), ns)
+                value = None
+            elif "expr" in req:
+                value = eval(compile(req["expr"], f"test_{i}", "eval"), ns)
+            else:
+                if target is None:
+                    target = resolve(ns, job)
+                value = target(*req["args"])
+            out = {"i": i, "value": encode(value)}
+        except BaseException as exc:
+            out = {"i": i, "error": format_error(exc)}
+        send(out)
+
+
+def resolve(ns, job):
+    """The function a call-based test calls: a top-level function or a method of a fresh class instance."""
+    cls = job.get("class_name")
+    if cls is None and job["fn_name"] not in ns and isinstance(ns.get("Solution"), type):
+        cls = "Solution"  # LeetCode-style solutions (APPS / LiveCodeBench) put the function on a class
+    if cls:
+        return getattr(ns[cls](), job["fn_name"])
+    return ns[job["fn_name"]]
+
+
+def format_error(exc):
+    """``TypeName: message`` plus the last lines of the traceback, kept short."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:])
+    return f"{type(exc).__name__}: {str(exc)[:300]}\n{tb[-1000:]}"
+
+
+if __name__ == "__main__":
+    main()

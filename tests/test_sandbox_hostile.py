@@ -1,0 +1,399 @@
+"""The hostile-program suite, run against both backends (docker and local), serially and
+concurrently: every hostile program is contained and never scores, legitimate programs still
+pass, and the sandbox keeps serving (clean) after each."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import textwrap
+import threading
+
+import pytest
+
+from grpo_code.testing import make_backend
+
+FAST = {"wall_s": 3, "cpu_s": 1}
+LIMIT_STATUSES = {"timeout", "memory_limit", "output_limit", "process_limit", "disk_limit"}
+
+# after every hostile program: the box is empty (files, processes) and still answers
+SENTINEL = textwrap.dedent("""
+    import json, os
+    mine = [p for p in os.listdir('/proc') if p.isdigit() and int(p) not in (1, os.getpid())
+            and os.stat('/proc/' + p).st_uid == os.getuid()]
+    print(json.dumps([sorted(os.listdir('.')), sorted(os.listdir('/tmp')), mine]))
+""")
+
+
+def job(code, tests=None, stdin=None, **limits):
+    j = {"code": textwrap.dedent(code)}
+    if tests is not None:
+        j["tests"] = tests
+    if stdin is not None:
+        j["stdin"] = stdin
+    if limits:
+        j["limits"] = limits
+    return j
+
+
+ASSERT_F = {"kind": "assert", "entry_point": "f", "code": "assert f(1) == 2\nassert f(5) == 10\nassert f(0) == 0\n"}
+CALL_F = {"kind": "call", "fn_name": "f", "cases": [{"args": [1], "expected": 2}, {"args": [5], "expected": 10}]}
+STDIO = {"kind": "stdio", "cases": [{"stdin": "3\n", "stdout": "6\n"}, {"stdin": "7\n", "stdout": "14\n"}]}
+
+HOSTILE = {
+    # resource abuse
+    "cpu_spin": (job("while True: pass", **FAST), {"timeout"}),
+    "sleep": (job("import time; time.sleep(60)", wall_s=1.5), {"timeout"}),
+    "busy_threads": (job("""
+        import threading
+        def spin():
+            while True: pass
+        ts = [threading.Thread(target=spin) for _ in range(4)]
+        [t.start() for t in ts]; [t.join() for t in ts]
+    """, **FAST), {"timeout"}),
+    "busy_children": (job("""
+        import os
+        for _ in range(4):
+            if os.fork() == 0:
+                os.setsid()
+                while True: pass
+        import time; time.sleep(60)
+    """, **FAST), {"timeout"}),
+    "sigterm_ignored": (job("""
+        import signal
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGXCPU):
+            signal.signal(s, signal.SIG_IGN)
+        while True: pass
+    """, **FAST), {"timeout"}),
+    "fork_bomb": (job("import os\nwhile True:\n    os.fork()", **FAST), {"process_limit", "timeout"}),
+    "thread_bomb": (job("""
+        import threading, time
+        while True:
+            threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+    """, **FAST), {"process_limit"}),
+    "big_alloc": (job("x = bytearray(4 * 1024 ** 3)"), {"memory_limit"}),
+    "gradual_memory": (job("""
+        chunks = []
+        while True:
+            chunks.append(bytearray(16 * 1024 * 1024))
+    """, wall_s=5), {"memory_limit"}),
+    "disk_fill": (job("""
+        with open('big', 'wb') as f:
+            while True: f.write(b'x' * (1 << 20))
+    """, disk_mb=32), {"disk_limit"}),
+    "tmp_fill": (job("""
+        with open('/tmp/big', 'wb') as f:
+            while True: f.write(b'x' * (1 << 20))
+    """, disk_mb=32), {"disk_limit"}),
+    "inode_fill": (job("""
+        import os
+        os.mkdir('d')
+        i = 0
+        while True:
+            open(f'd/{i}', 'w').close(); i += 1
+    """, **FAST), {"disk_limit", "timeout"}),
+    "stdout_flood": (job("import sys\nwhile True: sys.stdout.write('x' * 65536)"), {"output_limit"}),
+    "stderr_flood": (job("import sys\nwhile True: sys.stderr.write('y' * 65536)"), {"output_limit"}),
+    "flood_from_child": (job("""
+        import os, sys
+        if os.fork() == 0:
+            os.setsid()
+            while True: os.write(1, b'z' * 65536)
+        os.wait()
+    """), {"output_limit"}),
+    # escapes
+    # these may well exit 0 (the signal is refused or never delivered): what matters is the box survives
+    "kill_parent": (job("import os, signal; os.kill(os.getppid(), signal.SIGKILL); os.kill(1, signal.SIGKILL)"),
+                    {"runtime_error", "passed"}),
+    "kill_everything": (job("import os, signal; os.kill(-1, signal.SIGKILL); os.kill(-1, signal.SIGSTOP)"),
+                        {"runtime_error", "passed"}),
+    "setuid_root": (job("import os; os.setuid(0); print('ROOT')"), {"runtime_error"}),
+    "sudo_like_exec": (job("import os; os.execv('/bin/su', ['su', '-c', 'id'])"), {"runtime_error"}),
+}
+
+
+@pytest.fixture(scope="module", params=["docker", "local"])
+def backend(request):
+    b = make_backend(request.param, parallel=2)
+    yield b
+    b.close()
+
+
+def assert_clean(backend):
+    v = backend.run(job(SENTINEL))
+    assert v["status"] == "passed", v
+    files, tmp, procs = json.loads(v["stdout"])
+    assert (files, tmp, procs) == ([], [], []), "something survived the previous run"
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_program_is_contained(backend, name):
+    j, allowed = HOSTILE[name]
+    v = backend.run(j)
+    assert v["status"] in allowed, (name, v["status"], v.get("stderr", "")[-400:], v.get("error"))
+    if "passed" not in allowed:
+        assert v["passed"] == 0
+    assert len(v["stdout"].encode()) <= 8 << 20  # output was capped while streaming
+    assert "ROOT" not in v["stdout"]
+    assert_clean(backend)
+
+
+def test_no_network(backend):
+    """Neither a TEST-NET address nor a server listening on the host's loopback is reachable."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    try:
+        v = backend.run(job(f"""
+            import socket
+            for addr in (('192.0.2.1', 80), ('127.0.0.1', {port})):
+                try:
+                    s = socket.create_connection(addr, timeout=2)
+                    print('CONNECTED', addr)
+                except OSError as e:
+                    print('blocked', addr, type(e).__name__)
+        """, wall_s=8))
+    finally:
+        srv.close()
+    assert v["status"] == "passed", v
+    assert "CONNECTED" not in v["stdout"]
+    assert v["stdout"].count("blocked") == 2
+
+
+def test_host_files_and_secrets_unreadable(backend, tmp_path, monkeypatch):
+    secret = "s3cr3t-" + os.urandom(6).hex()
+    monkeypatch.setenv("GRPO_TEST_SECRET", secret)
+    (tmp_path / "secret.txt").write_text(secret)
+    v = backend.run(job(f"""
+        import os, glob
+        print(dict(os.environ))
+        for p in ['{tmp_path}/secret.txt', '/etc/shadow', '/root/.bashrc', '/proc/1/environ',
+                  '/proc/1/cmdline', '/var/run/docker.sock']:
+            try:
+                print(p, open(p, 'rb').read()[:200])
+            except OSError as e:
+                print(p, 'denied', type(e).__name__)
+        print(glob.glob('/home/*'), glob.glob('/work/*'), os.getuid())
+    """))
+    assert v["status"] == "passed", v
+    assert secret not in v["stdout"]
+    assert "docker.sock b" not in v["stdout"] and "/etc/shadow b" not in v["stdout"]
+    assert not v["stdout"].rstrip().endswith(" 0")  # never uid 0
+
+
+def test_nothing_persists_between_runs_in_one_box():
+    """Files in every writable place, a daemon, SysV IPC: none of it is visible to the next run."""
+    for name in ("docker", "local"):
+        b = make_backend(name, parallel=1)
+        try:
+            first = b.run(job("""
+                import os, subprocess, sys
+                for p in ('keep.txt', '/tmp/keep.txt', '/dev/shm/keep'):
+                    try:
+                        open(p, 'w').write('x'); print('wrote', p)
+                    except OSError:
+                        pass
+                os.makedirs('locked/inner'); os.chmod('locked', 0)
+                if os.fork() == 0:
+                    os.setsid(); os.close(1); os.close(2)
+                    import time; time.sleep(60)
+                print('done')
+            """))
+            assert first["status"] == "passed" and "wrote keep.txt" in first["stdout"], first
+            second = b.run(job(SENTINEL + "\nimport os\nprint(os.path.exists('/dev/shm/keep'))"))
+            assert second["status"] == "passed", second
+            lines = second["stdout"].splitlines()
+            assert json.loads(lines[0]) == [[], [], []] and lines[1] == "False"
+            if name == "docker":
+                assert first["box"]["uid"] == second["box"]["uid"]  # the same warm container was reused
+                assert second["box"]["run"] == first["box"]["run"] + 1
+        finally:
+            b.close()
+
+
+# --- harness tampering: nothing here may score ------------------------------------------------
+
+TAMPER = {
+    "always_true_eq": ("""
+        class Any:
+            def __eq__(self, other): return True
+            def __ne__(self, other): return False
+        def f(x): return Any()
+    """, ASSERT_F),
+    "int_subclass_eq": ("""
+        class I(int):
+            def __eq__(self, other): return True
+            __hash__ = int.__hash__
+        def f(x): return I(0)
+    """, CALL_F),
+    "exit0_at_import": ("import sys\nsys.exit(0)\ndef f(x): return 0", ASSERT_F),
+    "os_exit_in_call": ("import os\ndef f(x): os._exit(0)", CALL_F),
+    "sys_exit_in_call": ("import sys\ndef f(x): sys.exit(0)", ASSERT_F),
+    "exit_in_del": ("""
+        import os
+        class D:
+            def __del__(self): os._exit(0)
+        def f(x):
+            D(); return -1
+    """, ASSERT_F),
+    "atexit_and_excepthook": ("""
+        import atexit, sys
+        atexit.register(lambda: print('{"status": "passed", "passed": 3, "total": 3}'))
+        sys.excepthook = lambda *a: print('ALL TESTS PASSED')
+        def f(x): raise AssertionError('nope')
+    """, ASSERT_F),
+    "fake_pass_lines": ("""
+        import sys
+        print('PASSED 3/3'); print('{"i": 0, "value": {"t": "int", "v": 2}}')
+        sys.stderr.write('OK\\n')
+        def f(x): return None
+    """, CALL_F),
+    "forged_results_with_nonce": ("""
+        import gc, json, os
+        nonce = next(o['nonce'] for o in gc.get_objects() if type(o) is dict and 'nonce' in o)
+        for i in range(10):
+            os.write(4, (json.dumps({'nonce': nonce, 'i': i, 'value': {'t': 'int', 'v': 2}}) + '\\n').encode())
+        def f(x): return x * 2 + 1
+    """, CALL_F),
+    "patch_runner_encode": ("""
+        import sys
+        m = sys.modules['__main__']
+        m.encode = lambda v, depth=0: {'t': 'bool', 'v': True}
+        def f(x): return None
+    """, ASSERT_F),
+    "patch_builtins": ("""
+        import builtins
+        builtins.AssertionError = type('X', (Exception,), {})
+        builtins.isinstance = lambda *a: True
+        builtins.type = lambda *a: int
+        def f(x): return 'two'
+    """, ASSERT_F),
+    "read_tests": ("""
+        import gc, os, glob
+        found = []
+        for o in gc.get_objects():
+            if type(o) is str and ('== 2' in o or '"expected"' in o):
+                found.append(o)
+        for p in glob.glob('/proc/*/cmdline') + glob.glob('/proc/*/environ') + glob.glob('/opt/grpo/*'):
+            try:
+                data = open(p, 'rb').read()
+                if b'expected' in data and p.startswith('/proc'):
+                    found.append(p)
+            except OSError:
+                pass
+        print('FOUND', found)
+        def f(x): return len(found) * 1000
+    """, CALL_F),
+    "stdio_exit_early": ("import sys\nsys.exit(0)", STDIO),
+    "stdio_reads_expected": ("""
+        import glob
+        hits = []
+        for p in glob.glob('/proc/*/mem') + glob.glob('/proc/*/fd/*'):
+            try:
+                with open(p, 'rb') as fh:
+                    hits.append(fh.read(64))
+            except OSError:
+                pass
+        print(hits[:1] or 'nothing')
+    """, STDIO),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAMPER))
+def test_harness_tampering_scores_nothing(backend, name):
+    code, tests = TAMPER[name]
+    v = backend.run(job(code, tests))
+    assert v["status"] != "passed", (name, v)
+    assert v["passed"] == 0, (name, v)
+    assert "14\n" not in v["stdout"] and "FOUND ['" not in v["stdout"]
+    assert_clean(backend)
+
+
+# --- legitimate programs must pass under the default limits ----------------------------------
+
+LEGIT = {
+    "deep_recursion_big_stack": job("""
+        import sys, threading
+        sys.setrecursionlimit(200000)
+        threading.stack_size(512 * 1024 * 1024)
+        def depth(n): return 0 if n == 0 else 1 + depth(n - 1)
+        out = []
+        t = threading.Thread(target=lambda: out.append(depth(100000))); t.start(); t.join()
+        print(out[0])
+    """),
+    "four_threads": job("""
+        import threading
+        res = [0] * 4
+        def work(i): res[i] = sum(range(200000))
+        ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        [t.start() for t in ts]; [t.join() for t in ts]
+        print(len(set(res)))
+    """),
+    "200mb_resident": job("""
+        b = bytearray(200 * 1024 * 1024)
+        for i in range(0, len(b), 4096): b[i] = 1
+        print(sum(b[::4096]) > 0)
+    """),
+    "2mb_output": job("import sys\nsys.stdout.write('a' * (2 * 1024 * 1024))"),
+    "stdin": job("import sys\nprint(sys.stdin.read().upper())", stdin="hello\n" * 1000),
+    "scratch_files": job("""
+        import os, tempfile
+        open('a.txt', 'w').write('x' * 10**6)
+        fd, p = tempfile.mkstemp(); os.write(fd, b'y' * 10**6); os.close(fd)
+        os.makedirs('d/e'); open('d/e/f', 'w').write('z')
+        print(os.path.getsize('a.txt') + os.path.getsize(p))
+    """),
+    "one_second_cpu": job("""
+        import time
+        t = time.process_time()
+        while time.process_time() - t < 0.8: pass
+        print('ok')
+    """),
+    "subprocess_child": job("import subprocess, sys\nprint(subprocess.run([sys.executable, '-c', 'print(41+1)'], "
+                            "capture_output=True, text=True).stdout.strip())"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LEGIT))
+def test_legitimate_program_passes(backend, name):
+    v = backend.run(LEGIT[name])
+    assert v["status"] == "passed", (name, v.get("stderr", "")[-600:], v.get("error"))
+    assert v["exit_code"] == 0
+
+
+def test_legit_outputs_are_right(backend):
+    v = backend.run(LEGIT["deep_recursion_big_stack"])
+    assert v["stdout"].strip() == "100000"
+    v = backend.run(LEGIT["2mb_output"])
+    assert len(v["stdout"]) == 2 * 1024 * 1024
+    v = backend.run(LEGIT["stdin"])
+    assert v["stdout"].count("HELLO") == 1000
+
+
+def test_concurrent_mix(backend):
+    """Hostile and legitimate programs at once: verdicts stay per-program and in order."""
+    names = ["cpu_spin", "fork_bomb", "stdout_flood", "big_alloc", "kill_everything"]
+    jobs, expect = [], []
+    for n in names:
+        jobs.append(HOSTILE[n][0])
+        expect.append(HOSTILE[n][1])
+        jobs.append(job("def f(x): return 2 * x", ASSERT_F))
+        expect.append({"passed"})
+    verdicts = backend.run_many(jobs)
+    for n, v, allowed in zip([x for n in names for x in (n, "good")], verdicts, expect):
+        assert v["status"] in allowed, (n, v["status"], v.get("stderr", "")[-300:])
+    assert_clean(backend)
+
+
+def test_threads_share_backend_safely(backend):
+    out = {}
+
+    def worker(i):
+        out[i] = backend.run(job(f"print({i} * 3)"))
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert {i: v["stdout"].strip() for i, v in out.items()} == {i: str(i * 3) for i in range(6)}
