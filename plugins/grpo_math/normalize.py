@@ -13,7 +13,7 @@ _REPLACE = [
     ("\\le", "<="), ("\\ge", ">="), ("\\neq", "!="), ("\\ne", "!="), ("\\lt", "<"), ("\\gt", ">"),
     ("\\cdot", "*"), ("\\times", "*"), ("\\ast", "*"), ("\\div", "/"),
     ("\\mp", "\\mp "), ("\\pm", "\\pm "),
-    ("\\qquad", " "), ("\\quad", " "), ("\\,", " "), ("\\;", " "), ("\\:", " "), ("\\!", ""), ("\\ ", " "),
+    ("\\qquad", " "), ("\\quad", " "), ("\\,", " "), ("\\;", " "), ("\\:", " "), ("\\!", ""),
     ("\\$", " "), ("\\%", "%"), ("{,}", ""), ("\\{", " \\lbrace "), ("\\}", " \\rbrace "),
     ("\\lbrace", " \\lbrace "), ("\\rbrace", " \\rbrace "),
     ("\\lvert", "|"), ("\\rvert", "|"), ("\\vert", "|"), ("\\mid", "|"),
@@ -28,6 +28,8 @@ _UNICODE_WORDS = [("\u2264", "<="), ("\u2265", ">="), ("\u2260", "!="), ("\u00b1
 _SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)[lrm]?(?![a-zA-Z])\s*(\\[{}|]|[()\[\]|.])?")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\u00b0")
 _STYLE = re.compile(r"\\(?:mathrm|mathbf|mathit|mathsf|boldsymbol|bm|textbf|textit|textrm|operatorname|rm|bf)\b\s*")
+_THIN_THOUSANDS = re.compile(r"(?<=\d)\\[,;:! ](?=\d{3}(?!\d))")  # 1\,000
+_SPACE_CMD = re.compile(r"(?<!\\)\\ ")  # "\ " is a space, "\\ " a matrix row break
 _TRAILING = re.compile(r"[\s.;,:]+$")
 
 
@@ -38,6 +40,8 @@ def clean(answer: str) -> str:
     s = s.translate(_UNICODE)
     for a, b in _UNICODE_WORDS:
         s = s.replace(a, b)
+    s = _THIN_THOUSANDS.sub("", s)
+    s = _SPACE_CMD.sub(" ", s)
     s = _SIZING.sub(_sizing_repl, s)
     s = _DEGREES.sub("", s)
     for a, b in _REPLACE:

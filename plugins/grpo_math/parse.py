@@ -345,6 +345,8 @@ class _Parser:
             if x[0] == "set":
                 raise ParseError("argument holds a list")
             return x
+        if c.isdigit() and parens:
+            return self.number()  # \sqrt10 is meant as the root of 10, whatever TeX draws
         if c.isdigit():
             self.i += 1
             return ("num", Fraction(int(c)), None, 1)

@@ -1,0 +1,320 @@
+"""Labelled (gold, completion, equal) cases for the math reward, by category, both directions.
+
+The benchmark (benchmarks/math_vs_mathverify.py) runs math-verify on these same cases.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from grpo_plugins import Sample
+from grpo_math.reward import MathReward
+
+
+def B(x: str) -> str:
+    """A completion that boxes its answer."""
+    return f"Some reasoning first.\nTherefore the answer is $\\boxed{{{x}}}$."
+
+
+def T(x: str) -> str:
+    """A completion in the <think>/<answer> layout the trainer demo uses."""
+    return f"<think>Let me work it out step by step: 3 + 4 = 7.</think>\n<answer>{x}</answer>"
+
+
+# (category, gold, completion, equal)
+CASES: list[tuple[str, object, str, bool]] = [
+    # --- extraction ---------------------------------------------------------------------------
+    ("extract", "42", B("42"), True),
+    ("extract", "42", B("41"), False),
+    ("extract", "7", T("7"), True),
+    ("extract", 7, T("7"), True),
+    ("extract", 7, T("8"), False),
+    ("extract", 12, T(" 12 "), True),
+    ("extract", 12, T("The answer is 12."), True),
+    ("extract", 12, T("$\\boxed{12}$"), True),
+    ("extract", 12, "<think>maybe 12? no, \\boxed{13}</think><answer>12</answer>", True),
+    ("extract", 13, "<think>maybe 12? no, \\boxed{13}</think><answer>12</answer>", False),
+    ("extract", "\\frac{1}{2}", "We get \\boxed{\\frac{1}{2}} in the end.", True),
+    ("extract", "\\frac{3}{4}", "first \\boxed{\\frac{1}{2}} then corrected: \\boxed{\\frac{3}{4}}", True),
+    ("extract", "\\frac{1}{2}", "first \\boxed{\\frac{1}{2}} then corrected: \\boxed{\\frac{3}{4}}", False),
+    ("extract", "\\sqrt{2}", "so \\fbox{\\sqrt{2}}", True),
+    ("extract", "\\{1,2\\}", "the set is \\boxed{\\{1,2\\}}", True),
+    ("extract", "5", "I think the final answer is 5.", True),
+    ("extract", "5", "The final answer is $5$. I hope it is correct.", True),
+    ("extract", "6", "The final answer is $5$. I hope it is correct.", False),
+    ("extract", "18", "Natalia sold 48/2 = 24 clips in May.\n#### 18", True),
+    ("extract", "72", "Natalia sold 48/2 = 24 clips in May.\n48+24 = 72\n#### 72", True),
+    ("extract", "73", "Adding everything up we get **73**.", True),
+    ("extract", "73", "**Step 1:** add.\nSo the total is **73**", True),
+    ("extract", "74", "Adding everything up we get **73**.", False),
+    ("extract", "\\frac{2}{3}", "The probability is $\\frac{2}{3}$", True),
+    ("extract", "\\frac{2}{3}", "The probability is \\(\\frac{2}{3}\\)", True),
+    ("extract", "\\frac{2}{3}", "The probability is\n\\[\\frac{2}{3}\\]", True),
+    ("extract", "\\frac{2}{3}", "The probability is $\\frac{3}{2}$", False),
+    ("extract", "C", "Comparing the options, the answer is (C).", True),
+    ("extract", "C", "Comparing the options, the answer is (B).", False),
+    ("extract", "(B)", "\\boxed{B}", True),
+    ("extract", "B", "\\boxed{\\text{(B)}}", True),
+    ("extract", "A", "Answer: A", True),
+    ("extract", "D", "Answer: A", False),
+    ("extract", "3", "no marked answer here, just prose about 3 apples", False),
+    ("extract", "10", "\\boxed{1\\boxed{0}}", False),
+    ("extract", "\\frac{1}{3}", "the answer is \\boxed{\\dfrac{1}{3}", False),
+    ("extract", "2", "We know $x = 1$ and so the final value is \\boxed{2}", True),
+    ("extract", "x^2", "\\boxed{x^{2}}", True),
+    ("extract", "8", "The answer: 8", True),
+    ("extract", "9", "<answer>\\boxed{9}</answer>", True),
+    # --- normalisation ------------------------------------------------------------------------
+    ("normalise", "\\frac{1}{2}", B("\\dfrac{1}{2}"), True),
+    ("normalise", "\\frac{1}{2}", B("\\tfrac12"), True),
+    ("normalise", "\\frac{1}{2}", B("\\frac12"), True),
+    ("normalise", "\\frac{1}{2}", B("\\frac21"), False),
+    ("normalise", "(1,2)", B("\\left( 1, 2 \\right)"), True),
+    ("normalise", "(1,2)", B("\\left( 2, 1 \\right)"), False),
+    ("normalise", "3\\sqrt{2}", B("3 \\, \\sqrt{2}"), True),
+    ("normalise", "3\\sqrt{2}", B("3\\!\\sqrt{2}"), True),
+    ("normalise", "10", B("10 \\text{ cm}"), True),
+    ("normalise", "10", B("10\\text{cm}^2"), True),
+    ("normalise", "10", B("10 \\mbox{ inches}"), True),
+    ("normalise", "10", B("10 \\text{ quatloos}"), True),
+    ("normalise", "10", B("11 \\text{ cm}"), False),
+    ("normalise", "12", "The answer is 12 dollars.", True),
+    ("normalise", "12", "The answer is 12 widgets per hour.", True),
+    ("normalise", "12", "The answer is 13 dollars.", False),
+    ("normalise", "5", B("5 \\text{ meters}"), True),
+    ("normalise", "30", B("30^\\circ"), True),
+    ("normalise", "30", B("30^{\\circ}"), True),
+    ("normalise", "30", B("30 degrees"), True),
+    ("normalise", "30", B("60^\\circ"), False),
+    ("normalise", "0.5", B("50\\%"), True),
+    ("normalise", "50", B("50\\%"), True),
+    ("normalise", "50\\%", B("0.5"), True),
+    ("normalise", "50\\%", B("50"), True),
+    ("normalise", "50\\%", B("5"), False),
+    ("normalise", "0.5", B("5\\%"), False),
+    ("normalise", "1000", B("1,000"), True),
+    ("normalise", "1000000", B("1,000,000"), True),
+    ("normalise", "1000", B("1{,}000"), True),
+    ("normalise", "1000", B("1\\,000"), True),
+    ("normalise", "1000", B("1,001"), False),
+    ("normalise", "3.5", B("3,5"), True),
+    ("normalise", "3.25", B("3,25"), True),
+    ("normalise", "3,5", B("3, 5"), True),
+    ("normalise", "0.0015", B("1.5e-3"), True),
+    ("normalise", "0.0015", B("1.5E-3"), True),
+    ("normalise", "0.0015", B("1.5 \\times 10^{-3}"), True),
+    ("normalise", "1500", B("1.5 \\cdot 10^3"), True),
+    ("normalise", "1500", B("1.5e3"), True),
+    ("normalise", "0.0015", B("1.5e-4"), False),
+    ("normalise", "0.0015", B("1.5 \\times 10^{-4}"), False),
+    ("normalise", "2\\pi", B("2\\pi"), True),
+    ("normalise", "2\\pi", B("\\pi \\cdot 2"), True),
+    ("normalise", "2\\pi", B("2 \\times \\pi"), True),
+    ("normalise", "2\\pi", B("\\pi"), False),
+    ("normalise", "4\\sqrt{2}", B("4\\sqrt(2)"), True),
+    ("normalise", "4\\sqrt{2}", B("4\\sqrt2"), True),
+    ("normalise", "4", B("4\\sqrt(2)"), False),
+    ("normalise", "\\sqrt[3]{2}", B("2^{1/3}"), True),
+    ("normalise", "\\sqrt[3]{2}", B("2^{1/2}"), False),
+    ("normalise", "5", B("\\$5"), True),
+    ("normalise", "5.50", B("\\$5.5"), True),
+    ("normalise", "-3", B("\u22123"), True),
+    ("normalise", "\\pi", B("\u03c0"), True),
+    ("normalise", "2", B("\\displaystyle 2"), True),
+    ("normalise", "\\text{Monday}", B("\\text{monday}"), True),
+    ("normalise", "\\text{Monday}", B("\\text{Tuesday}"), False),
+    ("normalise", "e^{2}", B("\\exp(2)"), True),
+    ("normalise", "1.5", B("1.5"), True),
+    ("normalise", "1.5", B("1.50"), True),
+    ("normalise", "1.5", B(".5"), False),
+    # --- numbers: exact, tolerance, tiny values --------------------------------------------------
+    ("number", "0.5", B("\\frac{1}{2}"), True),
+    ("number", "\\frac{1}{2}", B("0.5"), True),
+    ("number", "\\frac{1}{3}", B("0.333"), True),
+    ("number", "\\frac{1}{3}", B("0.3333333"), True),
+    ("number", "\\frac{1}{3}", B("0.3"), False),
+    ("number", "\\frac{1}{3}", B("0.334"), False),
+    ("number", "\\sqrt{3}", B("1.732"), True),
+    ("number", "\\sqrt{3}", B("1.7320508"), True),
+    ("number", "\\sqrt{3}", B("1.733"), False),
+    ("number", "1.732", B("\\sqrt{3}"), True),
+    ("number", "40\\pi", B("125.66"), True),
+    ("number", "40\\pi", B("125.67"), False),
+    ("number", "\\pi", B("3.14"), True),
+    ("number", "\\pi", B("3.15"), False),
+    ("number", "e", B("2.718"), True),
+    ("number", "e", B("2.71"), False),
+    ("number", "\\frac{1}{2^{99}}", B("\\frac{1}{2^{98}}"), False),
+    ("number", "2^{-99}", B("\\frac{1}{2^{99}}"), True),
+    ("number", "10^{-30}", B("2 \\times 10^{-30}"), False),
+    ("number", "1e-30", B("10^{-30}"), True),
+    ("number", "0", B("10^{-20}"), False),
+    ("number", "0", B("0.0"), True),
+    ("number", "100000000000000000001", B("100000000000000000000"), False),
+    ("number", "100000000000000000001", B("10^{20}+1"), True),
+    ("number", "2.5", B("2.54"), False),
+    ("number", "2.5", B("2.50"), True),
+    ("number", "3", B("3.0"), True),
+    ("number", "3", B("2.9999999999"), True),
+    ("number", "3", B("3.01"), False),
+    ("number", "-7", B("-7"), True),
+    ("number", "-7", B("7"), False),
+    ("number", "\\frac{-1}{2}", B("-\\frac{1}{2}"), True),
+    ("number", "\\frac{6}{8}", B("\\frac{3}{4}"), True),
+    ("number", "120", B("5!"), True),
+    ("number", "10", B("\\binom{5}{2}"), True),
+    ("number", "1024", B("2^{10}"), True),
+    ("number", "1024", B("2^{11}"), False),
+    ("number", "3", B("\\log_2 8"), True),
+    ("number", "2", B("\\log_2 8"), False),
+    ("number", "5", B("|-5|"), True),
+    ("number", "1", B("\\sin^2 x + \\cos^2 x"), True),
+    ("number", "\\frac{\\sqrt{3}}{2}", B("\\frac{1}{2}\\sqrt{3}"), True),
+    ("number", "\\frac{\\sqrt{3}}{2}", B("\\frac{\\sqrt{3}}{3}"), False),
+    ("number", "\\frac{\\sqrt{2}}{2}", B("\\frac{1}{\\sqrt{2}}"), True),
+    ("number", "\\sqrt{2}+\\sqrt{3}", B("\\sqrt{5+2\\sqrt{6}}"), True),
+    ("number", "\\sqrt{2}+\\sqrt{3}", B("\\sqrt{5+2\\sqrt{5}}"), False),
+    ("number", "2\\sqrt{5}", B("\\sqrt{20}"), True),
+    ("number", "2\\sqrt{5}", B("\\sqrt{21}"), False),
+    ("number", "\\frac{\\pi}{4}", B("45^\\circ"), False),
+    ("number", "3+4i", B("4i+3"), True),
+    ("number", "3+4i", B("3-4i"), False),
+    ("number", "-1", B("e^{i\\pi}"), True),
+    ("number", "\\cos\\frac{\\pi}{3}", B("\\frac12"), True),
+    ("number", "\\frac{9}{4}", B("2.25"), True),
+    ("number", "\\frac{9}{4}", B("2.2"), False),
+    ("number", "1/3", B("\\frac{1}{3}"), True),
+    ("number", "7/2", B("3.5"), True),
+    ("number", "0.1", B("\\frac{1}{10}"), True),
+    # --- symbolic ---------------------------------------------------------------------------------
+    ("symbolic", "(x+1)^2", B("x^2+2x+1"), True),
+    ("symbolic", "(x+1)^2", B("x^2+x+1"), False),
+    ("symbolic", "x^2-1", B("(x-1)(x+1)"), True),
+    ("symbolic", "x^2-1", B("(x-1)^2"), False),
+    ("symbolic", "\\frac{x}{2}", B("0.5x"), True),
+    ("symbolic", "2x+3y", B("3y+2x"), True),
+    ("symbolic", "2x+3y", B("3x+2y"), False),
+    ("symbolic", "\\frac{1}{x}+\\frac{1}{y}", B("\\frac{x+y}{xy}"), True),
+    ("symbolic", "\\frac{1}{x}+\\frac{1}{y}", B("\\frac{x+y}{x+y}"), False),
+    ("symbolic", "\\sin(2x)", B("2\\sin x\\cos x"), True),
+    ("symbolic", "\\sin(2x)", B("2\\sin x"), False),
+    ("symbolic", "a^2b", B("ba^2"), True),
+    ("symbolic", "\\sqrt{x^2}", B("|x|"), True),
+    ("symbolic", "e^{x}e^{y}", B("e^{x+y}"), True),
+    ("symbolic", "\\log(xy)", B("\\log x+\\log y"), True),
+    ("symbolic", "n(n+1)/2", B("\\frac{n^2+n}{2}"), True),
+    ("symbolic", "n(n+1)/2", B("\\frac{n^2-n}{2}"), False),
+    ("symbolic", "2^{n+1}", B("2\\cdot 2^n"), True),
+    ("symbolic", "2^{n+1}", B("2^n+1"), False),
+    ("symbolic", "x_1+x_2", B("x_2+x_1"), True),
+    ("symbolic", "\\alpha+\\beta", B("\\beta+\\alpha"), True),
+    ("symbolic", "\\alpha+\\beta", B("\\alpha-\\beta"), False),
+    # --- sets, tuples, intervals, matrices --------------------------------------------------------
+    ("structure", "\\{1,2,3\\}", B("\\{3,1,2\\}"), True),
+    ("structure", "\\{1,2,3\\}", B("\\{1,2\\}"), False),
+    ("structure", "\\{1,2,3\\}", B("\\{1,2,4\\}"), False),
+    ("structure", "(1,2)", B("(1,2)"), True),
+    ("structure", "(1,2)", B("(2,1)"), False),
+    ("structure", "(1,2,3)", B("(1,2,3)"), True),
+    ("structure", "(1,2,3)", B("(3,2,1)"), False),
+    ("structure", "\\left(\\frac{1}{2}, 3\\right)", B("(0.5, 3)"), True),
+    ("structure", "(1,2]", B("(1,2]"), True),
+    ("structure", "(1,2]", B("(1,2)"), False),
+    ("structure", "(1,2]", B("[1,2]"), False),
+    ("structure", "[1,2)", B("[1,2)"), True),
+    ("structure", "[-1,\\infty)", B("[-1, \\infty)"), True),
+    ("structure", "[-1,\\infty)", B("(-1, \\infty)"), False),
+    ("structure", "(-\\infty, 0)", B("x<0"), True),
+    ("structure", "(-\\infty, 0]", B("x \\le 0"), True),
+    ("structure", "(-\\infty, 0]", B("x<0"), False),
+    ("structure", "(2, 5]", B("2 < x \\leq 5"), True),
+    ("structure", "(2, 5]", B("2 \\leq x \\leq 5"), False),
+    ("structure", "x > 3", B("(3, \\infty)"), True),
+    ("structure", "x \\geq 3", B("[3, \\infty)"), True),
+    ("structure", "x \\geq 3", B("x > 3"), False),
+    ("structure", "(-\\infty,-1)\\cup(1,\\infty)", B("(1,\\infty)\\cup(-\\infty,-1)"), True),
+    ("structure", "(-\\infty,-1)\\cup(1,\\infty)", B("x<-1 \\text{ or } x>1"), True),
+    ("structure", "(-\\infty,-1)\\cup(1,\\infty)", B("(-\\infty,-1]\\cup(1,\\infty)"), False),
+    ("structure", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+     B("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}"), True),
+    ("structure", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+     B("\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}"), True),
+    ("structure", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+     B("\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}"), False),
+    ("structure", "\\begin{pmatrix} \\frac{1}{2} \\\\ 2 \\end{pmatrix}", B("\\begin{pmatrix} 0.5 \\\\ 2 \\end{pmatrix}"), True),
+    ("structure", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", B("(1, 2)"), True),
+    ("structure", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", B("(2, 1)"), False),
+    ("structure", "\\langle 1, 2 \\rangle", B("(1,2)"), True),
+    ("structure", "\\varnothing", B("\\emptyset"), True),
+    ("structure", "\\varnothing", B("\\{0\\}"), False),
+    # --- equations --------------------------------------------------------------------------------
+    ("equation", "x=3", B("3"), True),
+    ("equation", "3", B("x=3"), True),
+    ("equation", "x=3", B("x = 3"), True),
+    ("equation", "x=3", B("4"), False),
+    ("equation", "x=3", B("y=3"), False),
+    ("equation", "y=2x+3", B("y = 3 + 2x"), True),
+    ("equation", "y=2x+3", B("2x+3"), True),
+    ("equation", "y=2x+3", B("y=3x+2"), False),
+    ("equation", "2x+3y=6", B("3y = 6 - 2x"), True),
+    ("equation", "2x+3y=6", B("4x+6y=12"), True),
+    ("equation", "2x+3y=6", B("2x+3y=7"), False),
+    ("equation", "x^2+y^2=1", B("y^2 = 1 - x^2"), True),
+    ("equation", "x^2+y^2=1", B("x^2 - y^2 = 1"), False),
+    ("equation", "(x-1)^2+(y+2)^2=9", B("x^2-2x+y^2+4y-4=0"), True),
+    ("equation", "\\text{Area} = 12", B("12"), True),
+    ("equation", "k = \\frac{1}{2}", B("k=0.5"), True),
+    ("equation", "k = \\frac{1}{2}", B("k=2"), False),
+    # --- multiple answers ---------------------------------------------------------------------------
+    ("multiple", "2, -2", B("\\pm 2"), True),
+    ("multiple", "\\pm 2", B("-2, 2"), True),
+    ("multiple", "2, -2", B("2"), False),
+    ("multiple", "2, -2", B("2, 2"), False),
+    ("multiple", "1, 2, 3", B("3, 2, 1"), True),
+    ("multiple", "1, 2, 3", B("1, 2"), False),
+    ("multiple", "x = 2, x = -3", B("x=-3 \\text{ or } x=2"), True),
+    ("multiple", "-3, 2", B("x=-3 \\text{ or } x=2"), True),
+    ("multiple", "x=\\pm\\sqrt{2}", B("\\sqrt{2}, -\\sqrt{2}"), True),
+    ("multiple", "x=\\pm\\sqrt{2}", B("\\sqrt{2}"), False),
+    ("multiple", "1 \\pm \\sqrt{3}", B("1+\\sqrt{3}, 1-\\sqrt{3}"), True),
+    ("multiple", "1 \\pm \\sqrt{3}", B("1+\\sqrt{3}, 1+\\sqrt{3}"), False),
+    ("multiple", "\\frac{-1 \\pm \\sqrt{5}}{2}", B("\\frac{-1+\\sqrt5}{2}, \\frac{-1-\\sqrt5}{2}"), True),
+    ("multiple", "2 and 3", B("2, 3"), True),
+    ("multiple", "\\{-2, 2\\}", B("x = \\pm 2"), True),
+    # --- text answers -------------------------------------------------------------------------------
+    ("text", "\\text{Evelyn}", B("\\text{Evelyn}"), True),
+    ("text", "\\text{Evelyn}", B("\\text{Evan}"), False),
+    ("text", "yes", "The final answer is yes.", True),
+    ("text", "yes", "The final answer is no.", False),
+    ("text", "\\text{odd}", B("\\text{ odd }"), True),
+    ("text", "\\text{odd}", B("\\text{even}"), False),
+]
+
+
+@pytest.fixture(scope="module")
+def reward():
+    r = MathReward({"timeout": 10.0})
+    yield r
+    r.close()
+
+
+def test_at_least_200_cases_cover_every_category():
+    cats = {c[0] for c in CASES}
+    assert len(CASES) >= 200
+    assert {"extract", "normalise", "number", "symbolic", "structure", "equation", "multiple", "text"} <= cats
+    for cat in cats:
+        labels = {c[3] for c in CASES if c[0] == cat}
+        assert labels == {True, False}, f"category {cat} needs both correct and wrong cases"
+
+
+def test_labelled_cases(reward):
+    samples = [Sample(prompt="q", completion=c, columns={"answer": g}) for _, g, c, _ in CASES]
+    results = reward.score(samples)
+    wrong = []
+    for (cat, gold, completion, equal), r in zip(CASES, results):
+        got = r.info["status"] == "correct"
+        if got != equal:
+            wrong.append(f"[{cat}] gold={gold!r} completion={completion!r}: expected {equal}, "
+                         f"got {r.info['status']} (extracted {r.info['extracted']!r})")
+        assert r.value == (1.0 if got else 0.0)
+    assert not wrong, "\n".join(wrong)

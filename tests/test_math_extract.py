@@ -1,0 +1,96 @@
+"""Answer extraction, gold extraction and parsing of the math reward."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from grpo_math.extract import extract_answer, extract_choice, extract_gold, gold_choice, last_boxed
+from grpo_math.normalize import clean
+from grpo_math.parse import ParseError, parse_answer
+
+
+@pytest.mark.parametrize("text, answer, source", [
+    ("x \\boxed{\\frac{1}{\\sqrt{2}}} y", "\\frac{1}{\\sqrt{2}}", "boxed"),
+    ("\\boxed{a} then \\fbox{b}", "b", "boxed"),
+    ("\\boxed 5 apples", "5", "boxed"),
+    ("<think>\\boxed{1}</think><answer>2</answer>", "2", "answer_tag"),
+    ("<answer>so \\boxed{3}</answer>", "3", "answer_tag/boxed"),
+    ("<answer>The answer is 4.</answer>", "4", "answer_tag/phrase"),
+    ("<think>unfinished <answer>17", "17", "answer_tag"),
+    ("blah. The final answer is $\\frac{1}{2}$. I hope it is correct.", "\\frac{1}{2}", "phrase"),
+    ("Answer: 12 because of the above", "12 because of the above", "phrase"),
+    ("so 3+4 = 7\n#### 7", "7", "gsm8k"),
+    ("**Step 1:** think\nthe total is **19**", "19", "bold"),
+    ("we get $x = 2$ and then $y=5$", "y=5", "math"),
+    ("we get \\(3\\)", "3", "math"),
+    ("we get $$ 3 $$", "3", "math"),
+])
+def test_extraction_priorities(text, answer, source):
+    found = extract_answer(text)
+    assert found is not None and (found.text, found.source) == (answer, source)
+
+
+def test_truncated_last_box_falls_back_to_the_previous_one():
+    assert last_boxed("\\boxed{1} and \\boxed{\\frac{2}{3}") == "1"
+    assert last_boxed("\\boxed{\\frac{2}{3}") is None
+
+
+def test_no_answer_and_the_last_number_fallback():
+    text = "I computed 3 things and then 41 more, total unknown"
+    assert extract_answer(text) is None
+    found = extract_answer(text, fallback_number=True)
+    assert (found.text, found.source) == ("41", "last_number")
+
+
+def test_extraction_rejects_non_text():
+    with pytest.raises(TypeError, match="string"):
+        extract_answer(None)
+
+
+@pytest.mark.parametrize("gold, out", [
+    (7, "7"), (2.5, "2.5"), ("  12 ", "12"), ("so \\boxed{\\frac{1}{2}}.", "\\frac{1}{2}"),
+    ("Natalia sold 24.\n#### 72", "72"), ("x=3", "x=3"),
+])
+def test_gold_extraction(gold, out):
+    assert extract_gold(gold) == out
+
+
+@pytest.mark.parametrize("bad", [None, True, [1, 2], {"a": 1}])
+def test_gold_of_a_wrong_type_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match="gold answer must be"):
+        extract_gold(bad)
+
+
+def test_choice_letters():
+    assert gold_choice("(C)") == "C" and gold_choice("\\text{(B)}") == "B" and gold_choice("Cat") is None
+    assert extract_choice("the answer is (D).", None) == "D"
+    assert extract_choice("whatever", "\\text{(E)}") == "E"
+    assert extract_choice("options (A) and (B) look good; I pick (B)", None) == "B"
+    assert extract_choice("no letter here", None) is None
+
+
+def test_clean_spellings():
+    assert clean("$\\left( \\dfrac{1}{2}, 3 \\right)$") == "( \\frac{1}{2}, 3 )"
+    assert clean("30^{\\circ}") == "30"
+    assert clean("x \\leq 3") == "x <= 3"
+    assert clean("1\\,000") == "1000"
+
+
+def test_parse_trees():
+    assert parse_answer("1.5e-3") == ("num", Fraction(3, 2000), Fraction(1, 10000), 2)
+    assert parse_answer("1,000") == ("num", Fraction(1000), None, 4)
+    assert parse_answer("4\\sqrt(2)")[0] == "mul"
+    assert parse_answer("(1,2]") == ("tuple", (("num", 1, None, 1), ("num", 2, None, 1)), "(", "]")
+    assert parse_answer("2, -2")[0] == "list"
+    assert parse_answer("5 \\text{ cm}^2") == ("num", 5, None, 1)
+    assert parse_answer("\\text{Monday}") == ("text", "monday")
+    assert parse_answer("e")[1] == "E" and parse_answer("2e3")[1] == 2000
+
+
+@pytest.mark.parametrize("bad", ["", "\\frac{1}", "(1,2", "\\unknowncmd{3}", "1 +", "{" * 500 + "1" + "}" * 500,
+                                 "x" * 5000, "\\begin{cases} 1 \\end{cases}", "1e999999"])
+def test_parse_errors_are_parse_errors(bad):
+    with pytest.raises(ParseError):
+        parse_answer(bad)
