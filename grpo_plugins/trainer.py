@@ -135,6 +135,7 @@ class GRPOTrainer:
         self.num_tokens = 0
         self.eval_results: dict[str, Any] = {}
         self.last_metrics: dict[str, Any] = {}
+        self.logger: MetricsLogger | None = None
         self._stop = False
 
     # --- models ----------------------------------------------------------------------------
@@ -203,6 +204,7 @@ class GRPOTrainer:
         finally:
             self._restore_sigint(previous)
             self.logger.close()
+            self.logger = None
         if self.eval_rows is not None:
             self.eval_results["after"] = self.evaluate()
             self._write_eval()
@@ -314,7 +316,7 @@ class GRPOTrainer:
             "time/train": t_end - t_score,
             "tokens_per_second": float(mask.sum()) / max(t_gen - t0, 1e-9),
         }
-        if self.is_main and cfg.log.samples:
+        if self.logger is not None and cfg.log.samples:
             show = [{"prompt": r.prompt_text, "completion": r.text, "reward": r.reward, "advantage": r.advantage}
                     for r in rollouts[: cfg.log.samples]]
             every = cfg.log.print_samples_every

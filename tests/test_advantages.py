@@ -1,0 +1,127 @@
+"""Advantages against float64 references written as plain loops, and a hand-computed example."""
+
+import math
+import random
+
+import pytest
+import torch
+
+from grpo_plugins import advantages as A
+from grpo_plugins import tiny
+
+
+def ref_outcome(rewards, G, scale, eps):
+    """Loop reference: group mean, unbiased group/batch std, NaN rewards excluded and given 0."""
+    out = []
+    valid_all = [r for r in rewards if not math.isnan(r)]
+    mb = sum(valid_all) / len(valid_all)
+    batch_std = math.sqrt(sum((r - mb) ** 2 for r in valid_all) / (len(valid_all) - 1))
+    for g in range(0, len(rewards), G):
+        grp = [r for r in rewards[g:g + G] if not math.isnan(r)]
+        mean = sum(grp) / len(grp) if grp else 0.0
+        std = math.sqrt(sum((r - mean) ** 2 for r in grp) / (len(grp) - 1)) if len(grp) > 1 else 0.0
+        for r in rewards[g:g + G]:
+            if math.isnan(r):
+                out.append(0.0)
+            elif scale == "group":
+                out.append((r - mean) / (std + eps))
+            elif scale == "batch":
+                out.append((r - mean) / (batch_std + eps))
+            else:
+                out.append(r - mean)
+    return out
+
+
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+@pytest.mark.parametrize("seed", range(3))
+def test_outcome_matches_float64_reference(scale, seed):
+    rng = random.Random(seed)
+    G, n_groups = 6, 5
+    rewards = [rng.choice([0.0, 1.0, rng.uniform(-2, 2), float("nan")]) for _ in range(G * n_groups)]
+    got = A.outcome_advantages(torch.tensor(rewards, dtype=torch.float64), G, scale, eps=1e-4)
+    want = ref_outcome(rewards, G, scale, 1e-4)
+    assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), atol=1e-12, rtol=1e-10)
+
+
+def test_zero_variance_groups_give_zero_not_nan():
+    r = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, float("nan")] + [float("nan")] * 3)
+    for scale in ("group", "batch", "none"):
+        adv = A.outcome_advantages(r, 4, scale)
+        assert not torch.isnan(adv).any()
+        assert torch.all(adv[:4] == 0) and torch.all(adv[8:] == 0)
+        assert adv[5] > 0 > adv[4]
+    assert A.zero_std_fraction(r, 4) == pytest.approx(2 / 3)
+
+
+def ref_process(ends, values, G, T, eps):
+    """Loop reference of DeepSeekMath 4.1.3: normalise a group's step rewards, sum those ending at or after t."""
+    B = len(ends)
+    out = [[0.0] * T for _ in range(B)]
+    for g in range(0, B, G):
+        vals = [v for i in range(g, g + G) for v in values[i]]
+        if not vals:
+            continue
+        mean = sum(vals) / len(vals)
+        std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+        for i in range(g, g + G):
+            for t in range(T):
+                out[i][t] = sum((v - mean) / (std + eps) for e, v in zip(ends[i], values[i]) if e >= t)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_process_matches_float64_reference(seed):
+    rng = random.Random(seed)
+    G, n_groups, T = 4, 3, 12
+    ends, values = [], []
+    for _ in range(G * n_groups):
+        k = rng.randint(0, 4)
+        ends.append(sorted(rng.sample(range(T), k)))
+        values.append([rng.uniform(-1, 1) for _ in range(k)])
+    got = A.process_advantages(ends, values, G, T, eps=1e-4)
+    want = torch.tensor(ref_process(ends, values, G, T, 1e-4), dtype=torch.float64)
+    assert torch.allclose(got, want, atol=1e-12)
+
+
+def test_process_hand_computed_example():
+    # one group of two completions; steps end at tokens 1 and 3 (first), 2 (second)
+    # step rewards 1, 0 | 0.5 -> mean 0.5, std (unbiased) 0.5 -> normalised 1, -1 | 0 (eps ~ 0)
+    adv = A.process_advantages([[1, 3], [2]], [[1.0, 0.0], [0.5]], group_size=2, length=5, eps=1e-12)
+    # first: tokens 0-1 get 1 + (-1) = 0, tokens 2-3 get -1, token 4 (after the last step) 0
+    assert adv[0].tolist() == pytest.approx([0.0, 0.0, -1.0, -1.0, 0.0])
+    assert adv[1].tolist() == pytest.approx([0.0, 0.0, 0.0, 0.0, 0.0])
+    adv = A.process_advantages([[1, 3], [2]], [[1.0, 0.0], [2.0]], group_size=2, length=4, eps=0.0)
+    # rewards 1, 0, 2: mean 1, std 1 -> 0, -1 | 1
+    assert adv[0].tolist() == pytest.approx([-1.0, -1.0, -1.0, -1.0])
+    assert adv[1].tolist() == pytest.approx([1.0, 1.0, 1.0, 0.0])
+
+
+def test_char_spans_map_to_tokens_through_offsets():
+    tok = tiny.build_tokenizer()
+    text = "<think>1+2=3, 4+5=9</think><answer>93</answer>"
+    ids = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    offsets = A.token_offsets(tok, ids, text)
+    assert len(offsets) == len(ids) and offsets[-1] == (len(text), len(text))
+    assert offsets[0] == (0, len("<think>"))  # the tag is one token
+    step1_end = text.index(",")  # "<think>1+2=3" ends before the comma
+    ends = A.char_to_token_ends([step1_end, len(text)], offsets)
+    assert ends[0] == 5  # tokens: <think> 1 + 2 = 3 -> the step ends on token 5
+    assert text[offsets[ends[0]][0]:offsets[ends[0]][1]] == "3"
+    assert ends[1] == len(ids) - 2  # the last visible token (</answer>), not the EOS
+    # the prefix-decoding fallback (used when re-tokenising differs) gives the same spans
+    slow = A.token_offsets(_NotFast(tok), ids, text)
+    assert slow == offsets
+
+
+class _NotFast:
+    def __init__(self, tok):
+        self.tok, self.is_fast, self.all_special_ids = tok, False, tok.all_special_ids
+
+    def decode(self, *a, **k):
+        return self.tok.decode(*a, **k)
+
+
+def test_combine_broadcasts_outcome_and_adds_process():
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    adv = A.combine(torch.tensor([2.0, -1.0]), torch.tensor([[0.5, 0.0, 9.0], [0.0, 1.0, 0.0]]), mask)
+    assert adv.tolist() == [[2.5, 2.0, 0.0], [-1.0, 0.0, -1.0]]

@@ -1,0 +1,224 @@
+"""The trainer end to end on a tiny model: KL at step 0, one step's effect, resume after a kill,
+process rewards, num_iterations > 1. Rewards are inline plugins registered on a private manager."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import pytest
+import torch
+
+import grpo_format
+from grpo_plugins import PluginManager, Reward, RewardResult, hookimpl, tiny
+from grpo_plugins.rollout import token_logprobs
+from grpo_plugins.train_config import TrainConfig
+from grpo_plugins.trainer import GRPOTrainer
+
+
+class ExactAnswer(Reward):
+    """1 when the <answer> equals the ``answer`` column (stands in for the math plugin)."""
+
+    name = "exact_answer"
+
+    def score(self, samples):
+        out = []
+        for s in samples:
+            m = re.search(r"<answer>(.*?)</answer>", s.text)
+            out.append(RewardResult(float(bool(m) and m.group(1).strip() == str(s.columns["answer"]))))
+        return out
+
+
+class DigitShare(Reward):
+    """Share of digits in the completion: varies within every group, even for a random model."""
+
+    name = "digit_share"
+
+    def score(self, samples):
+        return [RewardResult(sum(c.isdigit() for c in s.text) / max(len(s.text), 1)) for s in samples]
+
+
+class DigitSteps(Reward):
+    """A step reward: each run of 3 characters is a step, valued by whether it holds a digit."""
+
+    name = "digit_steps"
+    granularity = "step"
+
+    def score(self, samples):
+        out = []
+        for s in samples:
+            text = s.text
+            steps = [(i, min(i + 3, len(text)), float(any(c.isdigit() for c in text[i:i + 3])))
+                     for i in range(0, len(text), 3)]
+            out.append(RewardResult(steps=steps))
+        return out
+
+
+class Plugin:
+    def __init__(self):
+        self.rollouts = []
+
+    @hookimpl
+    def register_rewards(self, register):
+        register(ExactAnswer)
+        register(DigitShare)
+        register(DigitSteps)
+
+    @hookimpl
+    def on_rollouts_collected(self, rollouts, step, cycle):
+        self.rollouts.append((step, rollouts))
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return tiny.build(tmp_path_factory.mktemp("tiny") / "t", n_train=64, n_eval=8, n_sft=64,
+                      hidden_size=32, layers=2, heads=2, seed=0)
+
+
+@pytest.fixture
+def manager():
+    m = PluginManager(load_entrypoints=False)
+    plugin = Plugin()
+    m.register(plugin, name="test_trainer_rewards")
+    m.register(grpo_format, name="format")
+    try:
+        yield m, plugin
+    finally:
+        m.unregister(name="test_trainer_rewards")
+        m.unregister(name="format")
+
+
+def make_config(tiny_dir, run_dir, rewards=({"name": "digit_share"},), **sections) -> TrainConfig:
+    data = {
+        "model": {"name_or_path": str(tiny_dir / "model")},
+        "data": {"train": str(tiny_dir / "train.jsonl"), "chat_template": False},
+        "rollout": {"num_generations": 4, "max_new_tokens": 8},
+        "train": {"steps": 2, "prompts_per_step": 2, "learning_rate": 1e-3, "seed": 0},
+        "log": {"run_dir": str(run_dir), "progress": False, "tensorboard": False},
+        "checkpoint": {"every": 0},
+        "rewards": list(rewards),
+    }
+    for key, value in sections.items():
+        data.setdefault(key, {}).update(value)
+    return TrainConfig.model_validate(data)
+
+
+def test_kl_is_zero_at_the_first_step(tiny_dir, tmp_path, manager):
+    cfg = make_config(tiny_dir, tmp_path / "run", train={"beta": 0.1, "steps": 2})
+    trainer = GRPOTrainer(cfg, manager[0])
+    trainer.train()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["kl"] == 0.0  # policy == reference before the first update
+    assert rows[1]["kl"] > 0.0  # and they differ after it
+    assert trainer.ref_model is not None and (tmp_path / "run" / "ref.pt").exists()
+
+
+def test_no_reference_model_when_beta_is_zero(tiny_dir, tmp_path, manager):
+    trainer = GRPOTrainer(make_config(tiny_dir, tmp_path / "run", train={"beta": 0.0, "steps": 1}), manager[0])
+    trainer.train()
+    assert trainer.ref_model is None and not (tmp_path / "run" / "ref.pt").exists()
+
+
+def _seq_logp(model, tokenizer, rollout):
+    p = tokenizer(rollout.prompt_text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    c = torch.tensor([rollout.completion_ids])
+    ids = torch.cat([p, c], 1)
+    with torch.no_grad():
+        logp, _ = token_logprobs(model, ids, torch.ones_like(ids), c.shape[1])
+    return float(logp.sum())
+
+
+def test_one_step_raises_the_logprob_of_the_best_completion(tiny_dir, tmp_path, manager):
+    mgr, plugin = manager
+    cfg = make_config(tiny_dir, tmp_path / "run", train={"learning_rate": 3e-3, "max_grad_norm": None})
+    trainer = GRPOTrainer(cfg, mgr)
+    trainer.reset_reference()
+    before = copy.deepcopy(trainer.policy).eval()
+    metrics = trainer.train_step()
+    _, rollouts = plugin.rollouts[-1]
+    best = max(rollouts, key=lambda r: r.advantage)
+    worst = min(rollouts, key=lambda r: r.advantage)
+    assert best.advantage > 0 > worst.advantage and metrics["frac_reward_zero_std"] < 1
+    after = trainer.policy.eval()
+    tok = trainer.tokenizer
+    assert _seq_logp(after, tok, best) > _seq_logp(before, tok, best)
+    assert _seq_logp(after, tok, worst) < _seq_logp(before, tok, worst)
+
+
+TIMING = ("step_time", "time/", "tokens_per_second", "reward_host/")
+
+
+def _metrics(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith(TIMING)} for r in rows]
+
+
+def test_resume_after_a_kill_gives_the_same_metrics(tiny_dir, tmp_path, manager):
+    mgr, _ = manager
+    common = dict(train={"steps": 4, "beta": 0.05, "learning_rate": 2e-3}, checkpoint={"every": 2})
+    GRPOTrainer(make_config(tiny_dir, tmp_path / "a", **common), mgr).train()
+
+    killed = GRPOTrainer(make_config(tiny_dir, tmp_path / "b", **common), mgr)
+    real_step = killed.train_step
+
+    def dies_during_step_4():
+        if killed.step == 3:
+            raise SystemExit("killed")  # no checkpoint is written on the way out
+        return real_step()
+
+    killed.train_step = dies_during_step_4
+    with pytest.raises(SystemExit):
+        killed.train()
+    assert (tmp_path / "b" / "checkpoints" / "latest").read_text().strip() == "step-2"
+    assert len(_metrics(tmp_path / "b")) == 3  # step 3 was logged but never checkpointed
+
+    resumed = GRPOTrainer(make_config(tiny_dir, tmp_path / "b", **common), mgr)
+    resumed.train()
+    assert resumed.step == 4
+    a, b = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
+    assert [r["step"] for r in b] == [1, 2, 3, 4]
+    assert a == b
+    wa = torch.load(tmp_path / "a" / "checkpoints" / "step-4" / "model.pt")
+    wb = torch.load(tmp_path / "b" / "checkpoints" / "step-4" / "model.pt")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_process_and_outcome_rewards_combine(tiny_dir, tmp_path, manager):
+    mgr, plugin = manager
+    cfg = make_config(tiny_dir, tmp_path / "run", rewards=[{"name": "digit_steps"}, {"name": "digit_share"}],
+                      train={"steps": 1})
+    trainer = GRPOTrainer(cfg, mgr)
+    trainer.reset_reference()
+    metrics = trainer.train_step()
+    _, rollouts = plugin.rollouts[-1]
+    assert any(r.steps.get("digit_steps") for r in rollouts)
+    assert metrics["advantages/mean_abs"] > 0
+    assert "rewards/digit_steps/mean" not in metrics or metrics["rewards/digit_steps/mean"] is not None
+
+
+def test_num_iterations_reuses_the_batch(tiny_dir, tmp_path, manager):
+    cfg = make_config(tiny_dir, tmp_path / "run", train={"steps": 1, "num_iterations": 3, "learning_rate": 5e-2,
+                                                        "epsilon": 0.05, "max_grad_norm": None})
+    trainer = GRPOTrainer(cfg, manager[0])
+    trainer.reset_reference()
+    m = trainer.train_step()
+    # three optimizer updates on one batch: the scheduler counted them, and later ones clipped tokens
+    assert trainer.scheduler.last_epoch == 3
+    assert m["clip_ratio/region_mean"] > 0
+
+
+def test_sft_then_eval_and_plot(tiny_dir, tmp_path, manager):
+    from grpo_plugins.plot import plot_run
+
+    cfg = make_config(tiny_dir, tmp_path / "run", rewards=[{"name": "exact_answer"}, {"name": "format"}],
+                      data={"eval": str(tiny_dir / "test.jsonl")},
+                      sft={"data": str(tiny_dir / "sft.jsonl"), "steps": 3, "batch_size": 8},
+                      rollout={"max_new_tokens": 24}, train={"steps": 2}, eval={"every": 1})
+    final = GRPOTrainer(cfg, manager[0]).train()
+    ev = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert set(ev) == {"before", "after", "curve"} and ev["before"]["eval/n"] == 8
+    assert 0 <= final["after/eval/accuracy"] <= 1
+    assert (tmp_path / "run" / "final" / "config.json").exists()
+    png = plot_run(tmp_path / "run")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
