@@ -166,6 +166,7 @@ def run_config_model() -> type[RunConfig]:
 def build_cli(manager: PluginManager) -> click.Group:
     """The CLI group with plugins' commands added through the ``register_commands`` hook."""
     from . import train_cli  # noqa: F401  (adds `train` and `plot` to the group)
+    from . import cycle_cli  # noqa: F401  (adds `cycle`)
     manager.hook.register_commands(cli=cli)
     return cli
 
