@@ -13,6 +13,8 @@ from typing import Any
 class TestsFormatError(ValueError):
     """A malformed tests spec; the message names the source, the field and what was expected."""
 
+    __test__ = False  # not a pytest test class despite the name
+
 
 def _fail(where: str, field: str, msg: str):
     raise TestsFormatError(f"{where}: {field}: {msg}")

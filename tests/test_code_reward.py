@@ -1,0 +1,82 @@
+"""The ``code`` reward end to end through the plugin manager, on both backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from grpo_plugins import Sample
+from grpo_plugins.plugins import PluginManager
+from grpo_plugins.rewards import OptionsError, as_trl_reward_func
+from grpo_code.testing import make_backend
+from grpo_code.tests_format import TestsFormatError
+
+MBPP = {"kind": "assert", "entry_point": "double", "code": "assert double(1) == 2\nassert double(4) == 8\n"
+        "assert double(-3) == -6\nassert double(0) == 0\n"}
+
+
+def completion(body: str) -> str:
+    return f"Let me think.\n```python\nprint('draft')\n```\nFinal:\n```python\n{body}\n```\n"
+
+
+@pytest.fixture(scope="module", params=["docker", "local"])
+def reward(request):
+    make_backend(request.param).close()  # starts dockerd / builds the image, or skips with the reason
+    r = PluginManager(allow=["code"]).create_reward("code", {"backend": request.param, "parallel": 2})
+    yield r
+    r.close()
+
+
+def test_registered_with_backends():
+    pm = PluginManager(allow=["code"])
+    assert pm.reward_entry("code").plugin == "code"
+    assert {"docker", "local"} <= set(pm.sandbox_backends())
+    with pytest.raises(OptionsError, match="valid options"):
+        pm.create_reward("code", {"backnd": "docker"})
+
+
+def test_fraction_and_info(reward):
+    samples = [
+        Sample("p", completion("def double(x):\n    return 2 * x"), columns={"tests": MBPP}),
+        Sample("p", completion("def double(x):\n    return 2 * x if x > 0 else 0"), columns={"tests": MBPP}),
+        Sample("p", completion("def double(x):\n    return x + x + (x == 0)"), columns={"tests": MBPP}),
+        Sample("p", "no code at all", columns={}),
+    ]
+    out = reward.score(samples)
+    assert [r.value for r in out[:3]] == [1.0, 0.75, 0.75]
+    assert out[0].info["status"] == "passed" and out[1].info["status"] == "failed"
+    assert [t["passed"] for t in out[1].info["per_test"]] == [True, True, False, True]
+    assert out[3].value is None and out[3].info["status"] == "no_tests"
+
+
+def test_gaming_completions_score_zero(reward):
+    games = [
+        "class A:\n    def __eq__(self, o): return True\ndef double(x): return A()",
+        "import sys\nprint('4/4 passed')\nsys.exit(0)",
+        "import os\ndef double(x): os._exit(0)",
+        "def double(x):\n    import gc\n    return [o for o in gc.get_objects() if type(o) is int and o == 2 * x][0] "
+        "if False else None",
+    ]
+    out = reward.score([Sample("p", completion(g), columns={"tests": MBPP}) for g in games])
+    assert [r.value for r in out] == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_binary_and_default_tests():
+    make_backend("local").close()
+    stdio = {"kind": "stdio", "cases": [{"stdin": "2\n", "stdout": "4"}, {"stdin": "5\n", "stdout": "10"}]}
+    r = PluginManager(allow=["code"]).create_reward("code", {"backend": "local", "binary": True, "tests": stdio})
+    try:
+        out = r.score([Sample("p", "print(int(input()) * 2)"), Sample("p", "print(4)")])
+        assert [x.value for x in out] == [1.0, 0.0]
+        trl = as_trl_reward_func(r)
+        assert trl(["p"], ["print(int(input()) * 2)"]) == [1.0]
+    finally:
+        r.close()
+
+
+def test_bad_tests_name_sample_and_field():
+    r = PluginManager(allow=["code"]).create_reward("code", {"backend": "local"})
+    with pytest.raises(TestsFormatError, match=r"sample 1: tests\.cases\[0\]\.stdout"):
+        r.score([Sample("p", "x", columns={"tests": None}),
+                 Sample("p", "x", columns={"tests": {"kind": "stdio", "cases": [{"stdout": 1}]}})])
+    with pytest.raises(TestsFormatError, match="code reward options: tests.kind"):
+        PluginManager(allow=["code"]).create_reward("code", {"tests": {"kind": "nope"}})
