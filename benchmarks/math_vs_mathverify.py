@@ -63,7 +63,8 @@ def workload(n: int, seed: int = 0) -> list[tuple[str, str, bool]]:
         else:
             a, b = rng.randint(2, 9), rng.choice([2, 3, 5, 6, 7, 10, 11])
             gold = f"{a}\\sqrt{{{b}}}"
-            pred = rng.choice([f"\\sqrt{{{a * a * b}}}", f"{a}\\sqrt{b}"]) if right else f"\\sqrt{{{a * a * b + 1}}}"
+            short = f"{a}\\sqrt{b}" if b < 10 else f"{a}\\sqrt{{{b}}}"  # \sqrt10 would be contested
+            pred = rng.choice([f"\\sqrt{{{a * a * b}}}", short]) if right else f"\\sqrt{{{a * a * b + 1}}}"
         out.append((gold, wrap[i % len(wrap)](pred), right))
     return out
 

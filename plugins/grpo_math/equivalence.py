@@ -125,8 +125,18 @@ def _matched(gs: list, ps: list, same) -> bool:
 
 
 def _label(node: tuple) -> bool:
-    """An equation side that only names the answer: 'x', 'a_1', '\\text{Area}'."""
-    return node[0] in ("sym", "word", "text")
+    """An equation side that only names the answer: 'x', 'a_1', 'f(x)', '\\text{Area}'."""
+    if node[0] in ("sym", "word", "text"):
+        return True
+    return node[0] == "mul" and all(_label(x) for x in node[1])
+
+
+def _symbol_free(node) -> bool:
+    if isinstance(node, tuple):
+        if node and node[0] in ("sym", "word", "text"):
+            return False
+        return all(_symbol_free(x) for x in node[1:])
+    return True
 
 
 def _item(g: tuple, p: tuple, o: CheckOptions, sympy_ok: bool) -> bool:
@@ -140,6 +150,8 @@ def _item(g: tuple, p: tuple, o: CheckOptions, sympy_ok: bool) -> bool:
             raise NeedSympy
         from .symbolic import equations_equal  # worker only: sympy lives there
         return equations_equal(g, p)
+    if kp == "eq" and kg != "eq" and _symbol_free(p):
+        return _item(g, p[2], o, sympy_ok)  # "2^{10} = 1024": the value is the last side
     if kg == "eq" and _label(g[1]):
         return _item(g[2], p, o, sympy_ok)
     if kp == "eq" and _label(p[1]):

@@ -151,7 +151,10 @@ def _approx(node: tuple) -> float:
                 return math.log(x) / math.log(vals[1])
             return math.log10(x) if name == "log10" else math.log(x)
         if name == "binom":
-            return float(math.comb(int(vals[0]), int(vals[1])))
+            n, k = vals
+            if n != int(n) or k != int(k) or not 0 <= n <= 10 * MAX_FACTORIAL:
+                raise NeedSympy  # math.comb(10**300, 10**150) would never return
+            return float(math.comb(int(n), int(k)))
         if name in _FUNCS:
             return float(_FUNCS[name](vals[0]))
     raise NeedSympy

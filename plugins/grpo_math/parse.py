@@ -36,7 +36,9 @@ GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "et
 MATRIX_ENVS = {"pmatrix", "bmatrix", "Bmatrix", "matrix", "smallmatrix", "array", "vmatrix", "Vmatrix"}
 TEXT_CMDS = {"text", "mbox", "textnormal", "textup", "hbox"}
 _NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
-_GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d,])")  # 1,234,567 but not 1,23 or 1,2345
+_GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])")  # 1,234,567.5 but not 1,23 or 1,2345
+_REPEATING = re.compile(r"\\overline\s*\{(\d{1,50})\}")
+_MIXED = re.compile(r"(\d+)\s?\\frac\s*\{(\d+)\}\s*\{(\d+)\}")
 _EXP = re.compile(r"[eE]([-+]?\d+)")
 _LETTERS = re.compile(r"[A-Za-z]+")
 _WORDS_ONLY = re.compile(r"[A-Za-z]+(?:[\s'\-]+[A-Za-z]+)*")
@@ -286,8 +288,13 @@ class _Parser:
         raise ParseError(f"unexpected {c!r} at position {self.i}")
 
     def number(self) -> tuple:
+        mixed = _MIXED.match(self.s, self.i)
+        if mixed and self._mixed_ok(mixed):
+            self.i = mixed.end()  # 4\frac{2}{3} is four and two thirds, as written in word problems
+            w, n, d = (int(g) for g in mixed.groups())
+            return ("num", w + Fraction(n, d), None, len(mixed.group(1)))
         m = _GROUPED.match(self.s, self.i) if self.depth == 0 else None
-        if m and not self.s.startswith(".", m.end()):
+        if m:
             text = m.group(0).replace(",", "")
             self.i = m.end()
         else:
@@ -304,10 +311,22 @@ class _Parser:
                 raise ParseError("exponent of a number literal too large")
             self.i = e.end()
         whole, _, frac = text.partition(".")
+        rep = _REPEATING.match(self.s, self.i) if "." in text and not exp else None
+        if rep:  # 0.1\overline{6} = 1/6: a repeating decimal is exact
+            self.i = rep.end()
+            head = Fraction(int(whole or "0") * 10 ** len(frac) + int(frac or "0"), 10 ** len(frac))
+            cycle = rep.group(1)
+            return ("num", head + Fraction(int(cycle), (10 ** len(cycle) - 1) * 10 ** len(frac)), None, 1)
         digits = (whole + frac).lstrip("0") or "0"
         value = Fraction(int(whole or "0") * 10 ** len(frac) + int(frac or "0"), 10 ** len(frac)) * Fraction(10) ** exp
         ulp = Fraction(10) ** (exp - len(frac)) if frac else None
         return ("num", value, ulp, len(digits))
+
+    def _mixed_ok(self, m: re.Match) -> bool:
+        n, d = int(m.group(2)), int(m.group(3))
+        before = self.s[:self.i].rstrip()
+        # a proper fraction right after a whole number that is not itself a factor or an exponent
+        return 0 < n < d and not before.endswith(("^", "*", "/", "\\cdot", "_"))
 
     def bracket(self) -> tuple:
         opener = self.s[self.i]

@@ -20,6 +20,11 @@ STATUSES = ("correct", "incorrect", "no_answer", "unparseable", "timeout")
 CACHE_SIZE = 65536
 
 
+def default_workers() -> int:
+    """Worker processes when the option is unset: most checks never leave the calling process."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
 class MathOptions(RewardOptions):
     answer_column: str = Field("answer", min_length=1, description="dataset column holding the gold answer")
     tolerance: float = Field(1e-6, ge=0, le=0.1,
@@ -36,7 +41,7 @@ class MathOptions(RewardOptions):
     timeout: float = Field(3.0, gt=0, le=600, description="seconds one symbolic check may run in a worker process "
                                                           "before the worker is killed (status timeout)")
     workers: int | None = Field(None, ge=1, le=256, description="worker processes for symbolic checks "
-                                                                "(default: CPU count)")
+                                                                "(default: CPU count, at most 8)")
     memory_mb: int = Field(1024, ge=256, description="address-space cap of each worker process, in MB")
 
 
@@ -72,7 +77,7 @@ class MathReward(Reward):
         with self._pool_lock:
             if self._pool is None:
                 o = self.options
-                self._pool = CheckPool(o.workers or os.cpu_count() or 1, o.timeout, o.memory_mb)
+                self._pool = CheckPool(o.workers or default_workers(), o.timeout, o.memory_mb)
             return self._pool
 
     def close(self) -> None:

@@ -67,6 +67,8 @@ def scalar_equal(g: tuple, p: tuple, dg: Decimal, dp: Decimal, tolerance: float,
     free = a.free_symbols | b.free_symbols
     if free:
         return _identity(a - b, sorted(free, key=str))
+    if a.has(sympy.oo, sympy.zoo, sympy.nan) or b.has(sympy.oo, sympy.zoo, sympy.nan):
+        return False  # infinities are equal only structurally (a == b above)
     va, vb = sympy.N(a, PRECISION), sympy.N(b, PRECISION)
     if not (va.is_number and vb.is_number) or va.has(sympy.nan, sympy.zoo) or vb.has(sympy.nan, sympy.zoo):
         return False
