@@ -9,3 +9,18 @@ from .reward import PRMReward
 @hookimpl
 def register_rewards(register):
     register(PRMReward)
+
+
+@hookimpl
+def register_commands(cli):
+    from .cli import prm_group
+
+    cli.add_command(prm_group)
+
+
+@hookimpl
+def on_cycle_end(cycle, context):
+    """Retrain each `prm` reward that has `retrain` options on the cycle's labelled rollouts."""
+    from .retrain import on_cycle_end as retrain
+
+    retrain(cycle, context)

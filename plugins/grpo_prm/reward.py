@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 from typing import Literal, Optional
 
 from pydantic import Field
@@ -11,6 +12,7 @@ from pydantic import Field
 from grpo_plugins import Reward, RewardOptions, RewardResult, Sample
 
 from .model import ProcessRewardModel, StepFormat
+from .retrain_options import PRMRetrainOptions
 from .steps import SplitRule
 
 Aggregate = Literal["none", "min", "product", "last", "mean"]
@@ -41,6 +43,10 @@ class PRMOptions(RewardOptions):
     batch_size: int = Field(16, ge=1, description="completions per forward pass")
     max_length: int = Field(1024, ge=8, description="tokens kept (from the right) of prompt + completion")
     device: str = Field("cpu", description="torch device for the PRM")
+    missing_model: Literal["error", "skip"] = Field(
+        "error", description="skip: score no steps while `model` does not exist yet (first RL cycle)")
+    retrain: Optional[PRMRetrainOptions] = Field(
+        None, description="retrain this PRM at the end of each RL cycle (`grpo-plugins cycle`); null = never")
 
 
 class PRMReward(Reward):
@@ -71,6 +77,8 @@ class PRMReward(Reward):
             return self._prm
 
     def score(self, samples: list[Sample]) -> list[RewardResult]:
+        if self.options.missing_model == "skip" and not Path(self.options.model).exists():
+            return [RewardResult(None, steps=[], info={"status": "no_model"}) for _ in samples]
         scored = self.prm.score_texts([s.prompt_text for s in samples], [s.text for s in samples],
                                       self.options.batch_size)
         out = []

@@ -1,0 +1,206 @@
+"""Iterative RL (DeepSeekMath section 4): each cycle runs these phases, in order.
+
+    grpo       GRPO steps with the current reward models; rollouts kept (on_rollouts_collected)
+    label      Math-Shepherd step labels for a sample of the kept rollouts
+    buffer     labelled rollouts appended to the on-disk replay buffer (deduplicated)
+    retrain    on_cycle_end broadcast: reward models (the prm plugin, third-party ones) retrain
+    evaluate   per-cycle metrics, report.json and report.png across cycles
+    reference  the KL reference becomes the current policy (option)
+
+``RUN_DIR/cycle_state.json`` names the next phase and is replaced atomically after each phase, so a
+killed run restarts at the phase it was in. Each phase can run again safely: the GRPO trainer resumes
+from its checkpoint, buffers deduplicate, outputs are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .cycle_config import CycleConfig
+from .cycle_report import cycle_metrics, write_report
+from .hookspecs import hookimpl
+from .host import RewardConfig, RewardHost
+from .jsonl import atomic_write_text, read_jsonl, write_jsonl_atomic
+from .plugins import PluginManager
+from .replay import ReplayBuffer, read_buffer
+
+PHASES = ("grpo", "label", "buffer", "retrain", "evaluate", "reference")
+
+
+class RolloutKeeper:
+    """Keeps the GRPO phase's rollouts (prompt text, completion, columns) in a crash-safe buffer."""
+
+    def __init__(self, root: Path, capacity: int):
+        self.buffer = ReplayBuffer(root, capacity=capacity)
+
+    @hookimpl
+    def on_rollouts_collected(self, rollouts, step, cycle):
+        self.buffer.extend(({"prompt": r.prompt_text, "completion": r.text, "columns": dict(r.columns),
+                             "reward": r.reward} for r in rollouts), cycle=cycle, policy_step=step)
+
+
+class PolicyContinuations:
+    """``generate(texts, max_new_tokens)``: one sampled continuation per text from a causal LM."""
+
+    def __init__(self, model, tokenizer, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.tokenizer.padding_side = "left"
+        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+
+    def __call__(self, texts: list[str], max_new_tokens: int) -> list[str]:
+        from .rollout import completion_mask, sample
+
+        tok = self.tokenizer
+        device = next(self.model.parameters()).device
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        out = sample(self.model, enc["input_ids"].to(device), enc["attention_mask"].to(device), max_new_tokens,
+                     tok.eos_token_id, tok.pad_token_id, self.temperature, self.top_k, self.top_p)
+        mask, _ = completion_mask(out, tok.eos_token_id)
+        return [tok.decode(row[m.bool()].tolist(), skip_special_tokens=True) for row, m in zip(out, mask)]
+
+
+class Cycle:
+    """Runs (or resumes) the cycles of a CycleConfig; ``run()`` returns the report."""
+
+    def __init__(self, cfg: CycleConfig, manager: PluginManager, log: Callable[[str], None] = print):
+        self.cfg, self.manager, self.log = cfg, manager, log
+        self.root = Path(cfg.log.run_dir)
+        self.policy_dir = self.root / "policy"
+        self.buffer_dir = self.root / "buffer"
+        self.state_path = self.root / "cycle_state.json"
+
+    # --- state -----------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """The next (cycle, phase) to run; a fresh run starts at cycle 0, phase grpo."""
+        if self.state_path.exists():
+            return json.loads(self.state_path.read_text())
+        return {"cycle": 0, "phase": PHASES[0]}
+
+    def cycle_dir(self, k: int) -> Path:
+        return self.root / "cycles" / str(k)
+
+    def run(self) -> dict[str, Any]:
+        """Run every remaining phase of every remaining cycle; returns report.json's content."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        state = self.state()
+        if state["cycle"] > 0 or state["phase"] != PHASES[0]:
+            self.log(f"resuming at cycle {state['cycle']}, phase {state['phase']}")
+        while state["cycle"] < self.cfg.cycle.cycles:
+            k = state["cycle"]
+            self.cycle_dir(k).mkdir(parents=True, exist_ok=True)
+            for phase in PHASES[PHASES.index(state["phase"]):]:
+                self.log(f"cycle {k}: {phase} started")
+                t0 = time.perf_counter()
+                getattr(self, phase)(k)
+                self._timing(k, phase, time.perf_counter() - t0)
+                i = PHASES.index(phase)
+                state = {"cycle": k, "phase": PHASES[i + 1]} if i + 1 < len(PHASES) else {"cycle": k + 1,
+                                                                                           "phase": PHASES[0]}
+                atomic_write_text(self.state_path, json.dumps(state))
+                self.log(f"cycle {k}: {phase} done ({time.perf_counter() - t0:.1f}s)")
+        return json.loads((self.root / "report.json").read_text())
+
+    def _timing(self, k: int, phase: str, seconds: float) -> None:
+        path = self.cycle_dir(k) / "timing.json"
+        t = json.loads(path.read_text()) if path.exists() else {}
+        t[phase] = t.get(phase, 0.0) + seconds  # a resumed phase adds the time it took again
+        atomic_write_text(path, json.dumps(t))
+
+    # --- phases ----------------------------------------------------------------------------
+
+    def trainer_config(self, k: int):
+        """The GRPO config for cycle k: cumulative steps, the policy's own run dir."""
+        c = self.cfg
+        return c.model_copy(update={
+            "train": c.train.model_copy(update={"steps": (k + 1) * c.cycle.steps_per_cycle}),
+            "log": c.log.model_copy(update={"run_dir": str(self.policy_dir)}),
+            "checkpoint": c.checkpoint.model_copy(update={"resume": True})})
+
+    def grpo(self, k: int) -> None:
+        """GRPO steps of cycle k (resuming the policy's checkpoint), keeping rollouts."""
+        from .trainer import GRPOTrainer
+
+        keeper = RolloutKeeper(self.cycle_dir(k) / "rollouts", self.cfg.cycle.keep_rollouts)
+        self.manager.register(keeper, name=f"cycle-rollout-keeper-{k}")
+        try:
+            trainer = GRPOTrainer(self.trainer_config(k), self.manager, cycle=k)
+            final = trainer.train()
+            trainer.host.close()
+        finally:
+            self.manager.unregister(keeper)
+            keeper.buffer.close()
+        atomic_write_text(self.cycle_dir(k) / "grpo.json", json.dumps(final, indent=1, default=str))
+
+    def _checker(self) -> RewardConfig:
+        name = self.cfg.label.reward
+        for r in self.cfg.rewards:
+            if r.label == name:
+                return r
+        return RewardConfig(name=name)
+
+    def label(self, k: int) -> None:
+        """Math-Shepherd labels for up to label.max_rollouts of the cycle's kept rollouts."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from grpo_prm.labeller import label_rollouts
+        from grpo_prm.model import StepFormat
+
+        lab, ro = self.cfg.label, self.cfg.rollout
+        kept = [e.record for e in read_buffer(self.cycle_dir(k) / "rollouts")]
+        rng = random.Random(self.cfg.train.seed + k)
+        chosen = rng.sample(kept, min(lab.max_rollouts, len(kept)))
+        model = AutoModelForCausalLM.from_pretrained(self.policy_dir / "final")
+        tokenizer = AutoTokenizer.from_pretrained(self.policy_dir / "final")
+        gen = PolicyContinuations(model, tokenizer, lab.temperature or ro.temperature, ro.top_k, ro.top_p)
+        fmt = StepFormat(split=lab.split, **{k2: v for k2, v in (("tag", lab.tag), ("step_pattern", lab.step_pattern))
+                                             if v is not None})
+        checker = self._checker()
+        with RewardHost([checker], manager=self.manager) as host:
+            records, stats = label_rollouts(chosen, gen, host, checker.label, fmt, n=lab.continuations,
+                                            max_new_tokens=lab.max_new_tokens or ro.max_new_tokens,
+                                            budget=lab.budget, threshold=lab.threshold, batch_size=lab.batch_size)
+        write_jsonl_atomic(self.cycle_dir(k) / "labels.jsonl", records)
+        atomic_write_text(self.cycle_dir(k) / "label_stats.json", json.dumps(vars(stats), indent=1))
+
+    def buffer(self, k: int) -> None:
+        """Append the cycle's labelled rollouts to the replay buffer (a rerun adds no duplicates)."""
+        records = read_jsonl(self.cycle_dir(k) / "labels.jsonl")
+        c = self.cfg
+        with ReplayBuffer(self.buffer_dir, capacity=c.buffer.capacity, eviction=c.buffer.eviction,
+                          seed=c.train.seed) as buf:
+            added = buf.extend(records, cycle=k, policy_step=(k + 1) * c.cycle.steps_per_cycle)
+            size = len(buf)
+        atomic_write_text(self.cycle_dir(k) / "buffer.json", json.dumps({"added": added, "size": size}))
+
+    def retrain(self, k: int) -> None:
+        """Broadcast on_cycle_end: every plugin that owns a reward model retrains it here."""
+        context = {"rewards": [r.model_dump() for r in self.cfg.rewards], "buffer": str(self.buffer_dir),
+                   "history_share": self.cfg.buffer.history_share, "seed": self.cfg.train.seed,
+                   "policy": str(self.policy_dir / "final"), "metrics": {}}
+        self.manager.hook.on_cycle_end(cycle=k, run_dir=str(self.root), context=context)
+        atomic_write_text(self.cycle_dir(k) / "retrain.json", json.dumps(context["metrics"], indent=1, default=str))
+
+    def evaluate(self, k: int) -> None:
+        """Collect the cycle's policy, reward, label and PRM metrics; rewrite the report across cycles."""
+        m = cycle_metrics(self.root, k, self.cfg.cycle.steps_per_cycle)
+        atomic_write_text(self.cycle_dir(k) / "metrics.json", json.dumps(m, indent=1))
+        write_report(self.root, range(k + 1))
+
+    def reference(self, k: int) -> None:
+        """Make the policy at the end of cycle k the KL reference of the next cycle (beta > 0 only)."""
+        if not (self.cfg.cycle.reference_reset and self.cfg.train.beta > 0):
+            return
+        import os
+
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        state = AutoModelForCausalLM.from_pretrained(self.policy_dir / "final").state_dict()
+        tmp = self.policy_dir / f".ref.pt.tmp-{os.getpid()}"
+        torch.save(state, tmp)
+        os.replace(tmp, self.policy_dir / "ref.pt")  # the trainer loads ref.pt when it resumes
