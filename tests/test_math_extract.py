@@ -94,3 +94,24 @@ def test_parse_trees():
 def test_parse_errors_are_parse_errors(bad):
     with pytest.raises(ParseError):
         parse_answer(bad)
+
+
+def test_random_token_soup_never_raises_and_stays_in_the_vocabulary():
+    import random
+
+    from grpo_math.reward import STATUSES, MathReward
+    from grpo_plugins import Sample
+
+    toks = ["1", "2", ".", "x", "e", "\\pi", "\\frac", "\\sqrt", "{", "}", "(", ")", "[", "]", "^", "_", "+", "-",
+            "=", "<", ",", "\\%", "!", "\\infty", "\\cup", "\\pm", "\\text{cm}", " ", "\\left(", "\\right)", "|",
+            "\\log", "\\binom", "\\begin{pmatrix}", "\\end{pmatrix}", "&", "\\\\", "1,000", "1e5", "or", "\u00b0"]
+    rng = random.Random(7)
+    soups = ["".join(rng.choice(toks) for _ in range(rng.randint(1, 20))) for _ in range(300)]
+    r = MathReward({"timeout": 2.0, "workers": 1})
+    try:
+        results = r.score([Sample("q", f"\\boxed{{{s}}}", columns={"answer": "\\frac{1}{2}"}) for s in soups])
+    finally:
+        r.close()
+    assert len(results) == len(soups)
+    assert {res.info["status"] for res in results} <= set(STATUSES)
+    assert sum(res.info["status"] == "unparseable" for res in results) > 100  # soup is mostly unreadable

@@ -42,6 +42,8 @@ _MIXED = re.compile(r"(\d+)\s?\\frac\s*\{(\d+)\}\s*\{(\d+)\}")
 _EXP = re.compile(r"[eE]([-+]?\d+)")
 _LETTERS = re.compile(r"[A-Za-z]+")
 _WORDS_ONLY = re.compile(r"[A-Za-z]+(?:[\s'\-]+[A-Za-z]+)*")
+# what separates several answers: commas, semicolons, "and" / "or" (also inside \text{})
+_JOIN = re.compile(r"[,;]|(?:and|or)(?![A-Za-z])|\\text\{\s*(?:and|or)\s*\}")
 _RELOPS = ("<=", ">=", "!=", "=", "<", ">")
 
 
@@ -122,23 +124,25 @@ class _Parser:
     def items(self) -> list[tuple]:
         out = [self.union()]
         while True:
-            if self.take(",") or self.take(";"):
-                pass
-            elif self.word_ahead() in ("and", "or"):
-                self.i += len(self.word_ahead())
-            elif self.peek("\\text{") and re.match(r"\\text\{\s*(and|or)\s*\}", self.s[self.i:]):
-                self.i += re.match(r"\\text\{\s*(and|or)\s*\}", self.s[self.i:]).end()
-            else:
+            self.ws()
+            join = _JOIN.match(self.s, self.i)
+            if join is None:
                 return out
+            self.i = join.end()
             out.append(self.union())
 
     def union(self) -> tuple:
         parts = [self.relation()]
-        while self.take("\\cup") or (self.peek("U ") and self.s[self.i - 1] == " "):
-            if self.s.startswith("U ", self.i):
-                self.i += 1
+        while self.take("\\cup") or self.take_plain_union():
             parts.append(self.relation())
         return parts[0] if len(parts) == 1 else ("union", tuple(parts))
+
+    def take_plain_union(self) -> bool:
+        # "(1,2) U (3,4)" as typed in plain text: a capital U between spaces
+        if self.peek("U ") and self.s[self.i - 1] == " ":
+            self.i += 1
+            return True
+        return False
 
     def relation(self) -> tuple:
         operands, ops = [self.sum()], []
@@ -217,7 +221,7 @@ class _Parser:
             m = _LETTERS.match(self.s, self.i + 1)
             name = m.group(0) if m else ""
             return name not in ("cup", "pm", "mp", "rbrace", "rangle", "end", "right", "rfloor", "rceil", "to") \
-                and not (name == "text" and re.match(r"\\text\{\s*(and|or)\s*\}", self.s[self.i:]))
+                and not _JOIN.match(self.s, self.i)
         return False
 
     def unary(self) -> tuple:
@@ -516,12 +520,11 @@ class _Parser:
         if run in ("oo", "inf", "infty", "infinity"):
             self.i = m.end()
             return ("const", "oo")
-        spaced = self.i == 0 or self.s[self.i - 1] == " "
-        if len(run) >= 3 or (len(run) == 2 and spaced and self.i > 0):
+        # A unit word follows a space ("5 cm", "12 dollars") or is long and glued to a number
+        # ("5miles"); "2xy" or "(ab)" are products of symbols, or a wrong "2xy" would equal "2xz".
+        prev = self.s[self.i - 1] if self.i > 0 else " "
+        if (prev == " " and (len(run) >= 3 or (len(run) == 2 and self.i > 0))) or (prev.isdigit() and len(run) >= 4):
             self.i = m.end()
-            return ("word", run)
-        if len(run) == 2 and self.i > 0 and self.s[self.i - 1].isdigit() and m.end() == len(self.s):
-            self.i = m.end()  # "5cm" at the end: a glued unit
             return ("word", run)
         self.i += 1
         if self.take("_"):

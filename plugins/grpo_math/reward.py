@@ -140,6 +140,9 @@ class MathReward(Reward):
             info["status"] = check(gold, found.text, self.check_options, sympy_ok=False)
         except NeedSympy:
             info["status"] = None
+        except (ArithmeticError, ValueError, TypeError, RecursionError) as exc:
+            # a reader bug on one odd answer must not fail the whole batch
+            info.update(status="unparseable", detail=f"{type(exc).__name__}: {exc}"[:300])
         return info
 
     def _remember(self, key: tuple[str, str], status: str) -> None:
