@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import json
+import marshal
 import math
 import os
 import re
@@ -58,7 +59,9 @@ def decode(tagged):
     if t == "bool" and type(v) is bool:
         return v
     if t == "int":
-        return int(v) if type(v) in (int, str) else _bad(t)
+        if "hex" in tagged and type(tagged["hex"]) is str:
+            return int(tagged["hex"], 16)
+        return v if type(v) is int else _bad(t)
     if t == "str" and type(v) is str:
         return v
     if t == "float":
@@ -279,10 +282,14 @@ class ProcessRun:
         self.res_r, res_w = os.pipe()
         self._oom0 = box.oom_kills()
         self.proc = box.spawn(cmd_r, res_w, limits)
+        self.finished = False
+        box.runs.append(self)  # run_job kills whatever did not finish (an exception mid-run)
         os.close(cmd_r)
         os.close(res_w)
+        self._out = bytearray()  # frames for the runner, written as the pipe accepts them
+        os.set_blocking(self.cmd_w, False)
         header = {"nonce": self.nonce, "mode": mode, "code": code, "limits": box.runner_limits(limits), **(extra or {})}
-        self._write(header)
+        self.send(header)
         self._stdin = (stdin or "").encode()
         self._stdin_fd = self.proc.stdin.fileno()
         os.set_blocking(self._stdin_fd, False)
@@ -296,20 +303,23 @@ class ProcessRun:
         if not self._stdin:
             self._close_stdin()
 
-    def _write(self, msg: dict) -> None:
-        data = (json.dumps(msg) + "\n").encode()
-        try:
-            os.write(self.cmd_w, data) if len(data) < 65536 else self._write_all(data)
-        except (BrokenPipeError, OSError):
-            pass  # the runner died; the loop notices
-
-    def _write_all(self, data: bytes) -> None:
-        with os.fdopen(os.dup(self.cmd_w), "wb") as fh:
-            fh.write(data)
-
     def send(self, msg: dict) -> None:
-        """Send one request to the runner."""
-        self._write(msg)
+        """Queue one request for the runner (length-prefixed marshal: the trusted direction)."""
+        data = marshal.dumps(msg, 4)
+        self._out += len(data).to_bytes(4, "big") + data
+        self._flush_out()
+
+    def _flush_out(self) -> None:
+        # never block on the runner: a candidate that stops reading must still meet the wall clock
+        while self._out and self.cmd_w is not None:
+            try:
+                n = os.write(self.cmd_w, self._out[:65536])
+            except BlockingIOError:
+                return
+            except OSError:  # the runner is gone; the read side notices
+                self._out.clear()
+                return
+            del self._out[:n]
 
     def _close_stdin(self):
         if self._stdin_fd is not None:
@@ -335,6 +345,8 @@ class ProcessRun:
                 self.violation = "timeout"
             return False
         wfds = [self._stdin_fd] if self._stdin_fd is not None else []
+        if self._out:
+            wfds.append(self.cmd_w)
         rfds = list(self._fds) + ([self._pidfd] if self._pidfd is not None and not self._exited else [])
         r, w, _ = select.select(rfds, wfds, [], min(left, 1.0 if self._pidfd is not None else 0.02))
         if self._pidfd is not None and self._pidfd in r:
@@ -342,6 +354,9 @@ class ProcessRun:
             r.remove(self._pidfd)
         if self._exited and not r and not w:
             return False  # the runner is gone and nothing more is flowing
+        if self._out and self.cmd_w in w:
+            self._flush_out()
+            w.remove(self.cmd_w)
         if w:
             try:
                 n = os.write(self._stdin_fd, self._stdin[:65536])
@@ -395,15 +410,20 @@ class ProcessRun:
 
     def finish(self, box) -> dict:
         """Wait for exit (draining output) within the deadline, then kill the whole tree; exit facts."""
+        self.finished = True
         try:
             self.send({"end": True})
-            while self._fds and self.proc.poll() is None and self._pump():
-                self._messages.clear()
-            # the runner has exited (or a limit hit): take what is already in the pipes, briefly,
-            # then the tree goes, daemons included
-            drain_until = min(self.deadline, time.monotonic() + 0.1)
-            while not self.violation and self._fds and time.monotonic() < drain_until and self._pump(drain_until):
-                self._messages.clear()
+            try:
+                while self._fds and self.proc.poll() is None and self._pump():
+                    self._messages.clear()
+                # the runner has exited (or a limit hit): take what is already in the pipes,
+                # briefly, then the tree goes, daemons included
+                drain_until = min(self.deadline, time.monotonic() + 0.1)
+                while not self.violation and self._fds and time.monotonic() < drain_until and \
+                        self._pump(drain_until):
+                    self._messages.clear()
+            except ProtocolError:
+                pass  # answers after the last test do not count; the verdict is already decided
             while self.proc.poll() is None and not self.violation:
                 if time.monotonic() > self.deadline:
                     self.violation = "timeout"
@@ -468,6 +488,7 @@ def run_job(job: dict, box) -> dict:
     tests = job.get("tests")
     result = {"status": "sandbox_error", "passed": 0, "total": 0, "stdout": "", "stderr": "", "exit_code": None,
               "per_test": []}
+    box.runs = []
     try:
         box.reset()
         if tests is None:
@@ -484,6 +505,13 @@ def run_job(job: dict, box) -> dict:
     except Exception as exc:  # a harness bug or a broken box: never a pass
         result.update(status="sandbox_error", error=f"{type(exc).__name__}: {exc}", passed=0)
     finally:
+        for run in box.runs:
+            if not run.finished:
+                try:
+                    run.finish(box)
+                except Exception as exc:
+                    result.update(status="sandbox_error", error=f"kill failed: {exc}", passed=0)
+        box.runs.clear()
         try:
             box.reset()
         except Exception as exc:

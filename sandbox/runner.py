@@ -3,14 +3,14 @@ candidate). It applies hard rlimits, runs the candidate's code, and answers the 
 requests one at a time over a pipe. It decides nothing: values go back as tagged JSON and the
 harness compares them in a process the candidate cannot reach.
 
-Usage: python3 -I runner.py CMD_FD RESULT_FD   (stdlib only; runs inside the sandbox)
+Usage: python3 -I -S runner.py CMD_FD RESULT_FD   (stdlib only; runs inside the sandbox)
 """
 
-import json
+import marshal
 import os
 import resource
 import sys
-import traceback
+from _json import encode_basestring_ascii as _quote  # the C half of json: no `re` import, fast start
 
 MAX_DEPTH = 200  # deeper values are reported as opaque so encoding cannot recurse forever
 
@@ -40,9 +40,10 @@ def encode(value, depth=0):
     t = type(value)  # type(), not isinstance: subclasses of int/str could carry a lying __eq__
     if depth > MAX_DEPTH:
         return {"t": "object", "type": "too deep"}
-    if value is None or t is bool or t is int or t is str:
-        if t is int and value.bit_length() > 4096:
-            return {"t": "int", "v": str(value)}
+    if t is int:
+        # hex: int <-> decimal str conversion is capped at 4300 digits, base 16 is not
+        return {"t": "int", "v": value} if value.bit_length() <= 63 else {"t": "int", "hex": hex(value)}
+    if value is None or t is bool or t is str:
         return {"t": t.__name__ if value is not None else "none", "v": value}
     if t is float:
         return {"t": "float", "v": repr(value)}  # repr keeps nan/inf, which JSON cannot
@@ -51,30 +52,63 @@ def encode(value, depth=0):
     if t is bytes:
         return {"t": "bytes", "v": value.hex()}
     if t in (list, tuple, set, frozenset):
-        return {"t": t.__name__, "v": [encode(x, depth + 1) for x in list.__iter__(list(value))]}
+        return {"t": t.__name__, "v": [encode(x, depth + 1) for x in value]}
     if t is dict:
         return {"t": "dict", "v": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in dict.items(value)]}
     return {"t": "object", "type": t.__name__[:100]}
 
 
+def dumps(obj):
+    """JSON text for the tagged values encode() builds (None, bool, int, str, list, dict only)."""
+    t = type(obj)
+    if obj is None:
+        return "null"
+    if t is bool:
+        return "true" if obj else "false"
+    if t is int:
+        return str(obj)
+    if t is str:
+        return _quote(obj)
+    if t is list:
+        return "[" + ",".join([dumps(x) for x in obj]) + "]"
+    return "{" + ",".join([_quote(k) + ":" + dumps(v) for k, v in obj.items()]) + "}"
+
+
+def read_frame(fd):
+    """One length-prefixed marshal frame from the harness (trusted direction), or None at EOF."""
+    head = _read_exact(fd, 4)
+    if head is None:
+        return None
+    return marshal.loads(_read_exact(fd, int.from_bytes(head, "big")) or b"")
+
+
+def _read_exact(fd, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
 def main():
     cmd_fd, res_fd = int(sys.argv[1]), int(sys.argv[2])
-    cmd = os.fdopen(cmd_fd, "r", encoding="utf-8")
-    res = os.fdopen(res_fd, "w", encoding="utf-8")
-    job = json.loads(cmd.readline())
+    job = read_frame(cmd_fd)
     nonce = job["nonce"]
 
     def send(msg):
         msg["nonce"] = nonce
-        res.write(json.dumps(msg) + "\n")
-        res.flush()
+        data = (dumps(msg) + "\n").encode()
+        while data:
+            data = data[os.write(res_fd, data):]
 
     set_limits(job["limits"])
     code = job["code"]
     if job["mode"] == "script":
         # the harness's pipes are closed so the program sees only stdin/stdout/stderr
-        cmd.close()
-        res.close()
+        os.close(cmd_fd)
+        os.close(res_fd)
         sys.argv = ["main.py"]
         ns = {"__name__": "__main__", "__file__": "main.py", "__builtins__": __builtins__}
         exec(compile(code, "main.py", "exec"), ns)
@@ -89,9 +123,9 @@ def main():
         ns["candidate"] = ns[job["entry_point"]]  # HumanEval's check(candidate) convention
     send({"ready": True})
     target = None
-    for line in cmd:
-        req = json.loads(line)
-        if "end" in req:
+    while True:
+        req = read_frame(cmd_fd)
+        if req is None or "end" in req:
             break
         i = req["i"]
         try:
@@ -122,6 +156,8 @@ def resolve(ns, job):
 
 def format_error(exc):
     """``TypeName: message`` plus the last lines of the traceback, kept short."""
+    import traceback  # only on errors: it pulls in linecache and friends
+
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:])
     return f"{type(exc).__name__}: {str(exc)[:300]}\n{tb[-1000:]}"
 

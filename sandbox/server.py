@@ -34,7 +34,7 @@ class DockerBox:
     def spawn(self, cmd_r: int, res_w: int, limits: dict) -> subprocess.Popen:
         """Start the runner as the unprivileged uid in its own session, with the two harness pipes."""
         return subprocess.Popen(
-            [sys.executable, "-I", RUNNER, str(cmd_r), str(res_w)],
+            [sys.executable, "-I", "-S", RUNNER, str(cmd_r), str(res_w)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(cmd_r, res_w),
             cwd="/work", env=ENV, user=self.uid, group=self.uid, extra_groups=[], start_new_session=True,
         )

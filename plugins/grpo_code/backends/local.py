@@ -68,7 +68,7 @@ class BwrapBox:
                  "--clearenv"]
         for k, v in ENV.items():
             argv += ["--setenv", k, v]
-        argv += ["--", self.python, "-I", "/opt/grpo/runner.py", str(cmd_r), str(res_w)]
+        argv += ["--", self.python, "-I", "-S", "/opt/grpo/runner.py", str(cmd_r), str(res_w)]
         ids = {"user": self.uid, "group": self.uid, "extra_groups": []} if self.uid is not None else {}
         return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 pass_fds=(cmd_r, res_w), start_new_session=True, **ids)
