@@ -22,6 +22,7 @@ PATHOLOGICAL = {
     "garbage": "\\boxed{" + "}{)(x^" * 20000 + "}",
     "100k characters": "<answer>" + "%$#@!^&" * 15000 + "</answer>",
     "unbalanced braces": "\\boxed{" + "{" * 5000 + "1",
+    "unclosed answer tags": "<answer>1" * 20000,
 }
 
 
@@ -45,6 +46,7 @@ def test_pathological_inputs_end_as_timeout_or_unparseable(reward):
     for name in ("deep nesting", "garbage", "100k characters"):
         assert statuses[name] == "unparseable", statuses
     assert statuses["unbalanced braces"] == "no_answer"  # an unclosed box states no answer
+    assert statuses["unclosed answer tags"] == "incorrect"  # the last tag holds "1"
     assert statuses["nested logs"] in ("timeout", "incorrect")
     assert all(r.value == 0.0 for r in results)
     timed_out = [r for r in results if r.info["status"] == "timeout"]

@@ -11,9 +11,8 @@ import re
 from typing import Any, NamedTuple
 
 TAIL = 4000  # characters from the end searched for bold, math spans and numbers
-MAX_ANSWER = 2000
+MAX_ANSWER = 1000  # longer "answers" are derivations or garbage (and would bloat the caches)
 
-_ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.DOTALL | re.IGNORECASE)
 _PHRASE = re.compile(r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*:?\s*([^\n]+)", re.IGNORECASE)
 _GSM8K = re.compile(r"####\s*([^\n]+)")
 _BOLD = re.compile(r"\*\*([^*\n]{1,200})\*\*")
@@ -35,11 +34,8 @@ def extract_answer(text: str, fallback_number: bool = False) -> Extracted | None
     """The final answer a completion states, or None when it states none."""
     if not isinstance(text, str):
         raise TypeError(f"completion text must be a string, got {type(text).__name__}")
-    tags = None
-    for tags in _ANSWER_TAG.finditer(text):
-        pass
-    if tags is not None:
-        content = tags.group(1).strip()
+    content = _last_answer_tag(text)
+    if content is not None:
         inner = _search(content)
         if inner is not None:
             return Extracted(inner.text, "answer_tag/" + inner.source)
@@ -53,6 +49,17 @@ def extract_answer(text: str, fallback_number: bool = False) -> Extracted | None
         if nums:
             return Extracted(nums[-1].rstrip(","), "last_number")
     return None
+
+
+def _last_answer_tag(text: str) -> str | None:
+    """Content of the last <answer> tag (to </answer> or the end); rfind keeps this linear."""
+    lower = text.lower()
+    start = lower.rfind("<answer>")
+    if start < 0:
+        return None
+    start += len("<answer>")
+    end = lower.find("</answer>", start)
+    return text[start:end if end >= 0 else len(text)].strip()
 
 
 def _search(text: str) -> Extracted | None:
@@ -70,15 +77,15 @@ def _search(text: str) -> Extracted | None:
     for gsm in _GSM8K.finditer(text):
         pass
     if gsm is not None:
-        return Extracted(gsm.group(1).strip(), "gsm8k")
+        return Extracted(gsm.group(1).strip()[:MAX_ANSWER], "gsm8k")
     tail = text[-TAIL:]
     bold = [b.strip() for b in _BOLD.findall(tail) if b.strip() and not b.strip().endswith(":")]
     if bold:
-        return Extracted(bold[-1], "bold")
+        return Extracted(bold[-1][:MAX_ANSWER], "bold")
     spans = _MATH.findall(tail)
     if spans:
         inner = next(g for g in spans[-1] if g)
-        return Extracted(inner.strip(), "math")
+        return Extracted(inner.strip()[:MAX_ANSWER], "math")
     return None
 
 
@@ -105,7 +112,7 @@ def last_boxed(text: str) -> str | None:
         if i < len(text) and text[i] == "{":
             content = _braced(text, i)
             if content is not None:
-                return content.strip()
+                return content.strip()[:MAX_ANSWER]
         elif i > start + 5 and i < len(text):
             m = re.match(r"[^\s$]+", text[i:])
             if m:
@@ -116,7 +123,7 @@ def last_boxed(text: str) -> str | None:
 
 def _braced(text: str, i: int) -> str | None:
     depth = 0
-    for j in range(i, min(len(text), i + MAX_ANSWER * 4)):
+    for j in range(i, len(text)):
         c = text[j]
         if c == "{" and text[j - 1] != "\\":
             depth += 1

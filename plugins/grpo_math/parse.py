@@ -47,7 +47,7 @@ _JOIN = re.compile(r"[,;]|(?:and|or)(?![A-Za-z])|\\text\{\s*(?:and|or)\s*\}")
 _RELOPS = ("<=", ">=", "!=", "=", "<", ">")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def parse_answer(answer: str) -> tuple:
     """Parse an extracted answer into a node tree; raise ParseError when it cannot be read."""
     s = clean(answer)

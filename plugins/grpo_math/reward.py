@@ -17,7 +17,7 @@ from .numeric import NeedSympy
 from .pool import CheckPool
 
 STATUSES = ("correct", "incorrect", "no_answer", "unparseable", "timeout")
-CACHE_SIZE = 65536
+CACHE_SIZE = 16384  # verdicts of (gold, answer) pairs the pool decided
 
 
 def default_workers() -> int:
