@@ -28,7 +28,7 @@ class CheckOptions(NamedTuple):
 HUNDRED = ("num", Fraction(100), None, 3)
 OO = ("const", "oo")
 MAX_VARIANTS = 8
-_DECIMAL_COMMA = re.compile(r"-?\d+,(?:\d{1,2}|\d{4,})")
+_DECIMAL_COMMA = re.compile(r"-?\d+,(?:\d{1,2}|\d{4,})|-?0,\d+")  # never thousands
 
 
 def check(gold: str, pred: str, opts: CheckOptions, sympy_ok: bool) -> str:

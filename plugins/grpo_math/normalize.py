@@ -17,7 +17,7 @@ _REPLACE = [
     ("\\$", " "), ("\\%", "%"), ("{,}", ""), ("\\{", " \\lbrace "), ("\\}", " \\rbrace "),
     ("\\lbrace", " \\lbrace "), ("\\rbrace", " \\rbrace "),
     ("\\lvert", "|"), ("\\rvert", "|"), ("\\vert", "|"), ("\\mid", "|"),
-    ("\\emptyset", "\\varnothing"), ("\\in", "="),
+    ("\\emptyset", "\\varnothing"), ("\\in", "="), ("\\approx", "="),
 ]
 _UNICODE = str.maketrans({
     "\u2212": "-", "\u2013": "-", "\u00d7": "*", "\u00b7": "*", "\u22c5": "*", "\u00f7": "/",

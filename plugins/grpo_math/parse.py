@@ -36,7 +36,8 @@ GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "et
 MATRIX_ENVS = {"pmatrix", "bmatrix", "Bmatrix", "matrix", "smallmatrix", "array", "vmatrix", "Vmatrix"}
 TEXT_CMDS = {"text", "mbox", "textnormal", "textup", "hbox"}
 _NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
-_GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])")  # 1,234,567.5 but not 1,23 or 1,2345
+# 1,234,567.5 and 1 234 567, but not 1,23 or 1,2345 or 0,111 (a decimal comma)
+_GROUPED = re.compile(r"[1-9]\d{0,2}(?:(?:,\d{3})+|(?: \d{3})+)(?:\.\d+)?(?![\d,]| \d)")
 _REPEATING = re.compile(r"\\overline\s*\{(\d{1,50})\}")
 _MIXED = re.compile(r"(\d+)\s?\\frac\s*\{(\d+)\}\s*\{(\d+)\}")
 _EXP = re.compile(r"[eE]([-+]?\d+)")
@@ -155,8 +156,8 @@ class _Parser:
             operands.append(self.sum())
         if not ops:
             return operands[0]
-        if ops == ["="]:
-            return ("eq", operands[0], operands[1])
+        if set(ops) == {"="}:  # "x = 5+5+1 = 11": the name and the last value
+            return ("eq", operands[0], operands[-1])
         return ("rel", tuple(operands), tuple(ops))
 
     def sum(self) -> tuple:
@@ -299,7 +300,7 @@ class _Parser:
             return ("num", w + Fraction(n, d), None, len(mixed.group(1)))
         m = _GROUPED.match(self.s, self.i) if self.depth == 0 else None
         if m:
-            text = m.group(0).replace(",", "")
+            text = m.group(0).replace(",", "").replace(" ", "")
             self.i = m.end()
         else:
             m = _NUMBER.match(self.s, self.i)
