@@ -172,13 +172,13 @@ def within(a: float, b: float, da: Decimal, db: Decimal, tolerance: float, round
     return None
 
 
-def allowed_error(a, b, da: Decimal, db: Decimal, tolerance: float, rounding: bool) -> float:
+def allowed_error(a, b, da: Decimal, db: Decimal, tolerance: float, rounding: bool):
     """Error allowed between two values when one or both sides are decimal approximations."""
     allowed = tolerance * max(abs(a), abs(b))
     if rounding and da.approx != db.approx:
         d = da if da.approx else db
         if d.ulp is not None and d.digits >= 3:  # "0.3" for 1/3 is too coarse to be an answer
-            allowed = max(allowed, float(d.ulp) / 2)
+            allowed = max(allowed, d.ulp / 2)
     return allowed
 
 
@@ -188,9 +188,4 @@ def exact_match(a: Fraction, b: Fraction, da: Decimal, db: Decimal, tolerance: f
         return True
     if not (da.approx or db.approx):
         return False
-    allowed = tolerance * max(abs(a), abs(b))
-    if rounding and da.approx != db.approx:
-        d = da if da.approx else db
-        if d.ulp is not None and d.digits >= 3:
-            allowed = max(allowed, d.ulp / 2)
-    return abs(a - b) <= allowed
+    return abs(a - b) <= allowed_error(a, b, da, db, tolerance, rounding)

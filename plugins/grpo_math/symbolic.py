@@ -74,7 +74,8 @@ def scalar_equal(g: tuple, p: tuple, dg: Decimal, dp: Decimal, tolerance: float,
         return False
     diff = abs(va - vb)
     if dg.approx or dp.approx:
-        return bool(diff <= allowed_error(abs(va), abs(vb), dg, dp, tolerance, rounding) * (1 + 1e-12))
+        allowed = float(allowed_error(float(abs(va)), float(abs(vb)), dg, dp, tolerance, rounding))
+        return bool(diff <= allowed * (1 + 1e-12))
     if va == 0 or vb == 0:
         return bool(sympy.simplify(a - b) == 0) if diff < RELATIVE else False
     return bool(diff <= RELATIVE * max(abs(va), abs(vb)))
