@@ -425,10 +425,14 @@ class ProcessRun:
             except ProtocolError:
                 pass  # answers after the last test do not count; the verdict is already decided
             while self.proc.poll() is None and not self.violation:
-                if time.monotonic() > self.deadline:
+                left = self.deadline - time.monotonic()
+                if left <= 0:
                     self.violation = "timeout"
                     break
-                time.sleep(0.002)
+                if self._pidfd is not None:
+                    select.select([self._pidfd], [], [], left)  # wakes the moment the runner exits
+                else:
+                    time.sleep(0.002)
         finally:
             box.kill(self.proc)
             if self._pidfd is not None:
@@ -490,7 +494,8 @@ def run_job(job: dict, box) -> dict:
               "per_test": []}
     box.runs = []
     try:
-        box.reset()
+        # no reset first: every run ends with one (and a box starts clean), and a failed reset
+        # makes this a sandbox_error, which retires the box
         if tests is None:
             _run_script(job, box, limits, deadline, result)
         elif tests["kind"] == "stdio":

@@ -43,3 +43,33 @@ def test_container_isolation_settings():
     finally:
         b.close()
     assert b.containers() == 0
+
+
+def test_containers_do_not_outlive_a_killed_host(tmp_path):
+    """SIGKILL the process holding a warm pool: its containers exit and are removed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import docker
+
+    make_backend("docker").close()
+    script = ("import sys, time\nfrom grpo_code.backends import create_backend\n"
+              "b = create_backend('docker', parallel=2); b.warm(2)\nprint('warm', flush=True)\ntime.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "warm"
+        client = docker.from_env()
+        owned = {"label": f"grpo-sandbox.owner={p.pid}"}
+        assert len(client.containers.list(filters=owned)) == 2
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        for _ in range(100):  # removal is asynchronous in the engine
+            if not client.containers.list(all=True, filters=owned):
+                break
+            time.sleep(0.1)
+        assert client.containers.list(all=True, filters=owned) == []
+    finally:
+        if p.poll() is None:
+            p.kill()

@@ -54,11 +54,7 @@ class _Container:
         self.uid = _next_uid()
         mem = f"{int(limits['memory_mb'] + limits['disk_mb'] + SERVER_OVERHEAD_MB)}m"  # tmpfs pages count too
         disk = f"size={int(limits['disk_mb'])}m,mode=1777,nr_inodes=16384"  # inode floods hit a cap too
-        self.container = client.containers.create(
-            image,
-            command=["python3", "-I", "-u", "/opt/grpo/server.py"],
-            stdin_open=True, detach=True, user="0",
-            environment={"SANDBOX_UID": str(self.uid)},
+        host_config = client.api.create_host_config(
             network_mode="none", read_only=True,
             tmpfs={"/work": disk, "/tmp": disk},
             shm_size="16m",
@@ -69,8 +65,20 @@ class _Container:
             security_opt=["no-new-privileges"],
             ulimits=[docker.types.Ulimit(name="nofile", soft=1024, hard=1024)],
             log_config=docker.types.LogConfig(type="none"),
-            labels={LABEL: "1", f"{LABEL}.owner": str(os.getpid())},
+            auto_remove=True,
         )
+        # stdin_once: when this process dies its attach socket closes, the server reads EOF and
+        # exits, and auto_remove deletes the container -- no orphans even after a SIGKILL
+        config = client.api.create_container_config(
+            image, ["python3", "-I", "-u", "/opt/grpo/server.py"],
+            stdin_open=True, user="0",
+            environment={"SANDBOX_UID": str(self.uid)},
+            labels={LABEL: "1", f"{LABEL}.owner": str(os.getpid())},
+            host_config=host_config,
+        )
+        config["StdinOnce"] = True  # the SDK has no argument for it
+        cid = client.api.create_container_from_config(config)["Id"]
+        self.container = client.containers.get(cid)
         try:
             sock = client.api.attach_socket(self.container.id, params={"stdin": 1, "stdout": 1, "stream": 1})
             self.sock: socket.socket = getattr(sock, "_sock", sock)
