@@ -100,3 +100,14 @@ def test_tiny_prm_learns_a_step_pattern_and_reports_heldout_metrics(tiny_prm, tm
 def test_char_tokenizer_offsets_are_exact():
     enc = char_tokenizer()("ab\n\nc", return_offsets_mapping=True)
     assert enc["offset_mapping"] == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+
+
+def test_retraining_batches_carry_the_history_share():
+    from grpo_prm.train import plan_batches
+
+    o = PRMTrainOptions(epochs=2, batch_size=10)
+    plan = plan_batches([5] * 140, n_history=50, o=o, history_share=0.1, rng=random.Random(0))
+    full = [b for b in plan if len(b) == 10]
+    assert all(sum(i >= 90 for i in b) == 1 for b in full)  # 10% of every batch is history
+    new_seen = sorted(i for b in plan for i in b if i < 90)
+    assert new_seen == sorted(list(range(90)) * 2)  # two passes over the new data
