@@ -89,7 +89,12 @@ def test_parse_trees():
     assert parse_answer("e")[1] == "E" and parse_answer("2e3")[1] == 2000
 
 
-@pytest.mark.parametrize("bad", ["", "\\frac{1}", "(1,2", "\\unknowncmd{3}", "1 +", "{" * 500 + "1" + "}" * 500,
+def test_numpy_numbers_are_gold_answers():
+    np = pytest.importorskip("numpy")
+    assert extract_gold(np.int64(42)) == "42" and extract_gold(np.float64(0.5)) == "0.5"
+
+
+@pytest.mark.parametrize("bad", ["", "4 2", "\\frac{1}", "(1,2", "\\unknowncmd{3}", "1 +", "{" * 500 + "1" + "}" * 500,
                                  "x" * 5000, "\\begin{cases} 1 \\end{cases}", "1e999999"])
 def test_parse_errors_are_parse_errors(bad):
     with pytest.raises(ParseError):

@@ -7,6 +7,7 @@ last number. Every search is linear in the text or bounded to its tail, so garba
 
 from __future__ import annotations
 
+import numbers
 import re
 from typing import Any, NamedTuple
 
@@ -159,8 +160,10 @@ def extract_gold(value: Any) -> str:
     """The answer in a gold column value: a plain answer, or the last box / '####' of a solution."""
     if isinstance(value, bool) or value is None:
         raise ValueError(f"gold answer must be a number or a string, got {value!r}")
-    if isinstance(value, (int, float)):
-        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, numbers.Integral):  # numpy integers from a datasets column too
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
     if not isinstance(value, str):
         raise ValueError(f"gold answer must be a number or a string, got {type(value).__name__}")
     box = last_boxed(value)

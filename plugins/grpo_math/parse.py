@@ -183,6 +183,8 @@ class _Parser:
             elif self.take("/"):
                 acc = ("div", acc, self.unary())
             elif self.starts_operand():
+                if self.s[self.i].isdigit() and self.s[:self.i].rstrip()[-1:].isdigit():
+                    raise ParseError("two numbers side by side")  # "4 2" is no product
                 nxt = self.postfix()
                 if _is_unit(nxt):
                     self.unit_tail()  # "5 cm^2", "3 meters/second": any unit word after a value
