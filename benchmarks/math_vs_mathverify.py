@@ -180,10 +180,12 @@ def run_mathverify(cases, cores):
 
 
 def table(rows: list[dict]) -> str:
-    head = "| set | system | accuracy | false pos | false neg | median ms | mean ms | p99 ms | max ms | checks/s (all cores) |"
+    head = ("| set | system | accuracy | false pos | false neg | median ms | mean ms | p99 ms | max ms "
+            "| checks/s (all cores) |")
     lines = [head, "|" + "---|" * 10]
     for r in rows:
-        lines.append(f"| {r['set']} | {r['system']} | {100 * r['accuracy']:.1f}% | {r['false_pos']} | {r['false_neg']} | "
+        lines.append(f"| {r['set']} | {r['system']} | {100 * r['accuracy']:.1f}% | {r['false_pos']} "
+                     f"| {r['false_neg']} | "
                      f"{r['median_ms']:.3f} | {r['mean_ms']:.3f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | "
                      f"{r['checks_per_s']:.0f} |")
     return "\n".join(lines)

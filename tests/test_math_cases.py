@@ -241,7 +241,8 @@ CASES: list[tuple[str, object, str, bool]] = [
      B("\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}"), True),
     ("structure", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
      B("\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}"), False),
-    ("structure", "\\begin{pmatrix} \\frac{1}{2} \\\\ 2 \\end{pmatrix}", B("\\begin{pmatrix} 0.5 \\\\ 2 \\end{pmatrix}"), True),
+    ("structure", "\\begin{pmatrix} \\frac{1}{2} \\\\ 2 \\end{pmatrix}",
+     B("\\begin{pmatrix} 0.5 \\\\ 2 \\end{pmatrix}"), True),
     ("structure", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", B("(1, 2)"), True),
     ("structure", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", B("(2, 1)"), False),
     ("structure", "\\langle 1, 2 \\rangle", B("(1,2)"), True),
@@ -388,7 +389,8 @@ def reward():
 def test_at_least_200_cases_cover_every_category():
     cats = {c[0] for c in CASES}
     assert len(CASES) >= 200
-    assert {"extract", "normalise", "number", "symbolic", "structure", "equation", "multiple", "text", "realistic"} <= cats
+    assert {"extract", "normalise", "number", "symbolic", "structure", "equation", "multiple", "text",
+            "realistic"} <= cats
     for cat in cats:
         labels = {c[3] for c in CASES if c[0] == cat}
         assert labels == {True, False}, f"category {cat} needs both correct and wrong cases"

@@ -129,8 +129,9 @@ def test_cli_score(tmp_path):
             {"prompt": "p", "completion": "I do not know", "answer": "3"}]
     src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    subprocess.run([sys.executable, "-c", "from grpo_plugins.cli import main; main()", "score", "--reward", "math", "--input", str(src),
-                    "--output", str(dst)], check=True, capture_output=True, text=True)
+    cli = [sys.executable, "-c", "from grpo_plugins.cli import main; main()"]
+    subprocess.run(cli + ["score", "--reward", "math", "--input", str(src), "--output", str(dst)],
+                   check=True, capture_output=True, text=True)
     out = [json.loads(line) for line in dst.read_text().splitlines()]
     assert [o["rewards"]["math"] for o in out] == [1.0, 1.0, 0.0]
     assert [o["info"]["math"]["status"] for o in out] == ["correct", "correct", "no_answer"]

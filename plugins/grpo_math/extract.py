@@ -19,7 +19,8 @@ _GSM8K = re.compile(r"####\s*([^\n]+)")
 _BOLD = re.compile(r"\*\*([^*\n]{1,200})\*\*")
 _MATH = re.compile(r"\$\$(.{1,1000}?)\$\$|\\\[(.{1,1000}?)\\\]|\\\((.{1,1000}?)\\\)|\$([^$]{1,1000}?)\$", re.DOTALL)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
-_CHOICE_ANSWER = re.compile(r"(?:answer|option|choice)\s*(?:is|:)?\s*:?\s*\**\s*\(?([A-E])\)?(?![A-Za-z])", re.IGNORECASE)
+_CHOICE_ANSWER = re.compile(r"(?:answer|option|choice)\s*(?:is|:)?\s*:?\s*\**\s*\(?([A-E])\)?(?![A-Za-z])",
+                            re.IGNORECASE)
 _CHOICE_PAREN = re.compile(r"\(([A-E])\)")
 _CHOICE_ONLY = re.compile(r"\s*(?:\\text\{|\\mathrm\{|\\textbf\{)?\s*\(?([A-Ea-e])\)?\s*\}?(?:[\s.:)]|$)")
 

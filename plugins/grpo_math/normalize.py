@@ -23,7 +23,8 @@ _UNICODE = str.maketrans({
     "\u2212": "-", "\u2013": "-", "\u00d7": "*", "\u00b7": "*", "\u22c5": "*", "\u00f7": "/",
     "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\uff0c": ",", "\u3002": ".",
 })
-_UNICODE_WORDS = [("\u2264", "<="), ("\u2265", ">="), ("\u2260", "!="), ("\u00b1", "\\pm "), ("\u221e", "\\infty "), ("\u03c0", "\\pi "), ("\u221a", "\\sqrt"),
+_UNICODE_WORDS = [("\u2264", "<="), ("\u2265", ">="), ("\u2260", "!="), ("\u00b1", "\\pm "), ("\u221e", "\\infty "),
+                  ("\u03c0", "\\pi "), ("\u221a", "\\sqrt"),
                   ("\u222a", "\\cup "), ("\u2205", "\\varnothing ")]
 _SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)[lrm]?(?![a-zA-Z])\s*(\\[{}|]|[()\[\]|.])?")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\u00b0")
