@@ -64,6 +64,40 @@ def pct(values: list[float], q: float) -> float:
     return 1000 * s[min(len(s) - 1, max(0, round(q / 100 * len(s)) - 1))]
 
 
+def _proc_cpu(pid: str) -> float:
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in f[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _container_cpu(cid: str) -> float:
+    for path in (f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage",):
+        if os.path.exists(path):
+            return int(open(path).read()) / 1e9
+    path = f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat"  # cgroup v2
+    for line in open(path):
+        if line.startswith("usage_usec"):
+            return int(line.split()[1]) / 1e6
+    return 0.0
+
+
+def pool_cpu(pool) -> float:
+    """CPU seconds used so far by the pool's containers, the engine's daemons and this process."""
+    import resource
+
+    daemons = [p for p in os.listdir("/proc") if p.isdigit() and _comm(p) in
+               ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2")]
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    conts = [c.container.id for cs in pool._idle.values() for c in cs]
+    return sum(_proc_cpu(p) for p in daemons) + sum(_container_cpu(c) for c in conts) + ru.ru_utime + ru.ru_stime
+
+
+def _comm(pid: str) -> str:
+    try:
+        return open(f"/proc/{pid}/comm").read().strip()
+    except OSError:
+        return ""
+
+
 def timed(fn, items, parallel):
     """Run fn over items with `parallel` workers; (wall seconds, per-item latencies, results)."""
     def one(item):
@@ -77,6 +111,9 @@ def timed(fn, items, parallel):
     return time.perf_counter() - t0, [r[0] for r in res], [r[1] for r in res]
 
 
+# the interpreter and flags the sandboxes use, so the baseline is the process-start floor (a
+# virtualenv's site-packages can make `python -I` several times slower to start)
+BARE_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 DOCKER_RUN_FLAGS = ["--rm", "-i", "--network", "none", "--read-only", "--tmpfs", "/work:size=256m,mode=1777",
                     "--tmpfs", "/tmp:size=256m,mode=1777", "--memory", "1376m", "--memory-swap", "1376m",
                     "--pids-limit", "72", "--cpus", "1", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
@@ -115,38 +152,49 @@ def main() -> None:
 
     def bare(item):
         code, asserts = item
-        p = subprocess.run([sys.executable, "-I", "-c", code + "\n" + (asserts or "")], capture_output=True)
+        p = subprocess.run([BARE_PYTHON, "-I", "-S", "-c", code + "\n" + (asserts or "")], capture_output=True)
         return p.returncode == 0
 
     def docker_run(item):
         code, asserts = item
-        p = subprocess.run(["docker", "run", *DOCKER_RUN_FLAGS, image, "python3", "-I", "-c",
+        p = subprocess.run(["docker", "run", *DOCKER_RUN_FLAGS, image, "python3", "-I", "-S", "-c",
                             code + "\n" + (asserts or "")], capture_output=True)
         return p.returncode == 0
 
-    setups = [("docker pool (warm)", via_backend(pool), None), ("local (bubblewrap)", via_backend(local), None),
+    pool_fn = via_backend(pool)
+    setups = [("docker pool (warm)", pool_fn, None), ("local (bubblewrap)", via_backend(local), None),
               ("docker run per program", docker_run, args.docker_run), ("bare subprocess (no isolation)", bare, None)]
     rows = []
     for wname, items in workloads.items():
         for sname, fn, cap in setups:
             its = items[:cap] if cap else items
             timed(fn, its[: 2 * args.parallel], args.parallel)  # warm caches, not counted
+            cpu0 = pool_cpu(pool) if fn is pool_fn else None
             wall, lat, ok = timed(fn, its, args.parallel)
-            rows.append((wname, sname, len(its), sum(ok), len(its) / wall, pct(lat, 50), pct(lat, 99)))
+            # CPU per program counts every process involved, so it does not depend on what else
+            # the machine is doing (the wall-clock rates do)
+            cpu_ms = 1000 * (pool_cpu(pool) - cpu0) / len(its) if cpu0 is not None else None
+            rows.append((wname, sname, len(its), sum(ok), len(its) / wall, pct(lat, 50), pct(lat, 99), cpu_ms))
             print(f"{wname:22} {sname:32} n={len(its):4} ok={sum(ok):4} {len(its) / wall:7.1f}/s "
-                  f"p50 {pct(lat, 50):6.0f} ms  p99 {pct(lat, 99):6.0f} ms", file=sys.stderr)
+                  f"p50 {pct(lat, 50):6.0f} ms  p99 {pct(lat, 99):6.0f} ms"
+                  + (f"  cpu {cpu_ms:.1f} ms/program" if cpu_ms else ""), file=sys.stderr)
     pool.close()
 
-    print(f"\nparallel={args.parallel}, cpus={os.cpu_count()}\n")
+    print(f"\nparallel={args.parallel}, cpus={os.cpu_count()}, load average at the end: "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
     print("| workload | setup | programs | passed | programs/s | p50 ms | p99 ms |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    for w, s, n, ok, rate, p50, p99 in rows:
+    for w, s, n, ok, rate, p50, p99, _ in rows:
         print(f"| {w} | {s} | {n} | {ok} | {rate:.1f} | {p50:.0f} | {p99:.0f} |")
-    bare_p = {w: (p50, p99) for w, s, n, ok, rate, p50, p99 in rows if s.startswith("bare")}
+    bare_p = {w: (p50, p99) for w, s, n, ok, rate, p50, p99, _ in rows if s.startswith("bare")}
     print("\noverhead over a bare subprocess (p50 / p99 ms):")
-    for w, s, n, ok, rate, p50, p99 in rows:
+    for w, s, n, ok, rate, p50, p99, _ in rows:
         if not s.startswith("bare"):
             print(f"- {w}, {s}: {p50 - bare_p[w][0]:.0f} / {p99 - bare_p[w][1]:.0f}")
+    for w, s, n, ok, rate, p50, p99, cpu_ms in rows:
+        if cpu_ms:
+            print(f"- {w}, {s}: {cpu_ms:.1f} CPU ms per program (containers + engine + host), "
+                  f"so about {1000 * (os.cpu_count() or 1) / cpu_ms:.0f} programs/s if the cores were idle")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,19 +103,25 @@ class BwrapBox:
 
 def _kill_uid(uid: int) -> None:
     # belt and braces: nothing of this uid may outlive the run, even outside the pid namespace
+    # (zombies are skipped: they are dead, only waiting for the host's init to reap them)
     for _ in range(100):
         found = False
         for name in os.listdir("/proc"):
             if not name.isdigit():
                 continue
             try:
-                if os.stat(f"/proc/{name}").st_uid == uid:
-                    os.kill(int(name), signal.SIGKILL)
-                    found = True
-            except (FileNotFoundError, ProcessLookupError):
+                if os.stat(f"/proc/{name}").st_uid != uid:
+                    continue
+                with open(f"/proc/{name}/stat") as fh:
+                    if fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                        continue
+                os.kill(int(name), signal.SIGKILL)
+                found = True
+            except (OSError, IndexError):
                 continue
         if not found:
             return
+        time.sleep(0.001)
 
 
 class LocalBackend(SandboxBackend):
