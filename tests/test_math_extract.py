@@ -120,3 +120,17 @@ def test_random_token_soup_never_raises_and_stays_in_the_vocabulary():
     assert len(results) == len(soups)
     assert {res.info["status"] for res in results} <= set(STATUSES)
     assert sum(res.info["status"] == "unparseable" for res in results) > 100  # soup is mostly unreadable
+
+
+def test_in_process_decisions_and_what_needs_a_worker():
+    from grpo_math.equivalence import CheckOptions, check
+    from grpo_math.numeric import NeedSympy
+
+    o = CheckOptions()
+    assert check("\\frac{3}{4}", "0.75", o, sympy_ok=False) == "correct"
+    assert check("(x+1)^2", "x^2+x+1", o, sympy_ok=False) == "incorrect"  # differs at a sample point
+    assert check("2\\sqrt{2}", "\\sqrt{9}", o, sympy_ok=False) == "incorrect"
+    for gold, pred in (("(x+1)^2", "x^2+2x+1"), ("2\\sqrt{2}", "\\sqrt{8}"), ("2x+3y=6", "4x+6y=12")):
+        with pytest.raises(NeedSympy):  # proving equality is the worker's job
+            check(gold, pred, o, sympy_ok=False)
+        assert check(gold, pred, o, sympy_ok=True) == "correct"

@@ -11,7 +11,7 @@ import re
 from fractions import Fraction
 from typing import Literal, NamedTuple
 
-from .numeric import NeedSympy, approx, decimal_info, exact, exact_match, within
+from .numeric import NeedSympy, approx, decimal_info, differ_somewhere, exact, exact_match, within
 from .parse import ParseError, parse_answer
 
 Percent = Literal["either", "fraction", "number"]
@@ -278,6 +278,8 @@ def _value_equal(g: tuple, p: tuple, o: CheckOptions, sympy_ok: bool) -> bool:
             return False  # clearly different; proving equality is what needs sympy
     except NeedSympy:
         pass
+    if not (dg.approx or dp.approx) and differ_somewhere(g, p):
+        return False  # a wrong expression in x needs no worker to be told apart
     if not sympy_ok:
         raise NeedSympy
     from .symbolic import Unsupported, scalar_equal

@@ -90,10 +90,10 @@ _FUNCS = {
 _CONSTS = {"pi": math.pi, "E": math.e}
 
 
-def approx(node: tuple) -> float:
-    """A double-precision value of a real closed-form node; NeedSympy when not trustworthy."""
+def approx(node: tuple, env: dict[str, float] | None = None) -> float:
+    """A double-precision value of a real node (symbols from ``env``); NeedSympy when not trustworthy."""
     try:
-        v = _approx(node)
+        v = _approx(node, env or {})
     except (OverflowError, ValueError, ZeroDivisionError, TypeError):
         raise NeedSympy from None
     if not math.isfinite(v):
@@ -101,41 +101,45 @@ def approx(node: tuple) -> float:
     return v
 
 
-def _approx(node: tuple) -> float:
+def _approx(node: tuple, env: dict[str, float]) -> float:
     kind = node[0]
     if kind == "num":
         return float(node[1])
+    if kind == "sym":
+        if node[1] not in env:
+            raise NeedSympy
+        return env[node[1]]
     if kind == "const":
         if node[1] not in _CONSTS:
             raise NeedSympy
         return _CONSTS[node[1]]
     if kind == "neg":
-        return -_approx(node[1])
+        return -_approx(node[1], env)
     if kind == "add":
-        a, b = _approx(node[1][0]), _approx(node[1][1])
+        a, b = _approx(node[1][0], env), _approx(node[1][1], env)
         s = a + b
         if abs(s) < 1e-9 * (abs(a) + abs(b)):  # cancellation: double precision cannot tell
             raise NeedSympy
         return s
     if kind == "mul":
-        return _approx(node[1][0]) * _approx(node[1][1])
+        return _approx(node[1][0], env) * _approx(node[1][1], env)
     if kind == "div":
-        return _approx(node[1]) / _approx(node[2])
+        return _approx(node[1], env) / _approx(node[2], env)
     if kind == "pow":
-        base, e = _approx(node[1]), _approx(node[2])
+        base, e = _approx(node[1], env), _approx(node[2], env)
         if base < 0 and e != int(e):
             raise NeedSympy
         return math.pow(base, e)
     if kind == "pct":
-        return _approx(node[1]) / 100
+        return _approx(node[1], env) / 100
     if kind == "fact":
-        n = _approx(node[1])
+        n = _approx(node[1], env)
         if n != int(n) or not 0 <= n <= 170:
             raise NeedSympy
         return float(math.factorial(int(n)))
     if kind == "func":
         name, args = node[1], node[2]
-        vals = [_approx(a) for a in args if a is not None]
+        vals = [_approx(a, env) for a in args if a is not None]
         if name == "sqrt":
             return math.sqrt(vals[0])
         if name == "root":
@@ -189,3 +193,35 @@ def exact_match(a: Fraction, b: Fraction, da: Decimal, db: Decimal, tolerance: f
     if not (da.approx or db.approx):
         return False
     return abs(a - b) <= allowed_error(a, b, da, db, tolerance, rounding)
+
+
+def symbols(node, out: set | None = None) -> set[str]:
+    """Names of the symbols in a node."""
+    out = set() if out is None else out
+    if isinstance(node, tuple) and node:
+        if node[0] == "sym":
+            out.add(node[1])
+        else:
+            for x in node[1:]:
+                symbols(x, out)
+    return out
+
+
+# Sample points for symbols: positive and away from small integers, like the worker's.
+_POINTS = (0.7316, 1.2913, 2.1771)
+
+
+def differ_somewhere(g: tuple, p: tuple) -> bool:
+    """True when two expressions in symbols clearly differ at a sample point (so they are not equal)."""
+    names = sorted(symbols(g) | symbols(p))
+    if not names or len(names) > 8:
+        return False
+    for k, base in enumerate(_POINTS):
+        env = {n: base + 0.1173 * i * (k + 1) for i, n in enumerate(names)}
+        try:
+            a, b = approx(g, env), approx(p, env)
+        except NeedSympy:
+            continue
+        if abs(a - b) > 1e-6 * max(abs(a), abs(b)):
+            return True
+    return False
