@@ -32,6 +32,8 @@ def test_registered_with_backends():
     assert {"docker", "local"} <= set(pm.sandbox_backends())
     with pytest.raises(OptionsError, match="valid options"):
         pm.create_reward("code", {"backnd": "docker"})
+    with pytest.raises(OptionsError, match="code.limits: .*unknown limit 'memory'.*memory_mb"):
+        pm.create_reward("code", {"limits": {"memory": 5}})
 
 
 def test_fraction_and_info(reward):

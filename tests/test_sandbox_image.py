@@ -73,3 +73,27 @@ def test_containers_do_not_outlive_a_killed_host(tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_unreachable_engine_fails_in_ci_and_skips_elsewhere(monkeypatch, tmp_path):
+    """DOCKER_HOST is honoured; an engine that cannot be reached fails under CI=true, skips otherwise."""
+    import pytest
+
+    from grpo_code import testing
+    from grpo_code.backends import SandboxUnavailable
+    from grpo_code.backends.docker import DockerBackend
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
+    testing._docker_reason.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailable, match="no Docker engine answers"):
+            DockerBackend()
+        monkeypatch.setenv("CI", "true")
+        with pytest.raises(pytest.fail.Exception, match="DOCKER_HOST=unix://.*none.sock does not answer"):
+            make_backend("docker")
+        monkeypatch.setenv("CI", "")
+        testing._docker_reason.cache_clear()
+        with pytest.raises(pytest.skip.Exception, match="sandbox backend unavailable"):
+            make_backend("docker")
+    finally:
+        testing._docker_reason.cache_clear()

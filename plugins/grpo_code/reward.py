@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from grpo_plugins import Reward, RewardOptions, RewardResult, Sample
 
-from .backends import SandboxBackend, SandboxUnavailable, create_backend
+from .backends import SandboxBackend, SandboxUnavailable, create_backend, merge_limits
 from .program import extract_program
 from .tests_format import normalize_tests
 
 
 class CodeOptions(RewardOptions):
-    backend: Literal["docker", "local", "auto"] | str = Field(
+    backend: str = Field(
         "docker", description="sandbox backend: docker, local (bubblewrap), auto (docker, else local), or a plugin's")
     binary: bool = Field(False, description="1/0 for all-tests-passed instead of the fraction passed")
     tests: dict[str, Any] | None = Field(None, description="tests for every sample when a sample has no tests column")
@@ -23,6 +23,12 @@ class CodeOptions(RewardOptions):
     limits: dict[str, float] = Field(default_factory=dict,
                                      description="default limits: wall_s, cpu_s, memory_mb, pids, output_bytes, disk_mb")
     parallel: int | None = Field(None, ge=1, description="programs run at once (default: CPU count)")
+
+    @field_validator("limits")
+    @classmethod
+    def _known_limits(cls, v: dict[str, float]) -> dict[str, float]:
+        merge_limits(v)  # unknown or non-positive limits: the message lists the valid ones
+        return v
 
 
 class CodeReward(Reward):
