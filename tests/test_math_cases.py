@@ -281,6 +281,8 @@ CASES: list[tuple[str, object, str, bool]] = [
     ("multiple", "1 \\pm \\sqrt{3}", B("1+\\sqrt{3}, 1+\\sqrt{3}"), False),
     ("multiple", "\\frac{-1 \\pm \\sqrt{5}}{2}", B("\\frac{-1+\\sqrt5}{2}, \\frac{-1-\\sqrt5}{2}"), True),
     ("multiple", "2 and 3", B("2, 3"), True),
+    ("multiple", "3, -1", B("(\\pm 2) + 1"), True),
+    ("multiple", "3, -1", B("(\\pm 2) + 2"), False),
     ("multiple", "\\{-2, 2\\}", B("x = \\pm 2"), True),
     # --- text answers -------------------------------------------------------------------------------
     ("text", "\\text{Evelyn}", B("\\text{Evelyn}"), True),

@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import Literal, NamedTuple
 
 from .numeric import NeedSympy, approx, decimal_info, differ_somewhere, exact, exact_match, within
-from .parse import ParseError, parse_answer
+from .parse import ParseError, is_node, parse_answer, walk
 
 Percent = Literal["either", "fraction", "number"]
 
@@ -87,9 +87,9 @@ def _expand_pm(node: tuple) -> list[tuple]:
         return (_expand_pm(plus) + _expand_pm(minus))[:MAX_VARIANTS]
     variants = [[]]
     for field in node[1:]:
-        if _is_node(field):
+        if is_node(field):
             options = _expand_pm(field)
-        elif isinstance(field, tuple) and all(_is_node(x) for x in field):
+        elif isinstance(field, tuple) and all(is_node(x) for x in field):
             options = [tuple(c) for c in itertools.product(*(_expand_pm(x) for x in field))]
         else:
             options = [field]
@@ -97,16 +97,8 @@ def _expand_pm(node: tuple) -> list[tuple]:
     return [(node[0], *v) for v in variants]
 
 
-def _is_node(x) -> bool:
-    return isinstance(x, tuple) and bool(x) and isinstance(x[0], str)
-
-
-def _has_pm(node) -> bool:
-    if not isinstance(node, tuple):
-        return False
-    if node and node[0] == "pm":
-        return True
-    return any(_has_pm(x) for x in node[1:] if isinstance(x, tuple))
+def _has_pm(node: tuple) -> bool:
+    return any(n[0] == "pm" for n in walk(node))
 
 
 def _matched(gs: list, ps: list, same) -> bool:
@@ -131,12 +123,8 @@ def _label(node: tuple) -> bool:
     return node[0] == "mul" and all(_label(x) for x in node[1])
 
 
-def _symbol_free(node) -> bool:
-    if isinstance(node, tuple):
-        if node and node[0] in ("sym", "word", "text"):
-            return False
-        return all(_symbol_free(x) for x in node[1:])
-    return True
+def _symbol_free(node: tuple) -> bool:
+    return not any(n[0] in ("sym", "word", "text") for n in walk(node))
 
 
 def _item(g: tuple, p: tuple, o: CheckOptions, sympy_ok: bool) -> bool:

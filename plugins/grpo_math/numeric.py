@@ -10,6 +10,8 @@ import math
 from fractions import Fraction
 from typing import NamedTuple
 
+from .parse import walk
+
 
 class NeedSympy(Exception):
     """This value needs symbolic work, which only runs in a bounded worker process."""
@@ -35,12 +37,8 @@ def decimal_info(node: tuple) -> Decimal:
     return Decimal(_has_decimal(node), None, 0)
 
 
-def _has_decimal(node) -> bool:
-    if isinstance(node, tuple):
-        if node and node[0] == "num":
-            return node[2] is not None
-        return any(_has_decimal(x) for x in node[1:])
-    return False
+def _has_decimal(node: tuple) -> bool:
+    return any(n[0] == "num" and n[2] is not None for n in walk(node))
 
 
 def exact(node: tuple) -> Fraction:
@@ -195,16 +193,9 @@ def exact_match(a: Fraction, b: Fraction, da: Decimal, db: Decimal, tolerance: f
     return abs(a - b) <= allowed_error(a, b, da, db, tolerance, rounding)
 
 
-def symbols(node, out: set | None = None) -> set[str]:
+def symbols(node: tuple) -> set[str]:
     """Names of the symbols in a node."""
-    out = set() if out is None else out
-    if isinstance(node, tuple) and node:
-        if node[0] == "sym":
-            out.add(node[1])
-        else:
-            for x in node[1:]:
-                symbols(x, out)
-    return out
+    return {n[1] for n in walk(node) if n[0] == "sym"}
 
 
 # Sample points for symbols: positive and away from small integers, like the worker's.

@@ -547,3 +547,25 @@ def _letter(c: str) -> tuple:
 
 def _is_unit(node: tuple) -> bool:
     return node[0] == "word" or (node[0] == "pow" and node[1][0] == "word")
+
+
+def is_node(x) -> bool:
+    """A parse tree node: a tuple whose first item is its kind."""
+    return isinstance(x, tuple) and bool(x) and isinstance(x[0], str)
+
+
+def walk(node: tuple):
+    """Every node of a tree, depth first (operand tuples of add / mul / lists are looked inside)."""
+    yield node
+    for field in node[1:]:
+        if is_node(field):
+            yield from walk(field)
+        elif isinstance(field, tuple):
+            for x in field:
+                if is_node(x):
+                    yield from walk(x)
+                elif isinstance(x, tuple):  # matrix rows
+                    for y in x:
+                        if is_node(y):
+                            yield from walk(y)
+
