@@ -81,12 +81,14 @@ class MathReward(Reward):
             return self._pool
 
     def close(self) -> None:
+        """Kill the worker processes (a later score starts new ones)."""
         with self._pool_lock:
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
 
     def score(self, samples: list[Sample]) -> list[RewardResult]:
+        """Decide easy checks here, send the rest (deduplicated) to the worker pool in one batch."""
         o = self.options
         infos: list[dict] = []
         hard: dict[tuple[str, str], list[int]] = {}  # symbolic checks, deduplicated
