@@ -50,7 +50,7 @@ def test_pathological_inputs_end_as_timeout_or_unparseable(reward):
     assert statuses["nested logs"] in ("timeout", "incorrect")
     assert all(r.value == 0.0 for r in results)
     timed_out = [r for r in results if r.info["status"] == "timeout"]
-    assert all("killed" in r.info["detail"] or "memory" in r.info["detail"] for r in timed_out)
+    assert all(any(w in r.info["detail"] for w in ("killed", "memory", "died")) for r in timed_out)
 
 
 def test_killed_workers_are_replaced_and_later_checks_still_work(reward):
