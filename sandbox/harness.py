@@ -26,6 +26,9 @@ LIMIT_DEFAULTS = {"wall_s": 10.0, "cpu_s": 5.0, "memory_mb": 1024, "pids": 64, "
 STATUSES = ("passed", "failed", "runtime_error", "timeout", "memory_limit", "output_limit", "process_limit",
             "disk_limit", "sandbox_error")
 MAX_RESULT_LINE = 4 << 20  # a single result message larger than this is a protocol violation
+# the candidate's whole environment: nothing of the host's (tokens, paths) leaks in
+CANDIDATE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/work", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+                 "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "MALLOC_ARENA_MAX": "2"}
 STDERR_KEEP = 8192  # bytes of stderr returned; the rest is counted against the cap but dropped
 
 
@@ -119,7 +122,9 @@ def same(got, expected, tol: float | None = None, json_mode: bool = False) -> bo
         return tg is te and got == expected
     if tg in (int, float) and te in (int, float):
         if tol is not None and (tg is float or te is float):
-            return not (math.isnan(got) or math.isnan(expected)) and abs(got - expected) <= tol * max(1.0, abs(expected))
+            if math.isnan(got) or math.isnan(expected):
+                return False
+            return abs(got - expected) <= tol * max(1.0, abs(expected))
         return got == expected
     if tg in (list, tuple) and te in (list, tuple) and (tg is te or json_mode):
         return len(got) == len(expected) and all(same(a, b, tol, json_mode) for a, b in zip(got, expected))
@@ -588,8 +593,12 @@ def _run_calls(job, tests, box, limits, deadline, result):
                     status = "runtime_error"
                     break
                 continue
-            result["per_test"].append({"passed": ok, "status": "passed" if ok else ("runtime_error" if err else "failed"),
-                                       **({"error": err[:500]} if err else {}), **({"test": item["src"]} if "src" in item else {})})
+            entry = {"passed": ok, "status": "passed" if ok else ("runtime_error" if err else "failed")}
+            if err:
+                entry["error"] = err[:500]
+            if "src" in item:
+                entry["test"] = item["src"]
+            result["per_test"].append(entry)
     end = run.finish(box)
     result.update(stdout=_text(run.stdout), stderr=_text(run.stderr), exit_code=end["exit_code"])
     if len(result["per_test"]) != n_tests and status is None:

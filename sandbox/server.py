@@ -21,8 +21,6 @@ import harness  # noqa: E402  (stdlib-only sibling file in the image)
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
 SCRATCH = ("/work", "/tmp", "/dev/shm")
-ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/work", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-       "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "MALLOC_ARENA_MAX": "2"}
 
 
 class DockerBox:
@@ -36,7 +34,8 @@ class DockerBox:
         return subprocess.Popen(
             [sys.executable, "-I", "-S", RUNNER, str(cmd_r), str(res_w)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(cmd_r, res_w),
-            cwd="/work", env=ENV, user=self.uid, group=self.uid, extra_groups=[], start_new_session=True,
+            cwd="/work", env=harness.CANDIDATE_ENV, user=self.uid, group=self.uid, extra_groups=[],
+            start_new_session=True,
         )
 
     def runner_limits(self, limits: dict) -> dict:

@@ -51,7 +51,8 @@ def test_decode_rejects_malformed():
 
 
 def test_assert_items_keep_literals_outside():
-    code = "assert f(1) == 'SECRET'\nassert 3 == f(2)\nassert f(0)\nassert not f(9)\nassert f(1) > 2 and f(2) in [7, 8]\n"
+    code = ("assert f(1) == 'SECRET'\nassert 3 == f(2)\nassert f(0)\nassert not f(9)\n"
+            "assert f(1) > 2 and f(2) in [7, 8]\n")
     items = assert_items(code)
     sent = [o["expr"] for it in items for o in it.get("operands", []) if "expr" in o]
     assert sent == ["f(1)", "f(2)", "f(0)", "f(9)", "f(1)", "f(2)"]

@@ -21,7 +21,8 @@ class CodeOptions(RewardOptions):
     tests: dict[str, Any] | None = Field(None, description="tests for every sample when a sample has no tests column")
     tests_column: str = Field("tests", description="dataset column holding each sample's tests spec")
     limits: dict[str, float] = Field(default_factory=dict,
-                                     description="default limits: wall_s, cpu_s, memory_mb, pids, output_bytes, disk_mb")
+                                     description="default limits: wall_s, cpu_s, memory_mb, pids, output_bytes, "
+                                                 "disk_mb")
     parallel: int | None = Field(None, ge=1, description="programs run at once (default: CPU count)")
 
     @field_validator("limits")

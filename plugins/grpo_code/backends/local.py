@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import grpo_sandbox
-from grpo_sandbox.harness import run_job
+from grpo_sandbox.harness import CANDIDATE_ENV, run_job
 
 from . import SandboxBackend, SandboxUnavailable, error_verdict
 
 SANDBOX_DIR = Path(grpo_sandbox.__file__).resolve().parent
-ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/work", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-       "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "MALLOC_ARENA_MAX": "2"}
 BASE_UID = 61000  # per-slot uids when root: RLIMIT_NPROC counts per uid
 
 
@@ -67,7 +65,7 @@ class BwrapBox:
         argv += ["--ro-bind", str(SANDBOX_DIR), "/opt/grpo", "--proc", "/proc", "--dev", "/dev",
                  "--size", size, "--tmpfs", "/work", "--size", size, "--tmpfs", "/tmp", "--chdir", "/work",
                  "--clearenv"]
-        for k, v in ENV.items():
+        for k, v in CANDIDATE_ENV.items():
             argv += ["--setenv", k, v]
         argv += ["--", self.python, "-I", "-S", "/opt/grpo/runner.py", str(cmd_r), str(res_w)]
         ids = {"user": self.uid, "group": self.uid, "extra_groups": []} if self.uid is not None else {}
