@@ -107,7 +107,7 @@ def parse_reward_args(rewards: tuple[str, ...], options: tuple[str, ...], on_err
 @click.option("--reward", "rewards", multiple=True, required=True, metavar="NAME[:WEIGHT]",
               help="reward to apply (repeatable)")
 @click.option("--option", "options", multiple=True, metavar="NAME.KEY=VALUE", help="reward option (repeatable)")
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False), help="JSONL with prompt, completion, ...")
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False), help="JSONL with completion (prompt and other columns optional)")
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False), help="JSONL to write")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--on-error", type=click.Choice(["raise", "nan", "zero"]), default=None,
@@ -119,7 +119,7 @@ def score_cmd(ctx, rewards, options, input_path, output_path, batch_size, on_err
     from tqdm import tqdm
 
     configs = parse_reward_args(rewards, options, on_error, timeout)
-    records = read_jsonl(input_path, required=("prompt", "completion"))
+    records = read_jsonl(input_path, required=("completion",))
     out = []
     with RewardHost(configs, manager=_manager(ctx)) as host:
         bar = tqdm(total=len(records), desc="scoring", unit="sample", disable=not sys.stderr.isatty())

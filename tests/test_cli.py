@@ -119,6 +119,9 @@ def test_score_malformed_jsonl_names_file_and_line_and_writes_nothing(tmp_path):
     inp.write_text('{"prompt": "q"}\n')
     res = run_cli("score", "--reward", "format", "--input", str(inp), "--output", str(out))
     assert f"{inp}:1: missing field 'completion'" in res.stderr
+    inp.write_text('{"completion": "<think>a</think><answer>1</answer>"}\n')  # prompt is optional
+    res = run_cli("score", "--reward", "format", "--input", str(inp), "--output", str(out))
+    assert res.returncode == 0 and json.loads(out.read_text())["reward"] == 1.0
 
 
 def test_score_errors_are_clear(tmp_path, plugin_file):
