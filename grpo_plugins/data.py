@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 
-def load_rows(source: str, split: str = "train"):
+def load_rows(source: str, split: str = "train", subset: str | None = None):
     """A ``datasets.Dataset`` from a file, a ``save_to_disk`` folder, or a hub dataset name."""
     import datasets
 
@@ -29,7 +29,7 @@ def load_rows(source: str, split: str = "train"):
         raise ValueError(f"{source}: not a data file or a saved dataset folder")
     if source.endswith((".jsonl", ".json", ".parquet", ".csv")):
         raise ValueError(f"{source}: file not found")
-    return datasets.load_dataset(source, split=split)
+    return datasets.load_dataset(source, subset, split=split)
 
 
 def prompt_text(prompt: Any, tokenizer, chat_template: str | bool = "auto", system_prompt: str | None = None) -> str:

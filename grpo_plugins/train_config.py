@@ -29,6 +29,7 @@ class ModelSection(Section):
 class DataSection(Section):
     train: str = Field(description="JSONL/JSON/parquet file, a saved dataset dir, or a hub dataset name")
     split: str = "train"
+    subset: str | None = Field(None, description="hub dataset config name (``main`` for openai/gsm8k)")
     eval: str | None = Field(None, description="held-out prompts (same formats); null = no evaluation")
     eval_split: str = "test"
     eval_size: int | None = Field(None, gt=0, description="use only the first N held-out prompts")
@@ -71,6 +72,8 @@ class TrainSection(Section):
     advantage_eps: float = Field(1e-4, gt=0)
     mask_truncated_completions: bool = Field(False, description="drop completions that hit max_new_tokens from the loss")
     seed: int = 0
+    torch_threads: int | None = Field(
+        None, gt=0, description="CPU threads for torch (1 is fastest for tiny models on a busy machine); null = torch default")
     bf16: Literal["auto", True, False] = Field("auto", description="bf16 autocast; auto = on CUDA only")
 
 

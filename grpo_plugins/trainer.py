@@ -63,7 +63,10 @@ def load_model_and_tokenizer(cfg: TrainConfig):
         kwargs["attn_implementation"] = m.attn_implementation
     model = AutoModelForCausalLM.from_pretrained(m.name_or_path, **kwargs)
     if m.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     if m.lora:
         from peft import LoraConfig, get_peft_model
@@ -100,6 +103,8 @@ class GRPOTrainer:
         self.is_main = self.accelerator.is_main_process
         if cfg.train.prompts_per_step % self.world:
             raise ValueError(f"train.prompts_per_step={cfg.train.prompts_per_step} must divide by {self.world} processes")
+        if cfg.train.torch_threads:
+            torch.set_num_threads(cfg.train.torch_threads)
         seed_everything(cfg.train.seed + self.rank)
         if cfg.tiny is not None:
             from . import tiny
@@ -114,10 +119,10 @@ class GRPOTrainer:
         self.autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if use_bf16 \
             else contextlib.nullcontext
         self.run_dir = Path(cfg.log.run_dir)
-        self.train_rows = load_rows(cfg.data.train, cfg.data.split)
+        self.train_rows = load_rows(cfg.data.train, cfg.data.split, cfg.data.subset)
         self.eval_rows = None
         if cfg.data.eval:
-            self.eval_rows = load_rows(cfg.data.eval, cfg.data.eval_split)
+            self.eval_rows = load_rows(cfg.data.eval, cfg.data.eval_split, cfg.data.subset)
             if cfg.data.eval_size:
                 self.eval_rows = self.eval_rows.select(range(min(cfg.data.eval_size, len(self.eval_rows))))
         self.host = RewardHost(cfg.rewards, manager=self.manager)
@@ -169,6 +174,8 @@ class GRPOTrainer:
         else:
             if cfg.sft.steps:
                 self.sft()
+                if self.is_main:
+                    self.export(self.run_dir / "sft")  # the warmed-up model, before any GRPO step
             self.reset_reference()
             if self.ref_model is not None and not isinstance(self.ref_model, str) and self.is_main:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -420,6 +427,8 @@ class GRPOTrainer:
         """Supervised warm-up on ``sft.data`` (prompt + completion, loss on completion tokens)."""
         s, d = self.cfg.sft, self.cfg.data
         rows = load_rows(s.data)
+        if self.is_main:
+            print(f"supervised warm-up: {s.steps} steps of {s.batch_size} examples from {s.data}", flush=True)
         tok = self.tokenizer
         examples = []
         for row in rows:

@@ -222,3 +222,17 @@ def test_sft_then_eval_and_plot(tiny_dir, tmp_path, manager):
     assert (tmp_path / "run" / "final" / "config.json").exists()
     png = plot_run(tmp_path / "run")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_lora_trains_adapters_only_and_uses_the_base_as_reference(tiny_dir, tmp_path, manager):
+    cfg = make_config(tiny_dir, tmp_path / "run", train={"beta": 0.1, "steps": 2, "learning_rate": 1e-2},
+                      model={"lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+                             "gradient_checkpointing": True})
+    trainer = GRPOTrainer(cfg, manager[0])
+    base = {n: p.detach().clone() for n, p in trainer.policy.named_parameters() if "lora_" not in n}
+    trainer.train()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["kl"] == 0.0 and rows[1]["kl"] > 0  # reference = the base model (adapters off)
+    assert trainer.ref_model == "adapters-off"
+    after = dict(trainer.policy.named_parameters())
+    assert all(torch.equal(base[n], after[n]) for n in base)  # the base weights never move

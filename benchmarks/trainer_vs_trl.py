@@ -1,0 +1,215 @@
+"""grpo-plugins' GRPOTrainer vs TRL's GRPOTrainer under identical settings, in one script.
+
+    pip install -e ".[bench]"          # trl
+    python benchmarks/trainer_vs_trl.py [--steps 10] [--hidden 256] [--layers 4]
+
+Builds one tiny Llama-style model (character tokenizer) on disk, then trains it in two fresh
+processes, one per trainer, with the same settings: G=8 completions for each of 4 prompts per step,
+64 new tokens, beta=0.04 (so both load a reference model), loss_type dapo, lr 1e-5 constant, AdamW
+(0.9, 0.999), grad clip 1.0, one micro-batch of 32, float32 on CPU / bf16 on CUDA, and the same
+reward with variance (the share of digits in the completion). Prints median seconds per optimizer
+step (after warm-up steps), completion tokens per second and peak memory (RSS growth during training
+on CPU, peak allocated on CUDA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+G, PROMPTS, NEW_TOKENS, BETA, LR = 8, 4, 64, 0.04, 1e-5
+
+
+def digit_share(prompts, completions, **kwargs):
+    """Share of digit characters in each completion: varies within every group."""
+    return [sum(c.isdigit() for c in text) / max(len(text), 1) for text in completions]
+
+
+def build(out: Path, hidden: int, layers: int) -> None:
+    from grpo_plugins import tiny
+
+    tokenizer = tiny.build_tokenizer()
+    model = tiny.build_model(tokenizer, hidden_size=hidden, layers=layers, heads=max(1, hidden // 64), seed=0)
+    model.save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")
+    rows = tiny.build_data(n_train=256, n_eval=1, n_sft=1, carry_slip=0.0, seed=0)["train"]
+    with open(out / "train.jsonl", "w") as f:
+        for r in rows:
+            f.write(json.dumps({"prompt": r["prompt"], "answer": r["answer"]}) + "\n")
+
+
+def _reset_peak() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (Linux)
+    except OSError:
+        pass
+
+
+def _rss_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak() -> dict:
+    import torch
+
+    out = {"peak_rss_mb": _rss_mb("VmHWM")}
+    if torch.cuda.is_available():
+        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def run_ours(d: Path, steps: int) -> dict:
+    import torch
+
+    from grpo_plugins import PluginManager, function_reward, hookimpl
+    from grpo_plugins.train_config import TrainConfig
+    from grpo_plugins.trainer import GRPOTrainer
+
+    class Plugin:
+        @hookimpl
+        def register_rewards(self, register):
+            register(function_reward(digit_share))
+
+    manager = PluginManager(load_entrypoints=False)
+    manager.register(Plugin(), name="bench")
+    cfg = TrainConfig.model_validate({
+        "model": {"name_or_path": str(d / "model")},
+        "data": {"train": str(d / "train.jsonl"), "chat_template": False},
+        "rollout": {"num_generations": G, "max_new_tokens": NEW_TOKENS, "temperature": 1.0},
+        "train": {"steps": steps, "prompts_per_step": PROMPTS, "learning_rate": LR, "beta": BETA,
+                  "loss_type": "dapo", "adam_betas": [0.9, 0.999], "max_grad_norm": 1.0, "seed": 0},
+        "log": {"run_dir": str(d / "ours-run"), "progress": False, "tensorboard": False, "samples": 0},
+        "checkpoint": {"every": 0},
+        "rewards": [{"name": "digit_share"}],
+    })
+    trainer = GRPOTrainer(cfg, manager)
+    trainer.reset_reference()
+    _reset_peak()
+    times, tokens = [], []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        m = trainer.train_step()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+        tokens.append(m["completions/mean_length"] * G * PROMPTS)
+        trainer.step += 1
+    return {"times": times, "tokens": tokens, **_peak()}
+
+
+def run_trl(d: Path, steps: int) -> dict:
+    import torch
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    cuda = torch.cuda.is_available()
+    times, tokens = [], []
+
+    class Timer(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            _reset_peak()
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            if cuda:
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - self.t0)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "completions/mean_length" in logs:
+                tokens.append(logs["completions/mean_length"] * G * PROMPTS)
+
+    args = GRPOConfig(
+        output_dir=str(d / "trl-run"), per_device_train_batch_size=G * PROMPTS, gradient_accumulation_steps=1,
+        num_generations=G, max_completion_length=NEW_TOKENS, temperature=1.0, beta=BETA, loss_type="dapo",
+        learning_rate=LR, lr_scheduler_type="constant", adam_beta1=0.9, adam_beta2=0.999, max_grad_norm=1.0,
+        max_steps=steps, logging_steps=1, save_strategy="no", report_to="none", seed=0, use_cpu=not cuda,
+        bf16=cuda, disable_tqdm=True)
+    model = AutoModelForCausalLM.from_pretrained(d / "model")
+    tok = AutoTokenizer.from_pretrained(d / "model")
+    ds = load_dataset("json", data_files=str(d / "train.jsonl"), split="train")
+    trainer = GRPOTrainer(model=model, reward_funcs=[digit_share], args=args, train_dataset=ds,
+                          processing_class=tok, callbacks=[Timer()])
+    trainer.train()
+    return {"times": times, "tokens": tokens, **_peak()}
+
+
+def summarise(name: str, r: dict, warmup: int) -> dict:
+    t = r["times"][warmup:] or r["times"]
+    tok = r["tokens"][warmup:] or r["tokens"]
+    med = statistics.median(t)
+    return {"trainer": name, "median_s_per_step": med, "tokens_per_s": statistics.mean(tok) / med,
+            "mean_completion_tokens": statistics.mean(tok) / (G * PROMPTS), "peak_rss_mb": r["peak_rss_mb"],
+            "peak_cuda_mb": r.get("peak_cuda_mb")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2, help="first steps left out of the median")
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--only", choices=["ours", "trl"], default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads in both workers (default: torch's)")
+    ap.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)
+    ap.add_argument("--dir", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        if a.threads:
+            import torch
+
+            torch.set_num_threads(a.threads)
+        r = (run_ours if a.worker == "ours" else run_trl)(Path(a.dir), a.steps)
+        print("RESULT " + json.dumps(r), flush=True)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        build(d, a.hidden, a.layers)
+        rows = []
+        for name in ([a.only] if a.only else ["ours", "trl"]):
+            env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+            cmd = [sys.executable, __file__, "--worker", name, "--dir", str(d), "--steps", str(a.steps)]
+            p = subprocess.run(cmd + (["--threads", str(a.threads)] if a.threads else []),
+                               capture_output=True, text=True, env=env)
+            line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if p.returncode or line is None:
+                sys.stderr.write(p.stdout[-3000:] + p.stderr[-3000:])
+                raise SystemExit(f"{name} failed (exit {p.returncode})")
+            rows.append(summarise("grpo-plugins" if name == "ours" else "TRL GRPOTrainer", json.loads(line[7:]),
+                                  a.warmup))
+    import torch
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    print(f"device: {device}; G={G}, {PROMPTS} prompts/step, {NEW_TOKENS} new tokens, beta={BETA}, "
+          f"hidden={a.hidden}, layers={a.layers}, threads={a.threads or 'default'}, {a.steps} steps (median of the last {a.steps - a.warmup})")
+    mem = "peak CUDA MB" if torch.cuda.is_available() else "peak RSS MB (training)"
+    print(f"| trainer | s/step (median) | completion tokens/s | mean completion tokens | {mem} |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        m = r["peak_cuda_mb"] if torch.cuda.is_available() else r["peak_rss_mb"]
+        print(f"| {r['trainer']} | {r['median_s_per_step']:.3f} | {r['tokens_per_s']:.0f} | "
+              f"{r['mean_completion_tokens']:.1f} | {m:.0f} |")
+    if len(rows) == 2:
+        print(f"step time ratio (ours / TRL): {rows[0]['median_s_per_step'] / rows[1]['median_s_per_step']:.2f}")
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
