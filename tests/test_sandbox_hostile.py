@@ -401,3 +401,30 @@ def test_threads_share_backend_safely(backend):
     [t.start() for t in ts]
     [t.join() for t in ts]
     assert {i: v["stdout"].strip() for i, v in out.items()} == {i: str(i * 3) for i in range(6)}
+
+
+FORKED_MEMORY = job("""
+    import os, time
+    pids = []
+    for _ in range(4):
+        pid = os.fork()
+        if pid == 0:
+            b = bytearray(200 * 1024 * 1024)
+            for j in range(0, len(b), 4096): b[j] = 1
+            time.sleep(2)
+            os._exit(0)
+        pids.append(pid)
+    for p in pids:
+        os.waitpid(p, 0)
+    print('parent survived')
+""", memory_mb=256, disk_mb=64)
+
+
+def test_memory_limit_covers_the_whole_tree(backend):
+    """Four children of 200 MB each under a 256 MB run limit: each fits its own rlimit, the tree does
+    not. A parent that waits its OOM-killed children out and exits 0 still gets memory_limit."""
+    if getattr(backend, "tree_memory_limit", True) is False:
+        pytest.skip("this backend bounds memory per process only (no memory cgroup here)")
+    v = backend.run(FORKED_MEMORY)
+    assert v["status"] == "memory_limit", (v["status"], v["stdout"], v["stderr"][-300:])
+    assert_clean(backend)

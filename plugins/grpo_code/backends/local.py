@@ -22,9 +22,11 @@ import grpo_sandbox
 from grpo_sandbox.harness import CANDIDATE_ENV, run_job
 
 from . import SandboxBackend, SandboxUnavailable, error_verdict
+from .cgroups import RunCgroup
 
 SANDBOX_DIR = Path(grpo_sandbox.__file__).resolve().parent
 BASE_UID = 61000  # per-slot uids when root: RLIMIT_NPROC counts per uid
+TREE_OVERHEAD_MB = 96  # bubblewrap and the interpreter, on top of the run's memory and scratch
 
 
 def _python() -> tuple[str, list[str]]:
@@ -52,8 +54,8 @@ def _root_binds() -> list[str]:
 class BwrapBox:
     """The harness's box for one run: spawns the runner under bubblewrap as ``uid``."""
 
-    def __init__(self, uid: int | None, python: str, extra_binds: list[str]):
-        self.uid, self.python, self.extra_binds = uid, python, extra_binds
+    def __init__(self, uid: int | None, python: str, extra_binds: list[str], cgroup: RunCgroup | None = None):
+        self.uid, self.python, self.extra_binds, self.cgroup = uid, python, extra_binds, cgroup
 
     def spawn(self, cmd_r: int, res_w: int, limits: dict) -> subprocess.Popen:
         """Start the runner in a fresh bubblewrap sandbox with the two harness pipes."""
@@ -69,8 +71,14 @@ class BwrapBox:
             argv += ["--setenv", k, v]
         argv += ["--", self.python, "-I", "-S", "/opt/grpo/runner.py", str(cmd_r), str(res_w)]
         ids = {"user": self.uid, "group": self.uid, "extra_groups": []} if self.uid is not None else {}
-        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 pass_fds=(cmd_r, res_w), start_new_session=True, **ids)
+        if self.cgroup is not None:
+            # the whole tree's memory (tmpfs pages included) and process count, like a container's
+            mem = int(limits["memory_mb"] + limits["disk_mb"] + TREE_OVERHEAD_MB) * 1024 * 1024
+            self.cgroup.set_limits(mem, int(limits["pids"]) + 4)
+            self.cgroup.adopt(proc.pid, self.uid)  # before the harness sends the code
+        return proc
 
     def runner_limits(self, limits: dict) -> dict:
         """rlimits the runner applies inside the sandbox."""
@@ -92,8 +100,8 @@ class BwrapBox:
             _kill_uid(self.uid)
 
     def oom_kills(self) -> int:
-        """No memory cgroup here: RLIMIT_AS bounds each process instead."""
-        return 0
+        """OOM kills so far in this slot's cgroup (0 without one: RLIMIT_AS bounds each process)."""
+        return self.cgroup.oom_kills() if self.cgroup is not None else 0
 
     def reset(self) -> None:
         """Nothing to do: every process gets a new tmpfs that disappears with its namespace."""
@@ -139,6 +147,11 @@ class LocalBackend(SandboxBackend):
                                capture_output=True, text=True, **self._ids(BASE_UID))
         if probe.returncode != 0:
             raise SandboxUnavailable(f"bubblewrap cannot create namespaces here: {probe.stderr.strip()}")
+        root = os.geteuid() == 0
+        self._cgroups = [RunCgroup.create(f"grpo-sandbox-{BASE_UID + i}") if root else None
+                         for i in range(self.parallel)]
+        # False: memory and pids are bounded per process (rlimits) only, not for the whole tree
+        self.tree_memory_limit = all(c is not None for c in self._cgroups)
 
     @staticmethod
     def _ids(uid: int) -> dict:
@@ -153,6 +166,12 @@ class LocalBackend(SandboxBackend):
         slot = self._slots.get()
         try:
             uid = BASE_UID + slot if os.geteuid() == 0 else None
-            return run_job(job, BwrapBox(uid, self.python, self.extra_binds))
+            return run_job(job, BwrapBox(uid, self.python, self.extra_binds, self._cgroups[slot]))
         finally:
             self._slots.put(slot)
+
+    def close(self) -> None:
+        """Remove the slots' cgroups."""
+        for c in self._cgroups:
+            if c is not None:
+                c.remove()
