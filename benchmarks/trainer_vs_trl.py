@@ -6,7 +6,8 @@
 Builds one tiny Llama-style model (character tokenizer) on disk, then trains it in two fresh
 processes, one per trainer, with the same settings: G=8 completions for each of 4 prompts per step,
 64 new tokens, beta=0.04 (so both load a reference model), loss_type dapo, lr 1e-5 constant, AdamW
-(0.9, 0.999), grad clip 1.0, one micro-batch of 32, float32 on CPU / bf16 on CUDA, and the same
+(0.9, 0.999), grad clip 1.0, one micro-batch of 32, gradient checkpointing on (TRL's default;
+``--no-gradient-checkpointing`` turns it off in both), float32 on CPU / bf16 on CUDA, and the same
 reward with variance (the share of digits in the completion). Prints median seconds per optimizer
 step (after warm-up steps), completion tokens per second and peak memory (RSS growth during training
 on CPU, peak allocated on CUDA).
@@ -46,6 +47,7 @@ def build(out: Path, hidden: int, layers: int) -> None:
 
 
 def _reset_peak() -> None:
+    """Start measuring: reset the CUDA peak and the process's RSS high-water mark; note the RSS now."""
     import torch
 
     if torch.cuda.is_available():
@@ -54,6 +56,10 @@ def _reset_peak() -> None:
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (Linux)
     except OSError:
         pass
+    _START["rss_mb"] = _rss_mb("VmRSS")
+
+
+_START: dict[str, float] = {}
 
 
 def _rss_mb(field: str) -> float:
@@ -66,13 +72,13 @@ def _rss_mb(field: str) -> float:
 def _peak() -> dict:
     import torch
 
-    out = {"peak_rss_mb": _rss_mb("VmHWM")}
+    out = {"peak_rss_mb": _rss_mb("VmHWM"), "start_rss_mb": _START.get("rss_mb", float("nan"))}
     if torch.cuda.is_available():
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
 
 
-def run_ours(d: Path, steps: int) -> dict:
+def run_ours(d: Path, steps: int, gc: bool) -> dict:
     import torch
 
     from grpo_plugins import PluginManager, function_reward, hookimpl
@@ -87,7 +93,7 @@ def run_ours(d: Path, steps: int) -> dict:
     manager = PluginManager(load_entrypoints=False)
     manager.register(Plugin(), name="bench")
     cfg = TrainConfig.model_validate({
-        "model": {"name_or_path": str(d / "model")},
+        "model": {"name_or_path": str(d / "model"), "gradient_checkpointing": gc},
         "data": {"train": str(d / "train.jsonl"), "chat_template": False},
         "rollout": {"num_generations": G, "max_new_tokens": NEW_TOKENS, "temperature": 1.0},
         "train": {"steps": steps, "prompts_per_step": PROMPTS, "learning_rate": LR, "beta": BETA,
@@ -99,7 +105,7 @@ def run_ours(d: Path, steps: int) -> dict:
     trainer = GRPOTrainer(cfg, manager)
     trainer.reset_reference()
     _reset_peak()
-    times, tokens = [], []
+    times, tokens, phases = [], [], []
     for _ in range(steps):
         t0 = time.perf_counter()
         m = trainer.train_step()
@@ -107,11 +113,12 @@ def run_ours(d: Path, steps: int) -> dict:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
         tokens.append(m["completions/mean_length"] * G * PROMPTS)
+        phases.append({k: m[k] for k in ("time/generate", "time/score", "time/train")})
         trainer.step += 1
-    return {"times": times, "tokens": tokens, **_peak()}
+    return {"times": times, "tokens": tokens, "phases": phases, **_peak()}
 
 
-def run_trl(d: Path, steps: int) -> dict:
+def run_trl(d: Path, steps: int, gc: bool) -> dict:
     import torch
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -141,7 +148,7 @@ def run_trl(d: Path, steps: int) -> dict:
         num_generations=G, max_completion_length=NEW_TOKENS, temperature=1.0, beta=BETA, loss_type="dapo",
         learning_rate=LR, lr_scheduler_type="constant", adam_beta1=0.9, adam_beta2=0.999, max_grad_norm=1.0,
         max_steps=steps, logging_steps=1, save_strategy="no", report_to="none", seed=0, use_cpu=not cuda,
-        bf16=cuda, disable_tqdm=True)
+        bf16=cuda, disable_tqdm=True, gradient_checkpointing=gc)
     model = AutoModelForCausalLM.from_pretrained(d / "model")
     tok = AutoTokenizer.from_pretrained(d / "model")
     ds = load_dataset("json", data_files=str(d / "train.jsonl"), split="train")
@@ -157,6 +164,7 @@ def summarise(name: str, r: dict, warmup: int) -> dict:
     med = statistics.median(t)
     return {"trainer": name, "median_s_per_step": med, "tokens_per_s": statistics.mean(tok) / med,
             "mean_completion_tokens": statistics.mean(tok) / (G * PROMPTS), "peak_rss_mb": r["peak_rss_mb"],
+            "rss_growth_mb": r["peak_rss_mb"] - r["start_rss_mb"],
             "peak_cuda_mb": r.get("peak_cuda_mb")}
 
 
@@ -167,6 +175,8 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--only", choices=["ours", "trl"], default=None)
+    ap.add_argument("--no-gradient-checkpointing", dest="gc", action="store_false",
+                    help="turn gradient checkpointing off in both trainers")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads in both workers (default: torch's)")
     ap.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)
     ap.add_argument("--dir", help=argparse.SUPPRESS)
@@ -176,7 +186,7 @@ def main() -> None:
             import torch
 
             torch.set_num_threads(a.threads)
-        r = (run_ours if a.worker == "ours" else run_trl)(Path(a.dir), a.steps)
+        r = (run_ours if a.worker == "ours" else run_trl)(Path(a.dir), a.steps, a.gc)
         print("RESULT " + json.dumps(r), flush=True)
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,7 +196,8 @@ def main() -> None:
         for name in ([a.only] if a.only else ["ours", "trl"]):
             env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
             cmd = [sys.executable, __file__, "--worker", name, "--dir", str(d), "--steps", str(a.steps)]
-            p = subprocess.run(cmd + (["--threads", str(a.threads)] if a.threads else []),
+            cmd += ["--threads", str(a.threads)] if a.threads else []
+            p = subprocess.run(cmd + ([] if a.gc else ["--no-gradient-checkpointing"]),
                                capture_output=True, text=True, env=env)
             line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
             if p.returncode or line is None:
@@ -198,14 +209,16 @@ def main() -> None:
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     print(f"device: {device}; G={G}, {PROMPTS} prompts/step, {NEW_TOKENS} new tokens, beta={BETA}, "
-          f"hidden={a.hidden}, layers={a.layers}, threads={a.threads or 'default'}, {a.steps} steps (median of the last {a.steps - a.warmup})")
-    mem = "peak CUDA MB" if torch.cuda.is_available() else "peak RSS MB (training)"
+          f"hidden={a.hidden}, layers={a.layers}, gradient checkpointing {'on' if a.gc else 'off'}, "
+          f"threads={a.threads or 'default'}, {a.steps} steps (median of the last {a.steps - a.warmup})")
+    cuda = torch.cuda.is_available()
+    mem = "peak CUDA MB" if cuda else "peak RSS MB | RSS growth in training MB"
     print(f"| trainer | s/step (median) | completion tokens/s | mean completion tokens | {mem} |")
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|" + ("" if cuda else "---|"))
     for r in rows:
-        m = r["peak_cuda_mb"] if torch.cuda.is_available() else r["peak_rss_mb"]
+        m = f"{r['peak_cuda_mb']:.0f}" if cuda else f"{r['peak_rss_mb']:.0f} | {r['rss_growth_mb']:.0f}"
         print(f"| {r['trainer']} | {r['median_s_per_step']:.3f} | {r['tokens_per_s']:.0f} | "
-              f"{r['mean_completion_tokens']:.1f} | {m:.0f} |")
+              f"{r['mean_completion_tokens']:.1f} | {m} |")
     if len(rows) == 2:
         print(f"step time ratio (ours / TRL): {rows[0]['median_s_per_step'] / rows[1]['median_s_per_step']:.2f}")
     print(json.dumps(rows))

@@ -20,7 +20,7 @@ from .rewards import Sample
 class Rollout(Sample):
     """A scored completion: the Sample the rewards saw plus its rewards, advantage and token data."""
 
-    prompt_text: str = ""
+    prompt_text: str = ""  # the text the model continued (chat template applied), not just message contents
     truncated: bool = False
     reward: float | None = None
     rewards: dict[str, float | None] = field(default_factory=dict)
@@ -53,23 +53,29 @@ def cache_kwarg(model) -> str:
 @torch.inference_mode()
 def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, eos_id: int,
            pad_id: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-           greedy: bool = False) -> torch.Tensor:
+           greedy: bool = False, compact_at: float = 0.25) -> torch.Tensor:
     """Sample completions for left-padded prompts. input_ids, attention_mask: [B, P].
 
     Returns completion ids [B, T] (T <= max_new_tokens), padded with pad_id after each EOS.
+    Finished rows leave the batch (their KV cache rows are dropped) once they make up
+    ``compact_at`` of it, so the tail of a generation only computes the rows still running.
     """
     from transformers import DynamicCache
 
-    B = input_ids.shape[0]
+    B, device = input_ids.shape[0], input_ids.device
     positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    cache = {cache_kwarg(model): DynamicCache()}
+    cache = DynamicCache()
+    kw = {cache_kwarg(model): cache}
+    can_compact = hasattr(cache, "batch_select_indices")
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                use_cache=True, logits_to_keep=1, **cache)
+                use_cache=True, logits_to_keep=1, **kw)
     logits = out.logits[:, -1].float()
     next_pos = positions[:, -1:] + 1
     mask = attention_mask
-    done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
-    tokens = []
+    result = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    rows = torch.arange(B, device=device)  # which output row each batch row is
+    done = torch.zeros(B, dtype=torch.bool, device=device)  # per batch row
+    length = 0
     for t in range(max_new_tokens):
         if greedy:
             tok = logits.argmax(-1)
@@ -77,15 +83,20 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
             probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
             tok = torch.multinomial(probs, 1).squeeze(-1)
         tok = torch.where(done, torch.full_like(tok, pad_id), tok)
-        tokens.append(tok)
+        result[rows, t] = tok
+        length = t + 1
         done = done | (tok == eos_id)
         if t == max_new_tokens - 1 or bool(done.all()):
             break
+        if can_compact and int(done.sum()) >= compact_at * done.numel():
+            keep = (~done).nonzero().squeeze(-1)
+            cache.batch_select_indices(keep)
+            rows, tok, mask, next_pos, done = rows[keep], tok[keep], mask[keep], next_pos[keep], done[keep]
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
-        out = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos, use_cache=True, **cache)
+        out = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos, use_cache=True, **kw)
         logits = out.logits[:, -1].float()
         next_pos = next_pos + 1
-    return torch.stack(tokens, dim=1)
+    return result[:, :length]
 
 
 @torch.inference_mode()

@@ -307,6 +307,7 @@ class GRPOTrainer:
             "reward_std": float(_nanstd(grouped).nanmean()),
             "frac_reward_zero_std": A.zero_std_fraction(totals, G),
             **{k: v for k, v in scores.metrics.items() if k.startswith("rewards/")},
+            **_step_reward_metrics(scores),
             "completions/mean_length": float(lengths.mean()),
             "completions/min_length": float(lengths.min()),
             "completions/max_length": float(lengths.max()),
@@ -544,6 +545,18 @@ class GRPOTrainer:
     def _restore_sigint(previous) -> None:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def _step_reward_metrics(scores: Scores) -> dict[str, float]:
+    """``rewards/{label}/step_mean`` and ``/steps_per_completion`` for step-granularity rewards."""
+    out = {}
+    for label, results in scores.results.items():
+        if scores.granularity.get(label) != "step":
+            continue
+        values = [v for r in results for _, _, v in (r.steps or []) if not math.isnan(v)]
+        out[f"rewards/{label}/step_mean"] = sum(values) / len(values) if values else float("nan")
+        out[f"rewards/{label}/steps_per_completion"] = len(values) / max(len(results), 1)
+    return out
 
 
 def _nanstd(x: torch.Tensor) -> torch.Tensor:

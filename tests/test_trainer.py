@@ -194,7 +194,8 @@ def test_process_and_outcome_rewards_combine(tiny_dir, tmp_path, manager):
     _, rollouts = plugin.rollouts[-1]
     assert any(r.steps.get("digit_steps") for r in rollouts)
     assert metrics["advantages/mean_abs"] > 0
-    assert "rewards/digit_steps/mean" not in metrics or metrics["rewards/digit_steps/mean"] is not None
+    assert 0 < metrics["rewards/digit_steps/step_mean"] <= 1
+    assert metrics["rewards/digit_steps/steps_per_completion"] > 0
 
 
 def test_num_iterations_reuses_the_batch(tiny_dir, tmp_path, manager):
@@ -236,3 +237,23 @@ def test_lora_trains_adapters_only_and_uses_the_base_as_reference(tiny_dir, tmp_
     assert trainer.ref_model == "adapters-off"
     after = dict(trainer.policy.named_parameters())
     assert all(torch.equal(base[n], after[n]) for n in base)  # the base weights never move
+
+
+def test_sampler_matches_generate_and_compaction_changes_nothing(tiny_dir):
+    from transformers import AutoModelForCausalLM
+
+    from grpo_plugins.rollout import hf_generate, sample
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir / "model").eval()
+    tok = tiny.build_tokenizer()
+    enc = tok([f"{a}+{b}=?\n" for a, b in [(12, 34), (5, 77), (99, 9), (45, 67), (10, 10), (31, 42)]],
+              return_tensors="pt", padding=True)
+    first = sample(model, enc.input_ids, enc.attention_mask, 12, -1, tok.pad_token_id, greedy=True)
+    eos = int(first[0, 2])  # a token some rows emit early, so rows finish at different times
+    args = (model, enc.input_ids, enc.attention_mask, 12, eos, tok.pad_token_id)
+    always = sample(*args, greedy=True, compact_at=0.0)  # drop finished rows as soon as one finishes
+    never = sample(*args, greedy=True, compact_at=2.0)
+    assert torch.equal(always, never)
+    assert bool((always == eos).any(-1)[0])  # row 0 finished at token 2; the others kept going
+    ref = hf_generate(*args, greedy=True)
+    assert torch.equal(ref[:, :always.shape[1]], always)
