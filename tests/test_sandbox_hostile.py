@@ -376,18 +376,21 @@ def test_legit_outputs_are_right(backend):
     assert v["stdout"].count("HELLO") == 1000
 
 
-def test_concurrent_mix(backend):
-    """Hostile and legitimate programs at once: verdicts stay per-program and in order."""
-    names = ["cpu_spin", "fork_bomb", "stdout_flood", "big_alloc", "kill_everything"]
-    jobs, expect = [], []
-    for n in names:
-        jobs.append(HOSTILE[n][0])
-        expect.append(HOSTILE[n][1])
-        jobs.append(job("def f(x): return 2 * x", ASSERT_F))
-        expect.append({"passed"})
+def test_whole_suite_concurrently(backend):
+    """Every hostile, tampering and legitimate program at once: verdicts stay per-program and in order."""
+    jobs, expect, names = [], [], []
+    for n, (j, allowed) in sorted(HOSTILE.items()):
+        jobs.append(j), expect.append(allowed), names.append(n)
+    for n, (code, tests) in sorted(TAMPER.items()):
+        jobs.append(job(code, tests)), expect.append(None), names.append(n)
+    for n, j in sorted(LEGIT.items()):
+        jobs.append(j), expect.append({"passed"}), names.append(n)
     verdicts = backend.run_many(jobs)
-    for n, v, allowed in zip([x for n in names for x in (n, "good")], verdicts, expect):
-        assert v["status"] in allowed, (n, v["status"], v.get("stderr", "")[-300:])
+    for n, v, allowed in zip(names, verdicts, expect):
+        if allowed is None:  # tampering: anything but a pass
+            assert v["status"] != "passed" and v["passed"] == 0, (n, v["status"])
+        else:
+            assert v["status"] in allowed, (n, v["status"], v.get("stderr", "")[-300:])
     assert_clean(backend)
 
 

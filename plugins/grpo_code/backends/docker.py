@@ -220,11 +220,14 @@ class DockerBackend(SandboxBackend):
                 if c is not None:
                     threading.Thread(target=c.remove, daemon=True).start()
                 return error_verdict(f"docker backend: {type(exc).__name__}: {exc}")
-            if verdict.get("status") in DISCARD_AFTER or c.runs >= self.max_runs or self._closed:
-                threading.Thread(target=c.remove, daemon=True).start()
-            else:
-                with self._lock:
+            with self._lock:
+                # idle containers of other limit profiles count too: keep at most 2x parallel warm
+                crowded = sum(len(v) for v in self._idle.values()) >= 2 * self.parallel
+                retire = verdict.get("status") in DISCARD_AFTER or c.runs >= self.max_runs or self._closed or crowded
+                if not retire:
                     self._idle.setdefault(key, []).append(c)
+            if retire:
+                threading.Thread(target=c.remove, daemon=True).start()
         return verdict
 
     def containers(self) -> int:
