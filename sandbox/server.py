@@ -3,7 +3,7 @@ runs each through the harness (one forked candidate process per run, as an unpri
 writes the verdict frame to stdout. It is pid 1 of the container, so after every run it can kill
 every other process in it and reap them; a run never sees a file or process of the one before.
 
-Usage (the image's command): python3 -I -u /opt/grpo/server.py  with env SANDBOX_UID
+Usage (the image's command): python3 -I -u /opt/grpo_sandbox/server.py  with env SANDBOX_UID
 """
 
 import ctypes
@@ -16,8 +16,9 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness  # noqa: E402  (stdlib-only sibling file in the image)
+# the image holds this package at /opt/grpo_sandbox (stdlib only); -I leaves the script's dir off sys.path
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from grpo_sandbox import harness  # noqa: E402
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
 SCRATCH = ("/work", "/tmp", "/dev/shm")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from grpo_sandbox.harness import (LIMIT_DEFAULTS, Opaque, ProtocolError, apply_compare, assert_items, decode,
-                                  merge_limits, same, stdout_matches)
+from grpo_sandbox.asserts import assert_items
+from grpo_sandbox.compare import Opaque, ProtocolError, apply_compare, decode, same, stdout_matches
+from grpo_sandbox.harness import LIMIT_DEFAULTS, merge_limits
 from grpo_sandbox.runner import encode
 
 

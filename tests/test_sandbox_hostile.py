@@ -280,7 +280,7 @@ TAMPER = {
         for o in gc.get_objects():
             if type(o) is str and ('== 2' in o or '"expected"' in o):
                 found.append(o)
-        for p in glob.glob('/proc/*/cmdline') + glob.glob('/proc/*/environ') + glob.glob('/opt/grpo/*'):
+        for p in glob.glob('/proc/*/cmdline') + glob.glob('/proc/*/environ') + glob.glob('/opt/grpo_sandbox/*'):
             try:
                 data = open(p, 'rb').read()
                 if b'expected' in data and p.startswith('/proc'):

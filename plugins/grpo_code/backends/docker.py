@@ -70,7 +70,7 @@ class _Container:
         # stdin_once: when this process dies its attach socket closes, the server reads EOF and
         # exits, and auto_remove deletes the container -- no orphans even after a SIGKILL
         config = client.api.create_container_config(
-            image, ["python3", "-I", "-u", "/opt/grpo/server.py"],
+            image, ["python3", "-I", "-u", "/opt/grpo_sandbox/server.py"],
             stdin_open=True, user="0",
             environment={"SANDBOX_UID": str(self.uid)},
             labels={LABEL: "1", f"{LABEL}.owner": str(os.getpid())},

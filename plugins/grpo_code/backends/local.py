@@ -64,12 +64,12 @@ class BwrapBox:
                 *_root_binds()]
         for p in self.extra_binds:
             argv += ["--ro-bind", p, p]
-        argv += ["--ro-bind", str(SANDBOX_DIR), "/opt/grpo", "--proc", "/proc", "--dev", "/dev",
+        argv += ["--ro-bind", str(SANDBOX_DIR), "/opt/grpo_sandbox", "--proc", "/proc", "--dev", "/dev",
                  "--size", size, "--tmpfs", "/work", "--size", size, "--tmpfs", "/tmp", "--chdir", "/work",
                  "--clearenv"]
         for k, v in CANDIDATE_ENV.items():
             argv += ["--setenv", k, v]
-        argv += ["--", self.python, "-I", "-S", "/opt/grpo/runner.py", str(cmd_r), str(res_w)]
+        argv += ["--", self.python, "-I", "-S", "/opt/grpo_sandbox/runner.py", str(cmd_r), str(res_w)]
         ids = {"user": self.uid, "group": self.uid, "extra_groups": []} if self.uid is not None else {}
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 pass_fds=(cmd_r, res_w), start_new_session=True, **ids)

@@ -1,0 +1,162 @@
+"""Comparing the candidate's values with expected ones, outside the candidate's process: decode the
+runner's type-tagged JSON into plain builtins (never unpickle), then compare type-strictly, so no
+candidate-defined ``__eq__``, ``__bool__`` or subclass ever runs here. Stdlib only (copied into the
+sandbox image)."""
+
+from __future__ import annotations
+
+import math
+
+
+class ProtocolError(Exception):
+    """The candidate side sent something the runner never would: tampering."""
+
+
+def decode(tagged):
+    """Rebuild a builtin value from the runner's tagged JSON; opaque objects become an Opaque marker."""
+    if not isinstance(tagged, dict) or "t" not in tagged:
+        raise ProtocolError("malformed value")
+    t, v = tagged["t"], tagged.get("v")
+    if t == "none":
+        return None
+    if t == "bool" and type(v) is bool:
+        return v
+    if t == "int":
+        if "hex" in tagged and type(tagged["hex"]) is str:
+            return int(tagged["hex"], 16)
+        return v if type(v) is int else _bad(t)
+    if t == "str" and type(v) is str:
+        return v
+    if t == "float":
+        return float(v)
+    if t == "complex":
+        return complex(float(v[0]), float(v[1]))
+    if t == "bytes":
+        return bytes.fromhex(v)
+    if t in ("list", "tuple", "set", "frozenset"):
+        items = [decode(x) for x in v]
+        if t in ("set", "frozenset"):
+            items = [Opaque("unhashable") if isinstance(x, (list, dict, set)) else x for x in items]
+            try:
+                return set(items) if t == "set" else frozenset(items)
+            except TypeError:
+                return Opaque("unhashable set")
+        return items if t == "list" else tuple(items)
+    if t == "dict":
+        try:
+            return {decode(k): decode(val) for k, val in v}
+        except TypeError:
+            return Opaque("unhashable key")
+    if t == "object":
+        return Opaque(str(tagged.get("type", "?")))
+    return _bad(t)
+
+
+def _bad(t):
+    raise ProtocolError(f"malformed value of tag {t!r}")
+
+
+class Opaque:
+    """A value of a non-builtin type from the candidate: it equals nothing, not even itself."""
+
+    def __init__(self, type_name: str):
+        self.type_name = type_name
+
+    def __eq__(self, other):
+        return False
+
+    __hash__ = object.__hash__
+
+    def __repr__(self):
+        return f"<{self.type_name} object>"
+
+
+def same(got, expected, tol: float | None = None, json_mode: bool = False) -> bool:
+    """Type-strict equality on decoded builtins: bool is never a number, str never bytes; ints and
+    floats compare by value (optionally within ``tol``); in json_mode a tuple may match a list,
+    because JSON has no tuples."""
+    if isinstance(got, Opaque) or isinstance(expected, Opaque):
+        return False
+    tg, te = type(got), type(expected)
+    if tg is bool or te is bool:
+        return tg is te and got == expected
+    if tg in (int, float) and te in (int, float):
+        if tol is not None and (tg is float or te is float):
+            if math.isnan(got) or math.isnan(expected):
+                return False
+            return abs(got - expected) <= tol * max(1.0, abs(expected))
+        return got == expected
+    if tg in (list, tuple) and te in (list, tuple) and (tg is te or json_mode):
+        return len(got) == len(expected) and all(same(a, b, tol, json_mode) for a, b in zip(got, expected))
+    if tg is not te:
+        return False
+    if tg is dict:
+        return got.keys() == expected.keys() and all(same(got[k], expected[k], tol, json_mode) for k in got)
+    return got == expected  # str, bytes, complex, None, set, frozenset: builtins only at this point
+
+
+def apply_compare(op: str, a, b) -> bool:
+    """Apply a comparison to two decoded builtin values; opaque values and type errors fail."""
+    if isinstance(a, Opaque) or isinstance(b, Opaque):
+        return False
+    if op == "==":
+        return same(a, b)
+    if op == "!=":
+        return not same(a, b)
+    if op in ("is", "is not"):
+        if b is None or type(b) is bool:
+            hit = type(a) is type(b) and a == b
+        elif a is None or type(a) is bool:
+            hit = type(a) is type(b) and a == b
+        else:
+            return False  # identity of other values cannot cross a process boundary
+        return hit if op == "is" else not hit
+    try:
+        if op == "<":
+            return bool(a < b)
+        if op == "<=":
+            return bool(a <= b)
+        if op == ">":
+            return bool(a > b)
+        if op == ">=":
+            return bool(a >= b)
+        if op == "in":
+            return any(same(a, x) for x in b) if isinstance(b, (list, tuple, set, frozenset)) else bool(a in b)
+        if op == "not in":
+            return not (any(same(a, x) for x in b) if isinstance(b, (list, tuple, set, frozenset)) else a in b)
+    except TypeError:
+        return False
+    return False
+
+
+def truthy(v) -> bool:
+    """Truthiness of a decoded builtin value; an opaque object is neither true nor false."""
+    return False if isinstance(v, Opaque) else bool(v)
+
+
+def stdout_matches(got: str, expected: str, tol: float | None = None) -> bool:
+    """Whitespace-tolerant line compare: tokens per line, trailing blank lines ignored, optional float tolerance."""
+    def lines(s):
+        out = [ln.split() for ln in s.replace("\r\n", "\n").split("\n")]
+        while out and not out[-1]:
+            out.pop()
+        return out
+
+    a, b = lines(got), lines(expected)
+    if len(a) != len(b):
+        return False
+    for la, lb in zip(a, b):
+        if len(la) != len(lb):
+            return False
+        for ta, tb in zip(la, lb):
+            if ta == tb:
+                continue
+            if tol is None:
+                return False
+            try:
+                fa, fb = float(ta), float(tb)
+            except ValueError:
+                return False
+            if not (abs(fa - fb) <= tol * max(1.0, abs(fb))):
+                return False
+    return True
