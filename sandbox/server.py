@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from grpo_sandbox import harness  # noqa: E402
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
-SCRATCH = ("/work", "/tmp", "/dev/shm")
+SCRATCH = ("/work", "/tmp", "/dev/shm", "/dev/mqueue")  # POSIX queues outlive processes too
 
 
 class DockerBox:

@@ -198,18 +198,22 @@ def test_nothing_persists_between_runs_in_one_box():
                 os.makedirs('locked/inner'); os.chmod('locked', 0)
                 import ctypes
                 print('shm', ctypes.CDLL(None).shmget(0x5eed, 4096, 0o1600))  # IPC_CREAT: outlives processes
+                rt = ctypes.CDLL('librt.so.1')
+                rt.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+                print('mq', rt.mq_open(b'/keep', os.O_CREAT | os.O_RDWR, 0o600, None))
                 if os.fork() == 0:
                     os.setsid(); os.close(1); os.close(2)
                     import time; time.sleep(60)
                 print('done')
             """))
             assert first["status"] == "passed" and "wrote keep.txt" in first["stdout"], first
-            assert "shm -1" not in first["stdout"]
+            assert "shm -1" not in first["stdout"] and "mq -1" not in first["stdout"]
             second = b.run(job(SENTINEL + "\nimport os, ctypes\nprint(os.path.exists('/dev/shm/keep'))\n"
-                                          "print(ctypes.CDLL(None).shmget(0x5eed, 0, 0))"))
+                                          "print(ctypes.CDLL(None).shmget(0x5eed, 0, 0))\n"
+                                          "print(os.listdir('/dev/mqueue') if os.path.isdir('/dev/mqueue') else [])"))
             assert second["status"] == "passed", second
             lines = second["stdout"].splitlines()
-            assert json.loads(lines[0]) == [[], [], []] and lines[1:] == ["False", "-1"]
+            assert json.loads(lines[0]) == [[], [], []] and lines[1:] == ["False", "-1", "[]"]
             if name == "docker":
                 assert first["box"]["uid"] == second["box"]["uid"]  # the same warm container was reused
                 assert second["box"]["run"] == first["box"]["run"] + 1
