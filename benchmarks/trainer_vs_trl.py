@@ -6,9 +6,10 @@
 Builds one tiny Llama-style model (character tokenizer) on disk, then trains it in two fresh
 processes, one per trainer, with the same settings: G=8 completions for each of 4 prompts per step,
 64 new tokens, beta=0.04 (so both load a reference model), loss_type dapo, lr 1e-5 constant, AdamW
-(0.9, 0.999), grad clip 1.0, one micro-batch of 32, gradient checkpointing on (TRL's default;
-``--no-gradient-checkpointing`` turns it off in both), float32 on CPU / bf16 on CUDA, and the same
-reward with variance (the share of digits in the completion). Prints median seconds per optimizer
+(0.9, 0.999), grad clip 1.0, one micro-batch of 32, float32 on CPU / bf16 on CUDA, and the same
+reward with variance (the share of digits in the completion). Both run with gradient checkpointing
+on (TRL's default) and off; grpo-plugins also runs without checkpointing in micro-batches of 8
+(length-sorted, padding trimmed), its memory-saving alternative. Prints median seconds per optimizer
 step (after warm-up steps), completion tokens per second and peak memory (RSS growth during training
 on CPU, peak allocated on CUDA).
 """
@@ -78,7 +79,7 @@ def _peak() -> dict:
     return out
 
 
-def run_ours(d: Path, steps: int, gc: bool) -> dict:
+def run_ours(d: Path, steps: int, gc: bool, micro: int | None = None) -> dict:
     import torch
 
     from grpo_plugins import PluginManager, function_reward, hookimpl
@@ -96,7 +97,7 @@ def run_ours(d: Path, steps: int, gc: bool) -> dict:
         "model": {"name_or_path": str(d / "model"), "gradient_checkpointing": gc},
         "data": {"train": str(d / "train.jsonl"), "chat_template": False},
         "rollout": {"num_generations": G, "max_new_tokens": NEW_TOKENS, "temperature": 1.0},
-        "train": {"steps": steps, "prompts_per_step": PROMPTS, "learning_rate": LR, "beta": BETA,
+        "train": {"steps": steps, "prompts_per_step": PROMPTS, "learning_rate": LR, "beta": BETA, "micro_batch_size": micro,
                   "loss_type": "dapo", "adam_betas": [0.9, 0.999], "max_grad_norm": 1.0, "seed": 0},
         "log": {"run_dir": str(d / "ours-run"), "progress": False, "tensorboard": False, "samples": 0},
         "checkpoint": {"every": 0},
@@ -168,17 +169,27 @@ def summarise(name: str, r: dict, warmup: int) -> dict:
             "peak_cuda_mb": r.get("peak_cuda_mb")}
 
 
+# (label, worker, gradient checkpointing, micro-batch size): like-for-like pairs first
+VARIANTS = [
+    ("grpo-plugins", "ours", True, None),
+    ("TRL GRPOTrainer", "trl", True, None),
+    ("grpo-plugins", "ours", False, None),
+    ("TRL GRPOTrainer", "trl", False, None),
+    ("grpo-plugins", "ours", False, 8),
+]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2, help="first steps left out of the median")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--only", choices=["ours", "trl"], default=None)
-    ap.add_argument("--no-gradient-checkpointing", dest="gc", action="store_false",
-                    help="turn gradient checkpointing off in both trainers")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads in both workers (default: torch's)")
+    ap.add_argument("--quick", action="store_true", help="only the first pair (TRL's default: checkpointing on)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads in every worker (default: torch's)")
     ap.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)
+    ap.add_argument("--gc", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--micro", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--dir", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
@@ -186,41 +197,46 @@ def main() -> None:
             import torch
 
             torch.set_num_threads(a.threads)
-        r = (run_ours if a.worker == "ours" else run_trl)(Path(a.dir), a.steps, a.gc)
+        if a.worker == "ours":
+            r = run_ours(Path(a.dir), a.steps, bool(a.gc), a.micro or None)
+        else:
+            r = run_trl(Path(a.dir), a.steps, bool(a.gc))
         print("RESULT " + json.dumps(r), flush=True)
         return
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         build(d, a.hidden, a.layers)
-        rows = []
-        for name in ([a.only] if a.only else ["ours", "trl"]):
+        for label, worker, gc, micro in VARIANTS[:2] if a.quick else VARIANTS:
             env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-            cmd = [sys.executable, __file__, "--worker", name, "--dir", str(d), "--steps", str(a.steps)]
+            cmd = [sys.executable, __file__, "--worker", worker, "--dir", str(d), "--steps", str(a.steps),
+                   "--gc", str(int(gc)), "--micro", str(micro or 0)]
             cmd += ["--threads", str(a.threads)] if a.threads else []
-            p = subprocess.run(cmd + ([] if a.gc else ["--no-gradient-checkpointing"]),
-                               capture_output=True, text=True, env=env)
+            p = subprocess.run(cmd, capture_output=True, text=True, env=env)
             line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
             if p.returncode or line is None:
                 sys.stderr.write(p.stdout[-3000:] + p.stderr[-3000:])
-                raise SystemExit(f"{name} failed (exit {p.returncode})")
-            rows.append(summarise("grpo-plugins" if name == "ours" else "TRL GRPOTrainer", json.loads(line[7:]),
-                                  a.warmup))
+                raise SystemExit(f"{label} failed (exit {p.returncode})")
+            rows.append({**summarise(label, json.loads(line[7:]), a.warmup), "gradient_checkpointing": gc,
+                         "micro_batch": micro or G * PROMPTS})
     import torch
 
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
-    print(f"device: {device}; G={G}, {PROMPTS} prompts/step, {NEW_TOKENS} new tokens, beta={BETA}, "
-          f"hidden={a.hidden}, layers={a.layers}, gradient checkpointing {'on' if a.gc else 'off'}, "
-          f"threads={a.threads or 'default'}, {a.steps} steps (median of the last {a.steps - a.warmup})")
     cuda = torch.cuda.is_available()
-    mem = "peak CUDA MB" if cuda else "peak RSS MB | RSS growth in training MB"
-    print(f"| trainer | s/step (median) | completion tokens/s | mean completion tokens | {mem} |")
-    print("|---|---|---|---|---|" + ("" if cuda else "---|"))
+    device = torch.cuda.get_device_name() if cuda else f"CPU ({os.cpu_count()} cores)"
+    print(f"device: {device}; G={G}, {PROMPTS} prompts/step, {NEW_TOKENS} new tokens, beta={BETA}, "
+          f"hidden={a.hidden}, layers={a.layers}, threads={a.threads or 'default'}, "
+          f"{a.steps} steps (median of the last {a.steps - a.warmup})")
+    mem = "peak CUDA MB |" if cuda else "peak RSS MB | RSS growth in training MB |"
+    print(f"| trainer | grad. checkpointing | micro-batch | s/step (median) | completion tokens/s | {mem}")
+    print("|---|---|---|---|---|---|" + ("" if cuda else "---|"))
     for r in rows:
         m = f"{r['peak_cuda_mb']:.0f}" if cuda else f"{r['peak_rss_mb']:.0f} | {r['rss_growth_mb']:.0f}"
-        print(f"| {r['trainer']} | {r['median_s_per_step']:.3f} | {r['tokens_per_s']:.0f} | "
-              f"{r['mean_completion_tokens']:.1f} | {m} |")
-    if len(rows) == 2:
-        print(f"step time ratio (ours / TRL): {rows[0]['median_s_per_step'] / rows[1]['median_s_per_step']:.2f}")
+        print(f"| {r['trainer']} | {'on' if r['gradient_checkpointing'] else 'off'} | {r['micro_batch']} | "
+              f"{r['median_s_per_step']:.3f} | {r['tokens_per_s']:.0f} | {m} |")
+    for i in range(0, len(rows) - 1, 2):
+        ours, trl = rows[i], rows[i + 1]
+        print(f"step time ratio, checkpointing {'on' if ours['gradient_checkpointing'] else 'off'} "
+              f"(ours / TRL): {ours['median_s_per_step'] / trl['median_s_per_step']:.2f}")
     print(json.dumps(rows))
 
 

@@ -11,7 +11,7 @@ Shapes: B completions in the micro-batch, T completion tokens (padded). All inpu
 Normalisation (``loss_type``, TRL's meanings), for a rollout batch split into micro-batches:
     grpo     mean over sequences of (sum over the sequence's tokens / its length)
     bnpo     sum over the micro-batch's tokens / their number, averaged over micro-batches
-    dr_grpo  sum over tokens / (number of sequences x max_completion_length)
+    dr_grpo  sum over tokens / (number of sequences x max_completion_length, i.e. max_new_tokens)
     dapo     sum over tokens / number of tokens in the whole rollout batch
 The ``norm`` argument carries the whole batch's counts so that summing the micro-batch losses gives
 the loss of the whole batch.
@@ -31,7 +31,7 @@ class Norm:
     sequences: float  # completions in the rollout batch (this process)
     tokens: float  # unmasked completion tokens in the rollout batch (this process)
     micro_batches: int = 1
-    max_length: int = 1  # max_completion_length, for dr_grpo
+    max_length: int = 1  # max_completion_length (rollout.max_new_tokens), for dr_grpo
 
 
 def k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:

@@ -252,20 +252,18 @@ class GRPOTrainer:
             r.advantage = float(adv[i][mask[i].bool()].mean()) if mask[i].any() else 0.0
         self.manager.hook.on_rollouts_collected(rollouts=rollouts, step=self.step, cycle=self.cycle)
         # 5. training batch; old (mu > 1) and reference (beta > 0) log-probs without gradients
-        input_ids = torch.cat([prompt_ids, completion_ids], 1)
-        attn = torch.cat([prompt_mask, mask.to(prompt_mask.dtype)], 1)
         B, T = completion_ids.shape
-        mb = cfg.train.micro_batch_size or B
-        chunks = [slice(s, min(s + mb, B)) for s in range(0, B, mb)]
+        micro = self._micro_batches(prompt_ids, prompt_mask, completion_ids, mask)
         tokens_local = float(mask.sum())
         tokens_global = self._all_sum(tokens_local)
-        norm = Norm(sequences=B, tokens=tokens_global / self.world, micro_batches=len(chunks), max_length=T)
-        old_logp = self._logprobs(self.model, input_ids, attn, T, chunks) if t.num_iterations > 1 else None
+        norm = Norm(sequences=B, tokens=tokens_global / self.world, micro_batches=len(micro),
+                    max_length=cfg.rollout.max_new_tokens)
+        old_logp = self._logprobs(self.model, micro, B, T) if t.num_iterations > 1 else None
         ref_logp = None
         if t.beta > 0:
             with self._ref_context():
                 ref = self.ref_model if not isinstance(self.ref_model, str) else self.model
-                ref_logp = self._logprobs(ref, input_ids, attn, T, chunks)
+                ref_logp = self._logprobs(ref, micro, B, T)
         # 6. num_iterations optimizer updates on this batch
         self.model.train()
         sums: dict[str, float] = {}
@@ -273,21 +271,21 @@ class GRPOTrainer:
         adv = adv.to(self.device)
         for it in range(t.num_iterations):
             total = 0.0
-            for k, sl in enumerate(chunks):
-                sync = contextlib.nullcontext() if k == len(chunks) - 1 else self.accelerator.no_sync(self.model)
+            for k, (idx, ids, am, Tc) in enumerate(micro):
+                sync = contextlib.nullcontext() if k == len(micro) - 1 else self.accelerator.no_sync(self.model)
                 with sync, self.autocast():
-                    logp, ent = token_logprobs(self.model, input_ids[sl], attn[sl], T, cfg.rollout.temperature,
+                    logp, ent = token_logprobs(self.model, ids, am, Tc, cfg.rollout.temperature,
                                                with_entropy=(it == 0))
-                    loss, m = grpo_loss(logp, None if old_logp is None else old_logp[sl],
-                                        None if ref_logp is None else ref_logp[sl], adv[sl], mask[sl],
-                                        beta=t.beta, epsilon=t.epsilon, epsilon_high=t.epsilon_high,
+                    loss, m = grpo_loss(logp, None if old_logp is None else old_logp[idx, :Tc],
+                                        None if ref_logp is None else ref_logp[idx, :Tc], adv[idx, :Tc],
+                                        mask[idx, :Tc], beta=t.beta, epsilon=t.epsilon, epsilon_high=t.epsilon_high,
                                         loss_type=t.loss_type, norm=norm)
                     self.accelerator.backward(loss)
                 total += float(loss.detach())
                 for key, v in m.items():
                     sums[key] = sums.get(key, 0.0) + float(v)
                 if ent is not None:
-                    entropy_sum += float((ent * mask[sl]).sum())
+                    entropy_sum += float((ent * mask[idx, :Tc]).sum())
             if t.max_grad_norm is not None:
                 gn = self.accelerator.clip_grad_norm_(self.model.parameters(), t.max_grad_norm)
                 grad_norms.append(float(gn))
@@ -297,7 +295,7 @@ class GRPOTrainer:
             losses.append(total)
         t_end = time.perf_counter()
         # 7. metrics (TRL's names where TRL has one)
-        self.num_tokens += int(self._all_sum(float(attn.sum())))
+        self.num_tokens += int(self._all_sum(float(prompt_mask.sum() + mask.sum())))
         lengths = mask.sum(-1).float()
         totals = torch.tensor([float("nan") if v is None else v for v in scores.totals])
         grouped = totals.view(-1, G)
@@ -412,10 +410,37 @@ class GRPOTrainer:
             process = p if process is None else process + p
         return A.combine(outcome, process, mask.cpu()), r
 
-    def _logprobs(self, model, input_ids, attn, T, chunks) -> torch.Tensor:
+    def _micro_batches(self, prompt_ids, prompt_mask, completion_ids, mask):
+        """Gradient-accumulation chunks [(row index, input ids, attention mask, completion length)].
+
+        With ``micro_batch_size`` set, rows are sorted by completion length and every chunk is cut
+        to its own longest prompt and completion, so padding costs no compute. The loss
+        normalisers count the whole batch, so chunking does not change the loss (except ``bnpo``,
+        which is defined per micro-batch).
+        """
+        B = completion_ids.shape[0]
+        mb = self.cfg.train.micro_batch_size or B
+        lengths = mask.sum(-1)
+        order = torch.argsort(lengths, descending=True, stable=True) if mb < B else torch.arange(B, device=mask.device)
+        out = []
+        for s in range(0, B, mb):
+            idx = order[s:s + mb]
+            Tc = max(int(lengths[idx].max()), 1)
+            pm = prompt_mask[idx]
+            cols = (pm.sum(0) > 0).nonzero()
+            p0 = int(cols[0]) if len(cols) else 0  # first column that holds a prompt token
+            ids = torch.cat([prompt_ids[idx, p0:], completion_ids[idx, :Tc]], 1)
+            am = torch.cat([pm[:, p0:], mask[idx, :Tc].to(pm.dtype)], 1)
+            out.append((idx, ids, am, Tc))
+        return out
+
+    def _logprobs(self, model, micro, B: int, T: int) -> torch.Tensor:
+        """Log-probs [B, T] of the sampled tokens under ``model``, without gradients (0 on padding)."""
+        out = torch.zeros(B, T, device=self.device)
         with torch.no_grad(), self.autocast():
-            return torch.cat([token_logprobs(model, input_ids[sl], attn[sl], T, self.cfg.rollout.temperature)[0]
-                              for sl in chunks])
+            for idx, ids, am, Tc in micro:
+                out[idx, :Tc] = token_logprobs(model, ids, am, Tc, self.cfg.rollout.temperature)[0].float()
+        return out
 
     def _all_sum(self, x: float) -> float:
         if self.world == 1:
