@@ -62,14 +62,15 @@ def test_containers_do_not_outlive_a_killed_host(tmp_path):
         assert p.stdout.readline().strip() == "warm"
         client = docker.from_env()
         owned = {"label": f"grpo-sandbox.owner={p.pid}"}
-        assert len(client.containers.list(filters=owned)) == 2
+        # the low-level list: no per-container inspect that could race with the removal
+        assert len(client.api.containers(filters=owned)) == 2
         p.send_signal(signal.SIGKILL)
         p.wait()
         for _ in range(100):  # removal is asynchronous in the engine
-            if not client.containers.list(all=True, filters=owned):
+            if not client.api.containers(all=True, filters=owned):
                 break
             time.sleep(0.1)
-        assert client.containers.list(all=True, filters=owned) == []
+        assert client.api.containers(all=True, filters=owned) == []
     finally:
         if p.poll() is None:
             p.kill()

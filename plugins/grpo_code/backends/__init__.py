@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -46,6 +47,14 @@ class SandboxBackend:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def uid_base() -> int:
+    """Start of this process's block of 100 sandbox uids (docker: +0..49, local: +50..99).
+
+    RLIMIT_NPROC counts per uid host-wide and the local backend sweeps its uids after each run, so
+    two processes sandboxing on one machine must not share uids."""
+    return 100000 + (os.getpid() % 100000) * 100
 
 
 def error_verdict(message: str, status: str = "sandbox_error") -> dict[str, Any]:

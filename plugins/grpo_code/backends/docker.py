@@ -24,7 +24,7 @@ from typing import Any
 
 from grpo_sandbox.harness import LIMIT_DEFAULTS
 
-from . import SandboxBackend, SandboxUnavailable, error_verdict
+from . import SandboxBackend, SandboxUnavailable, error_verdict, uid_base
 
 DISCARD_AFTER = {"timeout", "memory_limit", "output_limit", "process_limit", "disk_limit", "sandbox_error"}
 SERVER_OVERHEAD_MB = 96  # the server and the page cache of python itself, on top of the run's memory
@@ -37,7 +37,7 @@ _live: "weakref.WeakSet[DockerBackend]" = weakref.WeakSet()
 def _next_uid() -> int:
     # one uid per container: RLIMIT_NPROC counts per uid across the whole host, so containers
     # sharing a uid would share a fork-bomb's budget
-    return 20000 + next(_uids) % 30000
+    return uid_base() + next(_uids) % 50
 
 
 class ServerGone(RuntimeError):

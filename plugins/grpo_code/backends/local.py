@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,10 @@ from typing import Any
 import grpo_sandbox
 from grpo_sandbox.harness import CANDIDATE_ENV, run_job
 
-from . import SandboxBackend, SandboxUnavailable, error_verdict
+from . import SandboxBackend, SandboxUnavailable, error_verdict, uid_base
 from .cgroups import RunCgroup
 
-SANDBOX_DIR = Path(grpo_sandbox.__file__).resolve().parent
-BASE_UID = 61000  # per-slot uids when root: RLIMIT_NPROC counts per uid
+RUNNER = Path(grpo_sandbox.__file__).resolve().parent / "runner.py"
 TREE_OVERHEAD_MB = 96  # bubblewrap and the interpreter, on top of the run's memory and scratch
 
 
@@ -54,8 +54,10 @@ def _root_binds() -> list[str]:
 class BwrapBox:
     """The harness's box for one run: spawns the runner under bubblewrap as ``uid``."""
 
-    def __init__(self, uid: int | None, python: str, extra_binds: list[str], cgroup: RunCgroup | None = None):
+    def __init__(self, uid: int | None, python: str, extra_binds: list[str], runner_dir: str,
+                 cgroup: RunCgroup | None = None):
         self.uid, self.python, self.extra_binds, self.cgroup = uid, python, extra_binds, cgroup
+        self.runner_dir = runner_dir
 
     def spawn(self, cmd_r: int, res_w: int, limits: dict) -> subprocess.Popen:
         """Start the runner in a fresh bubblewrap sandbox with the two harness pipes."""
@@ -64,7 +66,7 @@ class BwrapBox:
                 *_root_binds()]
         for p in self.extra_binds:
             argv += ["--ro-bind", p, p]
-        argv += ["--ro-bind", str(SANDBOX_DIR), "/opt/grpo_sandbox", "--proc", "/proc", "--dev", "/dev",
+        argv += ["--ro-bind", self.runner_dir, "/opt/grpo_sandbox", "--proc", "/proc", "--dev", "/dev",
                  "--size", size, "--tmpfs", "/work", "--size", size, "--tmpfs", "/tmp", "--chdir", "/work",
                  "--clearenv"]
         for k, v in CANDIDATE_ENV.items():
@@ -136,7 +138,7 @@ class LocalBackend(SandboxBackend):
     name = "local"
 
     def __init__(self, limits: dict[str, Any] | None = None, parallel: int | None = None):
-        super().__init__(limits, parallel or os.cpu_count() or 1)
+        super().__init__(limits, min(parallel or os.cpu_count() or 1, 50))  # one uid each, from a block of 50
         if shutil.which("bwrap") is None:
             raise SandboxUnavailable("bubblewrap (bwrap) is not installed; apt-get install bubblewrap")
         self.python, self.extra_binds = _python()
@@ -144,12 +146,18 @@ class LocalBackend(SandboxBackend):
         for i in range(self.parallel):
             self._slots.put(i)
         probe = subprocess.run(["bwrap", "--unshare-all", *_root_binds(), "--", "/bin/true"],
-                               capture_output=True, text=True, **self._ids(BASE_UID))
+                               capture_output=True, text=True, **self._ids(uid_base() + 50))
         if probe.returncode != 0:
             raise SandboxUnavailable(f"bubblewrap cannot create namespaces here: {probe.stderr.strip()}")
         root = os.geteuid() == 0
-        self._cgroups = [RunCgroup.create(f"grpo-sandbox-{BASE_UID + i}") if root else None
-                         for i in range(self.parallel)]
+        self._uids = [uid_base() + 50 + i for i in range(min(self.parallel, 50))]
+        self._cgroups = [RunCgroup.create(f"grpo-sandbox-{uid}") if root else None for uid in self._uids]
+        # bubblewrap opens bind sources as the unprivileged uid, which may not reach a checkout under
+        # /root: bind a world-readable copy of the (stdlib-only, secret-free) runner instead
+        self._runner_dir = tempfile.mkdtemp(prefix="grpo-sandbox-runner-")
+        os.chmod(self._runner_dir, 0o755)
+        shutil.copy(RUNNER, os.path.join(self._runner_dir, "runner.py"))
+        os.chmod(os.path.join(self._runner_dir, "runner.py"), 0o644)
         # False: memory and pids are bounded per process (rlimits) only, not for the whole tree
         self.tree_memory_limit = all(c is not None for c in self._cgroups)
 
@@ -165,13 +173,14 @@ class LocalBackend(SandboxBackend):
             return error_verdict(str(exc))
         slot = self._slots.get()
         try:
-            uid = BASE_UID + slot if os.geteuid() == 0 else None
-            return run_job(job, BwrapBox(uid, self.python, self.extra_binds, self._cgroups[slot]))
+            uid = self._uids[slot] if os.geteuid() == 0 else None
+            return run_job(job, BwrapBox(uid, self.python, self.extra_binds, self._runner_dir, self._cgroups[slot]))
         finally:
             self._slots.put(slot)
 
     def close(self) -> None:
-        """Remove the slots' cgroups."""
+        """Remove the slots' cgroups and the runner copy."""
         for c in self._cgroups:
             if c is not None:
                 c.remove()
+        shutil.rmtree(self._runner_dir, ignore_errors=True)
