@@ -98,8 +98,11 @@ def plot_report(entries: list[dict[str, Any]], out: Path) -> Path:
     ax.set_xlabel("cycle")
     if reward_keys:
         ax.legend(fontsize=7)
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes:
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
