@@ -4,6 +4,7 @@ the candidate's process. Stdlib only (copied into the sandbox image)."""
 from __future__ import annotations
 
 import ast
+import copy
 
 _COMPARE_OPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
                 ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
@@ -41,8 +42,47 @@ def assert_items(test_code: str) -> list[dict]:
         elif isinstance(node, (ast.Assign, ast.AnnAssign)) and _is_metadata(node):
             continue
         else:
-            items.append({"stmt": ast.unparse(node), "check": None})
+            src, checks = harden(node)
+            # a statement with asserts inside (a loop over cases) is one test: every assert it
+            # reaches reports its operands to the harness, which decides
+            items.append({"stmt": src, "checks": checks, **({"src": ast.unparse(node)} if checks else {})})
     return items
+
+
+class _Harden(ast.NodeTransformer):
+    """Rewrites code that runs in the candidate's process: ``a == b`` becomes ``__grpo_cmp__("==", a, b)``
+    (type-strict, never the candidate's ``__eq__``) and ``assert`` becomes ``__grpo_check__(op, a, b)``,
+    which sends both values to the harness instead of deciding in the candidate's process."""
+
+    def __init__(self):
+        self.checks = 0
+
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        if len(node.ops) != 1 or type(node.ops[0]) not in _COMPARE_OPS:
+            return node
+        args = [ast.Constant(_COMPARE_OPS[type(node.ops[0])]), node.left, node.comparators[0]]
+        return ast.copy_location(ast.Call(ast.Name("__grpo_cmp__", ast.Load()), args, []), node)
+
+    def visit_Assert(self, node):
+        self.checks += 1
+        t = node.test
+        if isinstance(t, ast.Compare) and len(t.ops) == 1 and type(t.ops[0]) in _COMPARE_OPS:
+            args = [ast.Constant(_COMPARE_OPS[type(t.ops[0])]), self.visit(t.left), self.visit(t.comparators[0])]
+        elif isinstance(t, ast.UnaryOp) and isinstance(t.op, ast.Not):
+            args = [ast.Constant("not"), self.visit(t.operand), ast.Constant(None)]
+        else:
+            args = [ast.Constant("truth"), self.visit(t), ast.Constant(None)]
+        call = ast.Call(ast.Name("__grpo_check__", ast.Load()), args, [])
+        return ast.copy_location(ast.Expr(call), node)
+
+
+def harden(node) -> tuple[str, int]:
+    """Source of ``node`` with comparisons and asserts rewritten (see _Harden), and its assert count."""
+    h = _Harden()
+    new = h.visit(copy.deepcopy(node))
+    ast.fix_missing_locations(new)
+    return ast.unparse(new), h.checks
 
 
 def _is_metadata(node) -> bool:
@@ -57,8 +97,8 @@ def _assert_parts(test) -> list[dict]:
         operands = []
         for side in (test.left, test.comparators[0]):
             ok, value = _literal(side)
-            operands.append({"literal": value} if ok else {"expr": ast.unparse(side)})
+            operands.append({"literal": value} if ok else {"expr": harden(side)[0]})
         return [{"compare": _COMPARE_OPS[type(test.ops[0])], "operands": operands, "src": ast.unparse(test)}]
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-        return [{"truth": False, "operands": [{"expr": ast.unparse(test.operand)}], "src": ast.unparse(test)}]
-    return [{"truth": True, "operands": [{"expr": ast.unparse(test)}], "src": ast.unparse(test)}]
+        return [{"truth": False, "operands": [{"expr": harden(test.operand)[0]}], "src": ast.unparse(test)}]
+    return [{"truth": True, "operands": [{"expr": harden(test)[0]}], "src": ast.unparse(test)}]

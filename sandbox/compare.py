@@ -129,9 +129,18 @@ def apply_compare(op: str, a, b) -> bool:
     return False
 
 
-def truthy(v) -> bool:
-    """Truthiness of a decoded builtin value; an opaque object is neither true nor false."""
-    return False if isinstance(v, Opaque) else bool(v)
+def truthy(v) -> bool | None:
+    """Truthiness of a decoded builtin value; None for an opaque object, which is neither."""
+    return None if isinstance(v, Opaque) else bool(v)
+
+
+def check_holds(op: str, a, b) -> bool:
+    """Whether an assert's check holds: ``truth`` / ``not`` on one value, else a comparison."""
+    if op == "truth":
+        return truthy(a) is True
+    if op == "not":
+        return truthy(a) is False
+    return apply_compare(op, a, b)
 
 
 def stdout_matches(got: str, expected: str, tol: float | None = None) -> bool:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import time
 
 from .asserts import assert_items
-from .compare import ProtocolError, apply_compare, decode, same, stdout_matches, truthy
+from .compare import ProtocolError, apply_compare, check_holds, decode, same, stdout_matches, truthy
 from .process import ProcessRun, classify
 
 LIMIT_DEFAULTS = {"wall_s": 10.0, "cpu_s": 5.0, "memory_mb": 1024, "pids": 64, "output_bytes": 8 << 20, "disk_mb": 256}
 STATUSES = ("passed", "failed", "runtime_error", "timeout", "memory_limit", "output_limit", "process_limit",
             "disk_limit", "sandbox_error")
+MAX_CHECKS = 100_000  # asserts one test statement may report (a loop over cases)
 # the candidate's whole environment: nothing of the host's (tokens, paths) leaks in
 CANDIDATE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/work", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
                  "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "MALLOC_ARENA_MAX": "2"}
@@ -121,7 +122,7 @@ def _run_calls(job, tests, box, limits, deadline, result):
     else:
         items = [{"args": c["args"], "expected": [c["expected"], *c.get("alternatives", [])]} for c in tests["cases"]]
         extra = {"fn_name": tests["fn_name"], "class_name": tests.get("class_name")}
-    n_tests = sum(1 for it in items if "stmt" not in it)
+    n_tests = sum(1 for it in items if "stmt" not in it or it["checks"])
     result["total"] = n_tests
     run = ProcessRun(box, tests["kind"], job["code"], limits, deadline, extra=extra)
     status, error = None, ""
@@ -136,7 +137,7 @@ def _run_calls(job, tests, box, limits, deadline, result):
             seq += len(item.get("operands", [None]))
             if ok is None:  # the process ended or hit a limit mid-test
                 break
-            if "stmt" in item:
+            if "stmt" in item and not item["checks"]:  # setup: imports, helpers
                 if not ok:
                     error = err
                     status = "runtime_error"
@@ -181,8 +182,28 @@ def _check_item(run: ProcessRun, item: dict, tests: dict, seq: int):
     """Evaluate one test item; (passed, error) or (None, '') when the runner is gone."""
     if "stmt" in item:
         run.send({"i": seq, "stmt": item["stmt"]})
-        msg = _answer(run, seq)
-        return (None, "") if msg is None else ("error" not in msg, msg.get("error", ""))
+        held, seen = True, 0
+        while True:
+            msg = run.next_message()
+            if msg is None:
+                return None, ""
+            if msg.get("i") != seq:
+                raise ProtocolError(f"expected the answer to request {seq}")
+            if "check" not in msg:
+                break
+            if not item["checks"]:
+                raise ProtocolError("a check from a statement without asserts")
+            seen += 1
+            if seen > MAX_CHECKS:
+                raise ProtocolError("too many checks")
+            op, a, b = msg["check"]
+            held = held and check_holds(op, decode(a), None if b is None else decode(b))
+        if "error" in msg:
+            return False, msg["error"]
+        if "value" not in msg:
+            raise ProtocolError(f"expected the answer to request {seq}")
+        # a statement with asserts passes only if it reached at least one and all of them held
+        return (held and seen > 0) if item["checks"] else True, ""
     if "args" in item:
         run.send({"i": seq, "args": item["args"]})
         msg = _answer(run, seq)
@@ -205,7 +226,7 @@ def _check_item(run: ProcessRun, item: dict, tests: dict, seq: int):
             return False, msg["error"]
         values.append(decode(msg["value"]))
     if "truth" in item:
-        return truthy(values[0]) == item["truth"], ""
+        return truthy(values[0]) is item["truth"], ""
     return apply_compare(item["compare"], values[0], values[1]), ""
 
 

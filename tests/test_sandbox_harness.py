@@ -65,9 +65,37 @@ def test_assert_items_humaneval_check():
     code = ("METADATA = {}\n\ndef check(candidate):\n    import math\n    assert candidate(2) == 4\n\n"
             "check(f)\n")
     items = assert_items(code)
-    assert items[0] == {"stmt": "import math", "check": None}
+    assert items[0] == {"stmt": "import math", "checks": 0}
     assert items[1]["operands"] == [{"expr": "candidate(2)"}, {"literal": 4}]
     assert len(items) == 2  # METADATA and the check(f) call are dropped
+
+
+def test_nested_asserts_are_reported_and_compares_hardened():
+    code = ("def check(candidate):\n    for x in range(3):\n        assert candidate(x) == 2 * x, 'm'\n"
+            "    assert all(candidate(y) == 2 * y for y in [1, 2])\n")
+    loop, gen = assert_items(code)
+    assert loop["checks"] == 1 and "assert" not in loop["stmt"]  # counted as a test, decided outside
+    assert loop["stmt"].strip().endswith("__grpo_check__('==', candidate(x), 2 * x)")
+    assert gen["operands"][0]["expr"] == "all((__grpo_cmp__('==', candidate(y), 2 * y) for y in [1, 2]))"
+
+
+def test_strict_compare_in_candidate_process():
+    from grpo_sandbox.runner import strict_compare
+
+    class Liar(int):
+        def __eq__(self, other):
+            return True
+
+        def __lt__(self, other):
+            return True
+
+        __hash__ = int.__hash__
+
+    assert not strict_compare("==", Liar(0), 5) and strict_compare("!=", Liar(0), 5)
+    assert not strict_compare("<", Liar(9), 5) and not strict_compare("in", Liar(1), [2, 3])
+    assert strict_compare("==", {1, 2, 3}, {3, 2, 1}) and strict_compare("==", {"a": 1, "b": 2}, {"b": 2, "a": 1})
+    assert strict_compare("==", 2, 2.0) and not strict_compare("==", True, 1)
+    assert strict_compare("in", "b", "abc") and strict_compare("<", "a", "b")
 
 
 def test_apply_compare():

@@ -38,6 +38,12 @@ def job(code, tests=None, stdin=None, **limits):
 
 
 ASSERT_F = {"kind": "assert", "entry_point": "f", "code": "assert f(1) == 2\nassert f(5) == 10\nassert f(0) == 0\n"}
+LOOP_F = {"kind": "assert", "entry_point": "f", "code": (
+    "def check(candidate):\n"
+    "    for x, want in [(1, 2), (5, 10), (0, 0)]:\n"
+    "        assert candidate(x) == want\n"
+    "    assert all(candidate(x) == 2 * x for x in range(4))\n"
+    "    assert candidate(3) in [6, 60] and not candidate(0)\n")}
 CALL_F = {"kind": "call", "fn_name": "f", "cases": [{"args": [1], "expected": 2}, {"args": [5], "expected": 10}]}
 STDIO = {"kind": "stdio", "cases": [{"stdin": "3\n", "stdout": "6\n"}, {"stdin": "7\n", "stdout": "14\n"}]}
 
@@ -230,6 +236,17 @@ TAMPER = {
             def __ne__(self, other): return False
         def f(x): return Any()
     """, ASSERT_F),
+    "always_true_eq_loop_tests": ("""
+        class Any:
+            def __eq__(self, other): return True
+            __hash__ = object.__hash__
+        def f(x): return Any()
+    """, LOOP_F),
+    "override_harness_helpers": ("""
+        __grpo_cmp__ = lambda *a: True
+        __grpo_check__ = lambda *a: None
+        def f(x): return -1
+    """, LOOP_F),
     "int_subclass_eq": ("""
         class I(int):
             def __eq__(self, other): return True
@@ -359,6 +376,7 @@ LEGIT = {
         while time.process_time() - t < 0.8: pass
         print('ok')
     """),
+    "loop_style_tests": job("def f(x):\n    return 2 * x", LOOP_F),
     "subprocess_child": job("import subprocess, sys\nprint(subprocess.run([sys.executable, '-c', 'print(41+1)'], "
                             "capture_output=True, text=True).stdout.strip())"),
 }
