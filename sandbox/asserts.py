@@ -38,6 +38,8 @@ def assert_items(test_code: str) -> list[dict]:
     items = []
     for node in body:
         if isinstance(node, ast.Assert):
+            if _literal(node.test)[0]:
+                continue  # HumanEval's `assert True, "..."` lines test nothing: no free point
             items.extend(_assert_parts(node.test))
         elif isinstance(node, (ast.Assign, ast.AnnAssign)) and _is_metadata(node):
             continue

@@ -62,12 +62,12 @@ def test_assert_items_keep_literals_outside():
 
 
 def test_assert_items_humaneval_check():
-    code = ("METADATA = {}\n\ndef check(candidate):\n    import math\n    assert candidate(2) == 4\n\n"
-            "check(f)\n")
+    code = ("METADATA = {}\n\ndef check(candidate):\n    import math\n    assert candidate(2) == 4\n"
+            "    assert True, 'debug line'\n\ncheck(f)\n")
     items = assert_items(code)
     assert items[0] == {"stmt": "import math", "checks": 0}
     assert items[1]["operands"] == [{"expr": "candidate(2)"}, {"literal": 4}]
-    assert len(items) == 2  # METADATA and the check(f) call are dropped
+    assert len(items) == 2  # METADATA, `assert True` and the check(f) call are dropped
 
 
 def test_nested_asserts_are_reported_and_compares_hardened():
