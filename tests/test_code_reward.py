@@ -82,3 +82,18 @@ def test_bad_tests_name_sample_and_field():
                  Sample("p", "x", columns={"tests": {"kind": "stdio", "cases": [{"stdout": 1}]}})])
     with pytest.raises(TestsFormatError, match="code reward options: tests.kind"):
         PluginManager(allow=["code"]).create_reward("code", {"tests": {"kind": "nope"}})
+
+
+HUMANEVAL_2 = {"kind": "assert", "entry_point": "truncate_number", "code": (
+    "\n\nMETADATA = {'author': 'jt', 'dataset': 'test'}\n\n\ndef check(candidate):\n"
+    "    assert candidate(3.5) == 0.5\n    assert abs(candidate(1.33) - 0.33) < 1e-6\n"
+    "    assert abs(candidate(123.456) - 0.456) < 1e-6\n")}
+
+
+def test_humaneval_check_function(reward):
+    good = completion("def truncate_number(number: float) -> float:\n    return number % 1.0")
+    off = completion("def truncate_number(number: float) -> float:\n    return round(number % 1.0, 1)")
+    out = reward.score([Sample("p", good, columns={"tests": HUMANEVAL_2}),
+                        Sample("p", off, columns={"tests": HUMANEVAL_2})])
+    assert out[0].value == 1.0 and out[0].info["total"] == 3
+    assert out[1].value == pytest.approx(1 / 3)  # 3.5 -> 0.5 holds; 1.33 -> 0.3 and 123.456 -> 0.5 do not
