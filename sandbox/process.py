@@ -19,6 +19,23 @@ MAX_RESULT_LINE = 4 << 20  # a single result message larger than this is a proto
 STDERR_KEEP = 8192  # bytes of stderr returned; the rest is counted against the cap but dropped
 
 
+def wait_fds(rfds: list[int], wfds: list[int], timeout: float) -> tuple[list[int], list[int]]:
+    """Readable and writable fds within ``timeout`` seconds. poll, not select: a host process
+    (a trainer with many files open) can hold fd numbers above select's 1024 limit."""
+    p = select.poll()
+    for fd in rfds:
+        p.register(fd, select.POLLIN)
+    for fd in wfds:
+        p.register(fd, select.POLLOUT | (select.POLLIN if fd in rfds else 0))
+    r, w = [], []
+    for fd, ev in p.poll(max(0.0, timeout) * 1000):
+        if ev & (select.POLLIN | select.POLLHUP | select.POLLERR) and fd in rfds:
+            r.append(fd)
+        if ev & (select.POLLOUT | select.POLLHUP | select.POLLERR) and fd in wfds:
+            w.append(fd)
+    return r, w
+
+
 class ProcessRun:
     """One candidate process: streams stdout/stderr with a cap, exchanges runner messages, times out."""
 
@@ -103,7 +120,7 @@ class ProcessRun:
         if self._out:
             wfds.append(self.cmd_w)
         rfds = list(self._fds) + ([self._pidfd] if self._pidfd is not None and not self._exited else [])
-        r, w, _ = select.select(rfds, wfds, [], min(left, 1.0 if self._pidfd is not None else 0.02))
+        r, w = wait_fds(rfds, wfds, min(left, 1.0 if self._pidfd is not None else 0.02))
         if self._pidfd is not None and self._pidfd in r:
             self._exited = True
             r.remove(self._pidfd)
@@ -185,7 +202,7 @@ class ProcessRun:
                     self.violation = "timeout"
                     break
                 if self._pidfd is not None:
-                    select.select([self._pidfd], [], [], left)  # wakes the moment the runner exits
+                    wait_fds([self._pidfd], [], left)  # wakes the moment the runner exits
                 else:
                     time.sleep(0.002)
         finally:

@@ -112,8 +112,9 @@ class _Container:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ServerGone("no verdict before the host-side deadline")
-            r, _, _ = select.select([self.sock], [], [], left)
-            if not r:
+            p = select.poll()  # not select(): fd numbers may exceed 1024 in a busy host process
+            p.register(self.sock, select.POLLIN)
+            if not p.poll(left * 1000):
                 continue
             chunk = self.sock.recv(1 << 20)
             if not chunk:
@@ -199,6 +200,13 @@ class DockerBackend(SandboxBackend):
         with self._lock:
             self._idle.setdefault(self._profile(lim), []).append(c)
 
+    def _start(self, lim: dict) -> _Container:
+        # one retry: a container that fails to start is the engine's hiccup, not the program's
+        try:
+            return _Container(self.client, self.image, lim, self.cpus)
+        except Exception:
+            return _Container(self.client, self.image, lim, self.cpus)
+
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
         """Run one job on a warm container; a broken container gives a sandbox_error verdict, never a pass."""
         try:
@@ -213,7 +221,7 @@ class DockerBackend(SandboxBackend):
                 c = pool.pop() if pool else None
             try:
                 if c is None:
-                    c = _Container(self.client, self.image, lim, self.cpus)
+                    c = self._start(lim)
                 # the server enforces wall_s itself; the host deadline only catches a stuck server
                 verdict = c.run(job, timeout=float(lim["wall_s"]) * 2 + 30)
             except Exception as exc:
