@@ -11,9 +11,13 @@ SUDO=""
 
 need=()
 command -v bwrap >/dev/null || need+=(bubblewrap)
+# the local backend runs candidates with the system interpreter (a pyenv/venv one under /root is
+# out of the unprivileged sandbox's reach)
+[ -x /usr/bin/python3 ] || need+=(python3)
 if [ "${GRPO_SANDBOX_NO_DOCKER:-0}" != 1 ]; then
   command -v dockerd >/dev/null || need+=(docker.io)
   command -v debootstrap >/dev/null || need+=(debootstrap)
+  [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "sandbox: apt-get install ${need[*]}"
