@@ -145,10 +145,12 @@ class LocalBackend(SandboxBackend):
         self._slots: queue.Queue[int] = queue.Queue()
         for i in range(self.parallel):
             self._slots.put(i)
-        probe = subprocess.run(["bwrap", "--unshare-all", *_root_binds(), "--", "/bin/true"],
-                               capture_output=True, text=True, **self._ids(uid_base() + 50))
+        binds = [a for p in self.extra_binds for a in ("--ro-bind", p, p)]
+        probe = subprocess.run(["bwrap", "--unshare-all", *_root_binds(), *binds, "--", self.python, "-I", "-S",
+                                "-c", "pass"], capture_output=True, text=True, **self._ids(uid_base() + 50))
         if probe.returncode != 0:
-            raise SandboxUnavailable(f"bubblewrap cannot create namespaces here: {probe.stderr.strip()}")
+            raise SandboxUnavailable(f"bubblewrap cannot run {self.python} in a sandbox here "
+                                     f"(namespaces, or a path the sandbox uid cannot read): {probe.stderr.strip()}")
         root = os.geteuid() == 0
         self._uids = [uid_base() + 50 + i for i in range(min(self.parallel, 50))]
         self._cgroups = [RunCgroup.create(f"grpo-sandbox-{uid}") if root else None for uid in self._uids]
