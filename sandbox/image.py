@@ -83,7 +83,20 @@ def build_image(client=None, force: bool = False, log=print) -> str:
     context.seek(0)
     log(f"sandbox: adding the harness -> {tag}")
     client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True)
+    _prune(client, keep={tag, base})
     return tag
+
+
+def _prune(client, keep: set[str]) -> None:
+    """Remove older sandbox tags (every recipe change makes one); images in use stay."""
+    for repo in (REPO, BASE_REPO):
+        for img in client.images.list(name=repo):
+            for t in img.tags:
+                if t not in keep:
+                    try:
+                        client.images.remove(t)
+                    except Exception:  # still used by a container, or removed meanwhile
+                        pass
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
