@@ -1,7 +1,6 @@
 """The GRPO loss against a float64 reference written token by token, for every loss_type and mu > 1."""
 
 import math
-import random
 
 import pytest
 import torch
