@@ -148,7 +148,7 @@ class Cycle:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from grpo_prm.labeller import label_rollouts
-        from grpo_prm.model import StepFormat
+        from grpo_prm.steps import StepFormat
 
         lab, ro = self.cfg.label, self.cfg.rollout
         kept = [e.record for e in read_buffer(self.cycle_dir(k) / "rollouts")]

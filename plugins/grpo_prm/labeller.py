@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 from grpo_plugins.host import RewardHost
 from grpo_plugins.rewards import Sample
 
-from .model import StepFormat
+from .steps import StepFormat
 
 # generate(texts, max_new_tokens) -> one sampled continuation per text (text already ends in the prefix)
 Generate = Callable[[list[str], int], list[str]]

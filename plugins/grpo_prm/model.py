@@ -10,23 +10,9 @@ from typing import Sequence
 
 import torch
 
-from .steps import DEFAULT_STEP_PATTERN, MATH_SHEPHERD_TAG, split_steps, step_end_tokens
+from .steps import StepFormat, step_end_tokens
 
 SETTINGS_FILE = "grpo_prm.json"
-
-
-@dataclass
-class StepFormat:
-    """How steps are cut from a completion (the PRM must be read the way it was trained)."""
-
-    split: str = "blank_line"
-    tag: str = MATH_SHEPHERD_TAG
-    step_pattern: str = DEFAULT_STEP_PATTERN
-    separator: str = "\n\n"  # joins TRL/PRM800K step lists; must be something ``split`` cuts at
-
-    def spans(self, text: str) -> list[tuple[int, int]]:
-        """Step spans of a completion under this format."""
-        return split_steps(text, self.split, self.tag, self.step_pattern)
 
 
 @dataclass

@@ -11,9 +11,8 @@ from pydantic import Field
 
 from grpo_plugins import Reward, RewardOptions, RewardResult, Sample
 
-from .model import ProcessRewardModel, StepFormat
-from .retrain_options import PRMRetrainOptions
-from .steps import SplitRule
+from .options import PRMRetrainOptions
+from .steps import SplitRule, StepFormat
 
 Aggregate = Literal["none", "min", "product", "last", "mean"]
 
@@ -59,14 +58,16 @@ class PRMReward(Reward):
 
     def __init__(self, options=None):
         super().__init__(options)
-        self._prm: ProcessRewardModel | None = None
+        self._prm = None
         self._lock = threading.Lock()
 
     @property
-    def prm(self) -> ProcessRewardModel:
+    def prm(self):
         """The model, loaded on first use so listing or checking configs stays cheap."""
         with self._lock:
             if self._prm is None:
+                from .model import ProcessRewardModel  # torch loads only when a PRM scores
+
                 o = self.options
                 prm = ProcessRewardModel.load(o.model, device=o.device, max_length=o.max_length)
                 fmt = prm.step_format

@@ -8,6 +8,7 @@ token of a step; training puts the step's label on that same token.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal, Sequence
 
 SplitRule = Literal["blank_line", "newline", "step_prefix", "tag"]
@@ -90,3 +91,17 @@ def step_end_tokens(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[in
         last = starts[j - 1] if j else None
         out.append(last[2] if last is not None and last[1] > span_start else None)
     return out
+
+
+@dataclass
+class StepFormat:
+    """How steps are cut from a completion (the PRM must be read the way it was trained)."""
+
+    split: str = "blank_line"
+    tag: str = MATH_SHEPHERD_TAG
+    step_pattern: str = DEFAULT_STEP_PATTERN
+    separator: str = "\n\n"  # joins TRL/PRM800K step lists; must be something ``split`` cuts at
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Step spans of a completion under this format."""
+        return split_steps(text, self.split, self.tag, self.step_pattern)

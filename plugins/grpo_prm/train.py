@@ -12,34 +12,15 @@ from pathlib import Path
 from typing import Literal, Sequence
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from grpo_plugins.replay_sampler import HistorySampler
 
 from .data import PRMExample
 from .metrics import roc_auc, step_accuracy
 from .model import Encoded, ProcessRewardModel
+from .options import PRMTrainOptions
 
 IGNORE = -100.0
-
-
-class PRMTrainOptions(BaseModel):
-    """Options of one PRM training run."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    epochs: float = Field(1.0, gt=0, description="passes over the training examples (fractions allowed)")
-    batch_size: int = Field(16, ge=1)
-    learning_rate: float = Field(1e-4, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float | None = Field(1.0, gt=0)
-    labels: Literal["soft", "hard"] = Field("soft", description="soft: targets in [0, 1]; hard: 1 if label > hard_threshold")
-    hard_threshold: float = Field(0.0, ge=0, lt=1, description="hard = any correct continuation by default")
-    max_length: int = Field(512, ge=8)
-    eval_share: float = Field(0.1, ge=0, lt=1, description="held out when no eval set is given")
-    group_by_length: bool = Field(True, description="batch similar lengths together (less padding)")
-    seed: int = 0
-    device: str = "cpu"
 
 
 @dataclass
