@@ -139,23 +139,31 @@ class ReplayBuffer:
     def extend(self, records: Iterable[dict[str, Any]], cycle: int | None = None,
                policy_step: int | None = None) -> int:
         """Store records durably (one fsync for the lot), skipping duplicates; returns how many were new."""
-        new, lines = [], []
+        new, lines, seen = [], [], set()
         for rec in records:
             key = content_key(rec, self.dedupe_fields)
-            if key in self.keys:
+            if key in self.keys or key in seen:
                 continue
-            entry = Entry(self.next_seq, key, cycle, policy_step, time.time(), rec)
-            self.next_seq += 1
-            self.keys.add(key)
+            seen.add(key)
+            entry = Entry(self.next_seq + len(new), key, cycle, policy_step, time.time(), rec)
             new.append(entry)
             lines.append(encode_line(entry.to_json()))
         if lines:
             data = b"".join(lines)
-            written = 0
-            while written < len(data):  # O_APPEND: each write lands at the end of the file
-                written += os.write(self._fd, data[written:])
-            os.fsync(self._fd)
+            size = os.fstat(self._fd).st_size
+            try:
+                written = 0
+                while written < len(data):  # O_APPEND: each write lands at the end of the file
+                    written += os.write(self._fd, data[written:])
+                os.fsync(self._fd)
+            except BaseException:
+                # a half-written line would swallow the next append's first line: cut it off
+                os.ftruncate(self._fd, size)
+                raise
+            # only now are the records acknowledged: a failed write leaves the in-memory view unchanged
             self.entries += new
+            self.keys |= seen
+            self.next_seq += len(new)
             if self.capacity is not None and len(self.entries) > self.capacity:
                 self._evict()
         return len(new)
