@@ -147,7 +147,7 @@ def check_cmd(ctx, config):
     from pathlib import Path
 
     data, index = read_yaml(config)
-    model = run_config_model()
+    model = run_config_model(data)
     _, _, problems = config_problems(data, index, model, Path(config).parent)
     if problems:
         for p in problems:
@@ -156,10 +156,13 @@ def check_cmd(ctx, config):
     click.echo(f"{config}: ok")
 
 
-def run_config_model() -> type[RunConfig]:
-    """The config model ``check`` and ``train`` validate against (the trainer's when installed)."""
+def run_config_model(data: dict | None = None) -> type[RunConfig]:
+    """The config model ``check`` validates against: the cycle's when the file has cycle sections."""
+    from .cycle_config import CycleConfig
     from .train_config import TrainConfig
 
+    if data and set(data) & (set(CycleConfig.model_fields) - set(TrainConfig.model_fields)):
+        return CycleConfig
     return TrainConfig
 
 

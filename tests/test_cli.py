@@ -180,3 +180,20 @@ def test_check_reports_every_problem_with_path_and_line(tmp_path):
     cfg.write_text("rewards: [\n")
     bad = run_cli("check", str(cfg))
     assert bad.returncode == 1 and "invalid YAML" in bad.stderr
+
+
+def test_check_accepts_shipped_configs_and_checks_cycle_sections(tmp_path):
+    from pathlib import Path
+
+    m = PluginManager()
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert len(configs) >= 3
+    for cfg in configs:
+        res = CliRunner().invoke(build_cli(m), ["check", str(cfg)], obj={"manager": m})
+        assert res.exit_code == 0, (cfg, res.output)
+    bad = tmp_path / "cycle.yaml"
+    text = (Path(__file__).parents[1] / "configs" / "cycle-demo.yaml").read_text()
+    assert "\nbuffer:\n" in text
+    bad.write_text(text.replace("\nbuffer:\n", "\nbuffer:\n  history_shares: 0.2\n", 1))
+    res = CliRunner().invoke(build_cli(m), ["check", str(bad)], obj={"manager": m})
+    assert res.exit_code == 1 and "buffer.history_shares: unknown key" in res.output
