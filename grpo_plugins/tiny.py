@@ -28,7 +28,8 @@ def build_tokenizer():
 
     vocab = {t: i for i, t in enumerate(SPECIAL + TAGS + CHARS)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    # [\s\S], not ".": the regex engine's "." skips newlines, which would merge into one <unk>
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     tok.decoder = decoders.Fuse()
     tok.add_special_tokens(SPECIAL)
     tok.add_tokens(TAGS)
