@@ -25,8 +25,10 @@ from .cycle_report import cycle_metrics, write_report
 from .hookspecs import hookimpl
 from .host import RewardConfig, RewardHost
 from .jsonl import atomic_write_text, read_jsonl, write_jsonl_atomic
+from .labeller import label_rollouts
 from .plugins import PluginManager
 from .replay import ReplayBuffer, read_buffer
+from .steps import StepFormat
 
 PHASES = ("grpo", "label", "buffer", "retrain", "evaluate", "reference")
 
@@ -146,9 +148,6 @@ class Cycle:
     def label(self, k: int) -> None:
         """Math-Shepherd labels for up to label.max_rollouts of the cycle's kept rollouts."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from grpo_prm.labeller import label_rollouts
-        from grpo_prm.steps import StepFormat
 
         lab, ro = self.cfg.label, self.cfg.rollout
         kept = [e.record for e in read_buffer(self.cycle_dir(k) / "rollouts")]

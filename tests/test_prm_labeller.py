@@ -6,7 +6,7 @@ import pytest
 
 from grpo_plugins.host import RewardHost
 from grpo_plugins.plugins import PluginManager
-from grpo_prm.labeller import label_rollouts
+from grpo_plugins.labeller import label_rollouts
 from grpo_prm.model import StepFormat
 
 PROMPT = "Start at 2, add 3, then double. "

@@ -2,7 +2,7 @@
 
 import pytest
 
-from grpo_prm.steps import join_steps, split_steps, step_end_tokens
+from grpo_plugins.steps import join_steps, split_steps, step_end_tokens
 
 
 def texts(text, spans):

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Literal
 
 from grpo_plugins.jsonl import InputError, read_jsonl
 
-from .steps import DEFAULT_STEP_PATTERN, MATH_SHEPHERD_TAG, join_steps
+from grpo_plugins.steps import DEFAULT_STEP_PATTERN, MATH_SHEPHERD_TAG, join_steps
 
 Format = Literal["auto", "trl", "math_shepherd", "prm800k", "rollout"]
 FORMATS = ("auto", "trl", "math_shepherd", "prm800k", "rollout")

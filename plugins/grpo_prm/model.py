@@ -10,7 +10,7 @@ from typing import Sequence
 
 import torch
 
-from .steps import StepFormat, step_end_tokens
+from grpo_plugins.steps import StepFormat, step_end_tokens
 
 SETTINGS_FILE = "grpo_prm.json"
 

@@ -12,7 +12,7 @@ from pydantic import Field
 from grpo_plugins import Reward, RewardOptions, RewardResult, Sample
 
 from .options import PRMRetrainOptions
-from .steps import SplitRule, StepFormat
+from grpo_plugins.steps import SplitRule, StepFormat
 
 Aggregate = Literal["none", "min", "product", "last", "mean"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from grpo_plugins.host import RewardHost
-from grpo_plugins.rewards import Sample
+from .host import RewardHost
+from .rewards import Sample
 
 from .steps import StepFormat
 
