@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .jsonl import atomic_write_text, fsync_dir
+
 
 def rng_state() -> dict[str, Any]:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
@@ -35,19 +37,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _save(obj: Any, path: Path) -> None:
     with open(path, "wb") as f:
         torch.save(obj, f)
@@ -55,14 +44,13 @@ def _save(obj: Any, path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def save_atomic(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file, then rename: readers never see a torn file."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    _save(obj, tmp)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def save_checkpoint(root: str | os.PathLike, step: int, model_state: dict, optimizer, scheduler,
@@ -80,12 +68,12 @@ def save_checkpoint(root: str | os.PathLike, step: int, model_state: dict, optim
         _save(scheduler.state_dict(), tmp / "scheduler.pt")
         _save(rng_state(), tmp / f"rng-{rank}.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=1, default=float))
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if final.exists():
             shutil.rmtree(final)
         os.rename(tmp, final)
-        _fsync_dir(root)
-        write_text_atomic(root / "latest", final.name + "\n")
+        fsync_dir(root)
+        atomic_write_text(root / "latest", final.name + "\n")
         steps = sorted((int(p.name.split("-")[1]), p) for p in root.glob("step-*") if p.name.split("-")[1].isdigit())
         for _, old in steps[:-keep]:
             shutil.rmtree(old, ignore_errors=True)

@@ -147,14 +147,6 @@ def read_yaml(path: str | os.PathLike) -> tuple[dict, dict[tuple, int]]:
     return data, _line_index(text)
 
 
-def validate_model(model: type[M], data: dict, file: str, index: dict[tuple, int] | None = None) -> M:
-    """Validate data against a pydantic model; every error becomes a Problem with path and line."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(file, problems_from(err, index or {}, ())) from None
-
-
 def problems_from(err: ValidationError, index: dict[tuple, int], prefix: tuple) -> list[Problem]:
     """Convert pydantic errors to Problems; unknown keys list the valid ones."""
     problems = []

@@ -194,12 +194,9 @@ class Cycle:
         """Make the policy at the end of cycle k the KL reference of the next cycle (beta > 0 only)."""
         if not (self.cfg.cycle.reference_reset and self.cfg.train.beta > 0):
             return
-        import os
-
-        import torch
         from transformers import AutoModelForCausalLM
 
+        from .checkpoint import save_atomic
+
         state = AutoModelForCausalLM.from_pretrained(self.policy_dir / "final").state_dict()
-        tmp = self.policy_dir / f".ref.pt.tmp-{os.getpid()}"
-        torch.save(state, tmp)
-        os.replace(tmp, self.policy_dir / "ref.pt")  # the trainer loads ref.pt when it resumes
+        save_atomic(state, self.policy_dir / "ref.pt")  # the trainer loads ref.pt when it resumes

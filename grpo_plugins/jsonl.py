@@ -59,6 +59,20 @@ def dumps(obj: Any) -> str:
     return json.dumps(_clean(obj), ensure_ascii=False, default=str)
 
 
+def fsync_dir(path: str | os.PathLike) -> None:
+    """fsync a directory: a new or renamed file is durable only once its directory entry is."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a file so readers see the old content or the new, never a torn one (fsync + rename)."""
     path = Path(path)
@@ -70,6 +84,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

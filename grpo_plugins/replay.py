@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 
+from .jsonl import fsync_dir
+
 Eviction = Literal["fifo", "random"]
 FILE = "records.jsonl"
 LOCK = ".lock"
@@ -113,7 +115,7 @@ class ReplayBuffer:
         self.keys = {e.key for e in self.entries}
         self.next_seq = max((e.seq for e in self.entries), default=-1) + 1
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def close(self) -> None:
         """Release the file and the writer lock."""
@@ -188,7 +190,7 @@ class ReplayBuffer:
             os.fsync(fh.fileno())
         os.close(self._fd)
         os.replace(tmp, self.path)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
     def records(self, cycle: int | None = None, before_cycle: int | None = None) -> list[Entry]:
@@ -205,12 +207,3 @@ def read_buffer(root: str | os.PathLike) -> list[Entry]:
     """Entries of a buffer directory without taking the writer lock (torn tail ignored)."""
     entries, _, _ = scan(Path(root) / FILE)
     return [Entry(**e) for e in entries]
-
-
-def _fsync_dir(path: Path) -> None:
-    # a new or renamed file is durable only once its directory entry is
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -32,7 +32,7 @@ class HistorySampler:
 
     def __len__(self) -> int:
         """Batches in one epoch (one pass over the new items)."""
-        n, b, used = 0, 0, 0
+        b, used = 0, 0
         while used < self.n_new:
             used += self.batch_size - self._history_in(b)
             b += 1

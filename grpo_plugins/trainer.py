@@ -31,9 +31,10 @@ import numpy as np
 import torch
 
 from . import advantages as A
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_rank_rng, write_text_atomic
+from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint, save_rank_rng
 from .data import PromptSampler, load_rows, prompt_text
 from .host import RewardHost, Scores
+from .jsonl import atomic_write_text
 from .loss import Norm, grpo_loss, reduce_metrics
 from .metrics import MetricsLogger
 from .plugins import PluginManager
@@ -179,9 +180,7 @@ class GRPOTrainer:
             self.reset_reference()
             if self.ref_model is not None and not isinstance(self.ref_model, str) and self.is_main:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
-                tmp = self.run_dir / f".ref.pt.tmp-{os.getpid()}"
-                torch.save(self.ref_model.state_dict(), tmp)
-                os.replace(tmp, self.run_dir / "ref.pt")
+                save_atomic(self.ref_model.state_dict(), self.run_dir / "ref.pt")
             if self.eval_rows is not None:
                 self.eval_results["before"] = self.evaluate()
                 self._write_eval()
@@ -510,7 +509,7 @@ class GRPOTrainer:
     def _write_eval(self) -> None:
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.run_dir / "eval.json", json.dumps(self.eval_results, indent=1))
+            atomic_write_text(self.run_dir / "eval.json", json.dumps(self.eval_results, indent=1))
 
     def _print_eval(self, when: str, ev: dict[str, float]) -> None:
         if self.is_main:
