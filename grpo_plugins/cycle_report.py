@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-from .jsonl import atomic_write_text
+from .jsonl import atomic_write_text, read_jsonl
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def cycle_metrics(root: Path, k: int, steps_per_cycle: int) -> dict[str, Any]:
     keys = sorted({key for r in rows for key in r if key == "reward" or (key.startswith("rewards/") and key.endswith("/mean"))})
     out.update({key: _mean([r.get(key) for r in rows]) for key in keys})
     stats = _load(d / "label_stats.json")
-    labels = [json.loads(line) for line in (d / "labels.jsonl").read_text().splitlines()] if (d / "labels.jsonl").exists() else []
+    labels = read_jsonl(d / "labels.jsonl") if (d / "labels.jsonl").exists() else []
     soft = [v for rec in labels for _, _, v in rec["steps"]]
     out.update({"label/rollouts": stats.get("labelled"), "label/continuations": stats.get("continuations"),
                 "label/steps": len(soft), "label/mean_soft": _mean(soft),
