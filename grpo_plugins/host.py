@@ -258,11 +258,13 @@ class RewardHost:
         self.manager.hook.on_batch_scored(samples=samples, results=results, metrics=metrics, step=step)
         return scores
 
-    def combine(self, results: dict[str, list[RewardResult]], n: int) -> list[float | None]:
-        """Weighted sum of applicable outcome values per sample; None when no reward applies."""
+    def combine(self, results: dict[str, list[RewardResult]], n: int,
+                granularity: str | None = None) -> list[float | None]:
+        """Weighted sum of applicable values per sample (of one granularity if given); None when none applies."""
+        configs = [c for c in self.configs if granularity is None or self.granularity(c.label) == granularity]
         totals: list[float | None] = []
         for i in range(n):
-            parts = [c.weight * results[c.label][i].value for c in self.configs if results[c.label][i].applicable]
+            parts = [c.weight * results[c.label][i].value for c in configs if results[c.label][i].applicable]
             totals.append(sum(parts) if parts else None)
         return totals
 

@@ -381,12 +381,8 @@ class GRPOTrainer:
         step_labels = [c.label for c in self.host.configs if scores.granularity[c.label] == "step"]
         outcome = r = None
         if outcome_labels:
-            vals = []
-            for i in range(B):
-                parts = [scores.weights[l] * scores.results[l][i].value for l in outcome_labels
-                         if scores.results[l][i].applicable]
-                vals.append(sum(parts) if parts else float("nan"))
-            r = torch.tensor(vals, dtype=torch.float64)
+            vals = self.host.combine(scores.results, B, granularity="outcome")
+            r = torch.tensor([float("nan") if v is None else v for v in vals], dtype=torch.float64)
             outcome = A.outcome_advantages(r, G, t.scale_rewards, t.advantage_eps)
             if t.scale_rewards == "batch" and self.world > 1:  # std over every process's rewards
                 everything = self.accelerator.gather(r.to(self.device)).cpu()
