@@ -9,7 +9,8 @@ processes, one per trainer, with the same settings: G=8 completions for each of 
 (0.9, 0.999), grad clip 1.0, one micro-batch of 32, float32 on CPU / bf16 on CUDA, and the same
 reward with variance (the share of digits in the completion). Both run with gradient checkpointing
 on (TRL's default) and off; grpo-plugins also runs without checkpointing in micro-batches of 8
-(length-sorted, padding trimmed), its memory-saving alternative. Prints median seconds per optimizer
+(length-sorted, padding trimmed), its memory-saving alternative, and once with its lean decoder
+off (rollouts through the model's own forward) to show what that decoder buys. Prints median seconds per optimizer
 step (after warm-up steps), completion tokens per second and peak memory (RSS growth during training
 on CPU, peak allocated on CUDA).
 """
@@ -79,7 +80,7 @@ def _peak() -> dict:
     return out
 
 
-def run_ours(d: Path, steps: int, gc: bool, micro: int | None = None) -> dict:
+def run_ours(d: Path, steps: int, gc: bool, micro: int | None = None, lean: bool = True) -> dict:
     import torch
 
     from grpo_plugins import PluginManager, function_reward, hookimpl
@@ -96,7 +97,7 @@ def run_ours(d: Path, steps: int, gc: bool, micro: int | None = None) -> dict:
     cfg = TrainConfig.model_validate({
         "model": {"name_or_path": str(d / "model"), "gradient_checkpointing": gc},
         "data": {"train": str(d / "train.jsonl"), "chat_template": False},
-        "rollout": {"num_generations": G, "max_new_tokens": NEW_TOKENS, "temperature": 1.0},
+        "rollout": {"num_generations": G, "max_new_tokens": NEW_TOKENS, "temperature": 1.0, "lean": lean},
         "train": {"steps": steps, "prompts_per_step": PROMPTS, "learning_rate": LR, "beta": BETA, "micro_batch_size": micro,
                   "loss_type": "dapo", "adam_betas": [0.9, 0.999], "max_grad_norm": 1.0, "seed": 0},
         "log": {"run_dir": str(d / "ours-run"), "progress": False, "tensorboard": False, "samples": 0},
@@ -169,13 +170,14 @@ def summarise(name: str, r: dict, warmup: int) -> dict:
             "peak_cuda_mb": r.get("peak_cuda_mb")}
 
 
-# (label, worker, gradient checkpointing, micro-batch size): like-for-like pairs first
+# (label, worker, gradient checkpointing, micro-batch size, lean decoder): like-for-like pairs first
 VARIANTS = [
-    ("grpo-plugins", "ours", True, None),
-    ("TRL GRPOTrainer", "trl", True, None),
-    ("grpo-plugins", "ours", False, None),
-    ("TRL GRPOTrainer", "trl", False, None),
-    ("grpo-plugins", "ours", False, 8),
+    ("grpo-plugins", "ours", True, None, True),
+    ("TRL GRPOTrainer", "trl", True, None, False),
+    ("grpo-plugins", "ours", False, None, True),
+    ("TRL GRPOTrainer", "trl", False, None, False),
+    ("grpo-plugins", "ours", False, 8, True),
+    ("grpo-plugins, model's forward", "ours", False, None, False),
 ]
 
 
@@ -193,6 +195,7 @@ def main() -> None:
     ap.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)
     ap.add_argument("--gc", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--micro", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--lean", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--dir", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
@@ -201,7 +204,7 @@ def main() -> None:
 
             torch.set_num_threads(a.threads)
         if a.worker == "ours":
-            r = run_ours(Path(a.dir), a.steps, bool(a.gc), a.micro or None)
+            r = run_ours(Path(a.dir), a.steps, bool(a.gc), a.micro or None, bool(a.lean))
         else:
             r = run_trl(Path(a.dir), a.steps, bool(a.gc))
         print("RESULT " + json.dumps(r), flush=True)
@@ -211,10 +214,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         build(d, a.hidden, a.layers)
-        for k, (label, worker, gc, micro) in [(k, v) for _ in range(a.repeats) for k, v in enumerate(variants)]:
+        for k, (label, worker, gc, micro, lean) in [(k, v) for _ in range(a.repeats) for k, v in enumerate(variants)]:
             env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
             cmd = [sys.executable, __file__, "--worker", worker, "--dir", str(d), "--steps", str(a.steps),
-                   "--gc", str(int(gc)), "--micro", str(micro or 0)]
+                   "--gc", str(int(gc)), "--micro", str(micro or 0), "--lean", str(int(lean))]
             cmd += ["--threads", str(a.threads)] if a.threads else []
             p = subprocess.run(cmd, capture_output=True, text=True, env=env)
             line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -222,7 +225,7 @@ def main() -> None:
                 sys.stderr.write(p.stdout[-3000:] + p.stderr[-3000:])
                 raise SystemExit(f"{label} failed (exit {p.returncode})")
             row = {**summarise(label, json.loads(line[7:]), a.warmup), "gradient_checkpointing": gc,
-                   "micro_batch": micro or G * PROMPTS}
+                   "micro_batch": micro or G * PROMPTS, "lean_decoder": lean and worker == "ours"}
             if k not in best or row["median_s_per_step"] < best[k]["median_s_per_step"]:
                 best[k] = row
     rows = [best[k] for k in sorted(best)]
@@ -234,16 +237,18 @@ def main() -> None:
           f"hidden={a.hidden}, layers={a.layers}, threads={a.threads or 'default'}, "
           f"{a.steps} steps (median of the last {a.steps - a.warmup}), best of {a.repeats} interleaved run(s)")
     mem = "peak CUDA MB |" if cuda else "peak RSS MB | RSS growth in training MB |"
-    print(f"| trainer | grad. checkpointing | micro-batch | s/step (median) | completion tokens/s | {mem}")
-    print("|---|---|---|---|---|---|" + ("" if cuda else "---|"))
+    print(f"| trainer | rollout decoder | grad. checkpointing | micro-batch | s/step (median) | completion tokens/s | {mem}")
+    print("|---|---|---|---|---|---|---|" + ("" if cuda else "---|"))
     for r in rows:
         m = f"{r['peak_cuda_mb']:.0f}" if cuda else f"{r['peak_rss_mb']:.0f} | {r['rss_growth_mb']:.0f}"
-        print(f"| {r['trainer']} | {'on' if r['gradient_checkpointing'] else 'off'} | {r['micro_batch']} | "
+        decoder = "lean" if r["lean_decoder"] else ("model forward" if r["trainer"].startswith("grpo") else "generate()")
+        print(f"| {r['trainer']} | {decoder} | {'on' if r['gradient_checkpointing'] else 'off'} | {r['micro_batch']} | "
               f"{r['median_s_per_step']:.3f} | {r['tokens_per_s']:.0f} | {m} |")
-    for i in range(0, len(rows) - 1, 2):
-        ours, trl = rows[i], rows[i + 1]
-        print(f"step time ratio, checkpointing {'on' if ours['gradient_checkpointing'] else 'off'} "
-              f"(ours / TRL): {ours['median_s_per_step'] / trl['median_s_per_step']:.2f}")
+    pairs = [(0, 1, "checkpointing on, like for like"), (2, 3, "checkpointing off, like for like"),
+             (4, 1, "micro-batches of 8 without checkpointing vs TRL's default (checkpointing on)")]
+    for i, j, what in pairs:
+        if i < len(rows) and j < len(rows):
+            print(f"step time ratio ours / TRL, {what}: {rows[i]['median_s_per_step'] / rows[j]['median_s_per_step']:.2f}")
     print(json.dumps(rows))
 
 

@@ -1,18 +1,19 @@
 """Rollouts: G sampled completions per prompt, and the per-token log-probabilities the loss needs.
 
-``sample`` is a plain KV-cache sampling loop (temperature, top-k, top-p, stop at EOS). It does the
-same work as ``model.generate`` without its per-token bookkeeping, which dominates on small
-models; ``backend: generate`` in the config uses transformers' ``generate`` instead.
+``sample`` is a plain KV-cache sampling loop (temperature, top-k, top-p, stop at EOS) over one of
+the decoders in ``decode.py``. It does the same work as ``model.generate`` without its per-token
+bookkeeping, which dominates on small models; ``backend: generate`` in the config uses
+transformers' ``generate`` instead.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from .decode import decoder_for
 from .rewards import Sample
 
 
@@ -43,35 +44,20 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
-def cache_kwarg(model) -> str:
-    """Name of the KV-cache argument of ``model.forward``: ``cache`` (transformers >= 5.2x) or ``past_key_values``."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    params = inspect.signature(base.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
 @torch.inference_mode()
 def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, eos_id: int,
            pad_id: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-           greedy: bool = False, compact_at: float = 0.25) -> torch.Tensor:
+           greedy: bool = False, compact_at: float = 0.25, lean: bool = True) -> torch.Tensor:
     """Sample completions for left-padded prompts. input_ids, attention_mask: [B, P].
 
     Returns completion ids [B, T] (T <= max_new_tokens), padded with pad_id after each EOS.
     Finished rows leave the batch (their KV cache rows are dropped) once they make up
     ``compact_at`` of it, so the tail of a generation only computes the rows still running.
+    ``lean`` uses ``decode.LeanDecoder`` when the model is one it supports.
     """
-    from transformers import DynamicCache
-
     B, device = input_ids.shape[0], input_ids.device
-    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    cache = DynamicCache()
-    kw = {cache_kwarg(model): cache}
-    can_compact = hasattr(cache, "batch_select_indices")
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                use_cache=True, logits_to_keep=1, **kw)
-    logits = out.logits[:, -1].float()
-    next_pos = positions[:, -1:] + 1
-    mask = attention_mask
+    decoder = decoder_for(model, max_new_tokens, lean=lean)
+    logits = decoder.prefill(input_ids, attention_mask)
     result = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
     rows = torch.arange(B, device=device)  # which output row each batch row is
     done = torch.zeros(B, dtype=torch.bool, device=device)  # per batch row
@@ -88,14 +74,11 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
         done = done | (tok == eos_id)
         if t == max_new_tokens - 1 or bool(done.all()):
             break
-        if can_compact and int(done.sum()) >= compact_at * done.numel():
+        if decoder.can_keep and int(done.sum()) >= compact_at * done.numel():
             keep = (~done).nonzero().squeeze(-1)
-            cache.batch_select_indices(keep)
-            rows, tok, mask, next_pos, done = rows[keep], tok[keep], mask[keep], next_pos[keep], done[keep]
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
-        out = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos, use_cache=True, **kw)
-        logits = out.logits[:, -1].float()
-        next_pos = next_pos + 1
+            decoder.keep(keep)
+            rows, tok, done = rows[keep], tok[keep], done[keep]
+        logits = decoder.step(tok)
     return result[:, :length]
 
 

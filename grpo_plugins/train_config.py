@@ -40,6 +40,13 @@ class DataSection(Section):
     max_prompt_tokens: int | None = Field(None, gt=0, description="left-truncate longer prompts")
 
 
+class VLLMSection(Section):
+    gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="share of GPU memory the engine may take")
+    max_model_len: int | None = Field(None, gt=0, description="null = longest prompt + max_new_tokens")
+    enable_sleep_mode: bool = Field(False, description="free the engine's memory while training (slower sync)")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+
+
 class RolloutSection(Section):
     num_generations: int = Field(8, ge=2, description="G: completions per prompt (one group)")
     max_new_tokens: int = Field(256, gt=0)
@@ -47,8 +54,12 @@ class RolloutSection(Section):
     top_p: float = Field(1.0, gt=0, le=1)
     top_k: int = Field(0, ge=0, description="0 = off")
     backend: Literal["sample", "generate", "vllm"] = Field(
-        "sample", description="sample: built-in KV-cache sampler; generate: transformers generate; vllm: GPU only")
+        "sample", description="sample: built-in KV-cache sampler; generate: transformers generate; "
+                              "vllm: a colocated vLLM engine (CUDA, pip install vllm)")
     batch_size: int | None = Field(None, gt=0, description="sequences generated at once; null = all")
+    lean: bool = Field(True, description="sample backend: the lean decoder (decode.py) for Llama-family models; "
+                                         "false = the model's own forward")
+    vllm: VLLMSection = Field(default_factory=VLLMSection)
 
 
 class TrainSection(Section):

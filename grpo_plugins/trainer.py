@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import math
 import os
@@ -136,6 +137,10 @@ class GRPOTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(t.warmup_steps, total_updates, t.lr_scheduler))
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        self.vllm = None
+        if cfg.rollout.backend == "vllm":
+            self.vllm = self._start_vllm()
+        self.weights_version = 0  # bumped by every optimizer update, so vLLM gets each new policy once
         self.ref_model = None
         self.step = 0
         self.num_tokens = 0
@@ -163,6 +168,17 @@ class GRPOTrainer:
 
     def _ref_context(self):
         return self.policy.disable_adapter() if self.ref_model == "adapters-off" else contextlib.nullcontext()
+
+    def _start_vllm(self):
+        from .vllm_rollout import VLLMRollout
+
+        if self.device.type != "cuda":
+            raise ValueError("rollout.backend: vllm needs a CUDA device; use backend: sample on CPU")
+        d, m = self.cfg.data, self.cfg.model
+        max_len = d.max_prompt_tokens + self.cfg.rollout.max_new_tokens if d.max_prompt_tokens else None
+        return VLLMRollout(m.name_or_path, self.cfg.rollout.vllm, max_len, rank=self.rank,
+                           local_rank=self.accelerator.local_process_index, world_size=self.world,
+                           trust_remote_code=m.trust_remote_code)
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -291,6 +307,7 @@ class GRPOTrainer:
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
+            self.weights_version += 1
             losses.append(total)
         t_end = time.perf_counter()
         # 7. metrics (TRL's names where TRL has one)
@@ -339,9 +356,12 @@ class GRPOTrainer:
 
     def _generate(self, prompt_ids, prompt_mask, max_new_tokens: int, greedy: bool = False) -> torch.Tensor:
         r = self.cfg.rollout
-        if r.backend == "vllm":
-            raise NotImplementedError("rollout.backend: vllm is not implemented yet; use sample or generate")
-        fn = sample if r.backend == "sample" else hf_generate
+        if self.vllm is not None:
+            self.vllm.sync(self.policy, self.weights_version)
+            return self.vllm.generate(prompt_ids, prompt_mask, max_new_tokens, self.tokenizer.eos_token_id,
+                                      self.tokenizer.pad_token_id, temperature=r.temperature, top_k=r.top_k,
+                                      top_p=r.top_p, greedy=greedy)
+        fn = functools.partial(sample, lean=r.lean) if r.backend == "sample" else hf_generate
         bs = r.batch_size or prompt_ids.shape[0]
         outs = []
         with self.autocast():
@@ -487,6 +507,7 @@ class GRPOTrainer:
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
+            self.weights_version += 1
             losses.append(float(out.loss.detach()))
             if bar is not None:
                 bar.update(1)
@@ -531,6 +552,7 @@ class GRPOTrainer:
         state = load_checkpoint(ckpt, self.policy, self.optimizer, self.scheduler, rank=self.rank,
                                 map_location=self.device)
         self.step = state["step"]
+        self.weights_version += 1
         self.sampler.load_state_dict(state["sampler"])
         self.num_tokens = state["num_tokens"]
         self.eval_results = state.get("eval", {})
