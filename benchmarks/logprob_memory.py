@@ -15,16 +15,10 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from procmem import reset_peak, status_mb
 
 VARIANTS = ("grpo-plugins", "TRL selective_log_softmax_and_entropy", "plain formula")
-
-
-def _rss(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def worker(variant: str, B: int, T: int, V: int) -> dict:
@@ -54,13 +48,12 @@ def worker(variant: str, B: int, T: int, V: int) -> dict:
                 entropy = lse - (torch.softmax(x, -1) * x).sum(-1)
             return logp, entropy
 
-    Path("/proc/self/clear_refs").write_text("5")
-    start = _rss("VmRSS")
+    start = reset_peak()
     t0 = time.perf_counter()
-    logp, entropy = run()
+    logp, _entropy = run()
     (logp * weights).sum().backward()
     seconds = time.perf_counter() - t0
-    return {"variant": variant, "peak_above_start_mb": _rss("VmHWM") - start, "seconds": seconds,
+    return {"variant": variant, "peak_above_start_mb": status_mb("VmHWM") - start, "seconds": seconds,
             "logits_mb": logits.numel() * 4 / 2**20, "logp_sum": float(logp.sum())}
 
 

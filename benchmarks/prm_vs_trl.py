@@ -22,15 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from procmem import status_mb
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def rss_mib() -> float:
-    """Resident set size now, MiB (Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def peak_rss_mib() -> float:
@@ -77,7 +71,7 @@ def worker_ours(work: Path, a) -> dict:
     from grpo_prm.train import PRMTrainOptions, train_prm
 
     train = load_examples(work / "train.jsonl", separator="\n")
-    rss0 = rss_mib()
+    rss0 = status_mb("VmRSS")
     opts = PRMTrainOptions(epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr, max_length=a.max_length,
                            labels="hard", seed=0, group_by_length=not a.no_group_by_length)
     m = train_prm(work / "init", work / "ours", train, opts, eval_examples=[])
@@ -113,7 +107,7 @@ def worker_trl(work: Path, a) -> dict:
                      max_grad_norm=1.0, weight_decay=0.0)
     trainer = PRMTrainer(model=model, args=args, train_dataset=Dataset.from_list(records), processing_class=tok)
     tokens = sum(len(x) for x in trainer.train_dataset["input_ids"]) * a.epochs
-    rss0 = rss_mib()
+    rss0 = status_mb("VmRSS")
     t0 = time.perf_counter()
     out = trainer.train()
     dt = time.perf_counter() - t0

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from procmem import reset_peak, status_mb
+
 G, PROMPTS, NEW_TOKENS, BETA, LR = 8, 4, 64, 0.04, 1e-5
 
 
@@ -54,27 +56,16 @@ def _reset_peak() -> None:
 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (Linux)
-    except OSError:
-        pass
-    _START["rss_mb"] = _rss_mb("VmRSS")
+    _START["rss_mb"] = reset_peak()
 
 
 _START: dict[str, float] = {}
 
 
-def _rss_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _peak() -> dict:
     import torch
 
-    out = {"peak_rss_mb": _rss_mb("VmHWM"), "start_rss_mb": _START.get("rss_mb", float("nan"))}
+    out = {"peak_rss_mb": status_mb("VmHWM"), "start_rss_mb": _START.get("rss_mb", float("nan"))}
     if torch.cuda.is_available():
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out

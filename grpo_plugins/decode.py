@@ -21,6 +21,12 @@ import torch
 from torch import nn
 
 LEAN_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral")
+MASKED = torch.finfo(torch.float32).min  # not -inf: a left-pad query row sees no key and must stay finite
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions of left-padded rows: 0 at each row's first real token (pads get 0 too)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
 def cache_kwarg(model) -> str:
@@ -42,7 +48,7 @@ class HFDecoder:
 
     def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         self.mask = attention_mask
-        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        positions = position_ids(attention_mask)
         self.next_pos = positions[:, -1:] + 1
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
                          use_cache=True, logits_to_keep=1, **self.kw)
@@ -160,7 +166,6 @@ class LeanDecoder:
         else:  # prefill: causal within the new tokens, padding masked
             causal = torch.ones(n, end, dtype=torch.bool, device=h.device).tril(col)
             allowed = (valid[:, None, :] & causal[None])[:, None, None]  # [B, 1, 1, n, end]
-        fill = torch.finfo(torch.float32).min  # not -inf: a left-pad query row sees no key and must stay finite
         for i, L in enumerate(self.layers):
             D, Hq, Hkv = L.head_dim, L.n_q, L.n_kv
             x = L.ln1(h)
@@ -184,7 +189,7 @@ class LeanDecoder:
                 scores = q.reshape(B, Hkv, Hq // Hkv, D) @ K.transpose(-1, -2)
             else:
                 scores = q.reshape(B, Hkv, Hq // Hkv, n, D) @ K.transpose(-1, -2)[:, :, None]
-            scores = (scores.float() * L.scaling).masked_fill(~allowed, fill)
+            scores = (scores.float() * L.scaling).masked_fill(~allowed, MASKED)
             p = torch.softmax(scores, dim=-1).to(V.dtype)
             o = p @ (V if n == 1 else V[:, :, None])  # [B, Hkv, G, (n,) D]
             o = o.reshape(B, Hq, n, D).transpose(1, 2).reshape(B, n, Hq * D)
@@ -203,7 +208,7 @@ class LeanDecoder:
         self.v: list[torch.Tensor | None] = [None] * len(self.layers)
         self.valid = torch.zeros(B, self.total, dtype=torch.bool, device=input_ids.device)
         self.valid[:, :P] = attention_mask.bool()
-        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        positions = position_ids(attention_mask)
         h = self._forward(input_ids, positions, 0)
         self.col, self.next_pos = P, positions[:, -1:] + 1
         return self._logits(h[:, -1])

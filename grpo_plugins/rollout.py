@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .decode import decoder_for
+from .decode import decoder_for, position_ids
 from .rewards import Sample
 
 
@@ -159,7 +159,6 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     Returns (logp [B, T] float32, entropy [B, T] or None). Logits are divided by the sampling
     temperature, so the ratio compares the distributions the tokens were sampled from.
     """
-    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
                    logits_to_keep=completion_len + 1, use_cache=False).logits
     return sampled_logprobs(logits, input_ids[:, -completion_len:], temperature, with_entropy)

@@ -31,9 +31,14 @@ def import_vllm():
     return LLM, SamplingParams
 
 
+def is_peft(policy) -> bool:
+    """A peft model (adapters to merge before a push)."""
+    return hasattr(policy, "get_base_model") and hasattr(policy, "peft_config")
+
+
 def vllm_weight_names(policy) -> Iterator[tuple[str, torch.Tensor]]:
     """(transformers name, tensor) for every weight vLLM holds; LoRA adapters must be merged first."""
-    peft = hasattr(policy, "get_base_model") and hasattr(policy, "peft_config")
+    peft = is_peft(policy)
     model = policy.get_base_model() if peft else policy
     for name, param in model.named_parameters():
         if peft:
@@ -73,7 +78,7 @@ class VLLMRollout:
             return
         if self.sleep:
             self.llm.wake_up(tags=["weights"])
-        peft = hasattr(policy, "merge_adapter")
+        peft = is_peft(policy)
         if peft:
             policy.merge_adapter()
         try:
