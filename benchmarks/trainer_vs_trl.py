@@ -38,7 +38,7 @@ def digit_share(prompts, completions, **kwargs):
 
 
 def build(out: Path, hidden: int, layers: int) -> None:
-    from grpo_plugins import tiny
+    from grpo_plugins.grpo import tiny
 
     tokenizer = tiny.build_tokenizer()
     model = tiny.build_model(tokenizer, hidden_size=hidden, layers=layers, heads=max(1, hidden // 64), seed=0)
@@ -75,8 +75,8 @@ def run_ours(d: Path, steps: int, gc: bool, micro: int | None = None, lean: bool
     import torch
 
     from grpo_plugins import PluginManager, function_reward, hookimpl
-    from grpo_plugins.train_config import TrainConfig
-    from grpo_plugins.trainer import GRPOTrainer
+    from grpo_plugins.grpo.config import TrainConfig
+    from grpo_plugins.grpo.trainer import GRPOTrainer
 
     class Plugin:
         @hookimpl

@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from .config import ConfigError, RunConfig, config_problems, parse_override, read_yaml
+from .config import ConfigError, Problem, RunConfig, config_problems, load_run_config, parse_override, read_yaml
 from .host import RewardConfig, RewardError, RewardHost
-from .jsonl import InputError, read_jsonl, write_jsonl_atomic
-from .plugins import PluginError, PluginManager, UnknownRewardError, get_plugin_manager
+from .io import InputError, read_jsonl, write_jsonl_atomic
+from .manager import PluginError, PluginManager, UnknownRewardError, get_plugin_manager
 from .rewards import OptionsError, options_schema, sample_from_record
 
 USER_ERRORS = (ConfigError, InputError, PluginError, UnknownRewardError, OptionsError, RewardError, ValueError)
@@ -158,18 +158,77 @@ def check_cmd(ctx, config):
 
 def run_config_model(data: dict | None = None) -> type[RunConfig]:
     """The config model ``check`` validates against: the cycle's when the file has cycle sections."""
-    from .cycle_config import CycleConfig
-    from .train_config import TrainConfig
+    from .cycle.config import CycleConfig
+    from .grpo.config import TrainConfig
 
     if data and set(data) & (set(CycleConfig.model_fields) - set(TrainConfig.model_fields)):
         return CycleConfig
     return TrainConfig
 
 
+@cli.command("train")
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+def train_cmd(config, overrides):
+    """Train with GRPO. Overrides use dotted keys: train.steps=20 rollout.temperature=0.8."""
+    from .grpo.config import TrainConfig
+
+    cfg, manager = load_run_config(config, overrides, model=TrainConfig)
+    problems = cfg.training_problems()
+    if problems:
+        raise ConfigError(config, [Problem(p.split(":")[0], None, p.split(": ", 1)[1]) for p in problems])
+    from .grpo.trainer import GRPOTrainer
+
+    trainer = GRPOTrainer(cfg, manager)
+    try:
+        final = trainer.train()
+    except KeyboardInterrupt:
+        click.echo(f"stopped; resume with the same command (run dir {cfg.log.run_dir})", err=True)
+        sys.exit(130)
+    if trainer.is_main:
+        keys = [k for k in ("reward", "kl", "completions/mean_length", "before/eval/accuracy", "after/eval/accuracy")
+                if k in final]
+        click.echo(json.dumps({k: final[k] for k in keys}, indent=1))
+        click.echo(f"run dir: {cfg.log.run_dir} (plot with: grpo-plugins plot {cfg.log.run_dir})")
+
+
+@cli.command("plot")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="PNG path (default RUN_DIR/curves.png)")
+@click.option("--key", "keys", multiple=True, help="metric to plot (repeatable; default: a standard set)")
+def plot_cmd(run_dir, out, keys):
+    """Write PNG training curves from RUN_DIR/metrics.jsonl (and eval.json)."""
+    from .grpo.plot import plot_run
+
+    path = plot_run(run_dir, out, list(keys) or None)
+    click.echo(str(path))
+
+
+@cli.command("cycle")
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--check", is_flag=True, help="only validate the config (every problem with its file and line)")
+def cycle_cmd(config, overrides, check):
+    """Run iterative RL cycles: GRPO, step labels, replay buffer, reward-model retraining, report.
+
+    Run the same command again after a kill: it resumes at the phase it was in.
+    """
+    from .cycle.config import CycleConfig
+
+    cfg, manager = load_run_config(config, overrides, model=CycleConfig)
+    if check:
+        click.echo(f"{config}: ok")
+        return
+    from .cycle.runner import Cycle
+
+    report = Cycle(cfg, manager, log=lambda m: click.echo(m, err=True)).run()
+    last = report["cycles"][-1] if report["cycles"] else {}
+    click.echo(json.dumps({k: v for k, v in last.items() if k != "seconds"}, indent=1, default=str))
+    click.echo(f"report: {cfg.log.run_dir}/report.json, {cfg.log.run_dir}/report.png", err=True)
+
+
 def build_cli(manager: PluginManager) -> click.Group:
     """The CLI group with plugins' commands added through the ``register_commands`` hook."""
-    from . import train_cli  # noqa: F401  (adds `train` and `plot` to the group)
-    from . import cycle_cli  # noqa: F401  (adds `cycle`)
     manager.hook.register_commands(cli=cli)
     return cli
 

@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .host import RewardConfig
-from .plugins import PluginError, PluginManager, UnknownRewardError
+from .manager import PluginError, PluginManager, UnknownRewardError
 from .rewards import OptionsError
 
 M = TypeVar("M", bound=BaseModel)

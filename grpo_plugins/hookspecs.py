@@ -1,4 +1,4 @@
-"""The hooks a grpo-plugins plugin may implement. Hooks only register or observe.
+"""The hooks a grpo-plugins plugin may implement. Hooks only register, observe or return.
 
 Implementations may take fewer arguments than a spec names (pluggy passes only those they ask
 for), so specs can gain arguments without breaking plugins.
@@ -20,9 +20,14 @@ def register_rewards(register: Callable[..., None]) -> None:
     """Register reward classes: call ``register(RewardClass, aliases=("other_name",))``."""
 
 
+@hookspec(historic=True)
+def add_hookspecs(manager: Any) -> None:
+    """Add a plugin's own hook specifications: ``manager.add_hookspecs(module)`` (as pytest_addhooks)."""
+
+
 @hookspec
-def register_sandbox_backends(register: Callable[[str, type], None]) -> None:
-    """Register code-execution backends: call ``register("name", BackendClass)``."""
+def describe_plugins(manager: Any) -> dict:
+    """Extra fields for ``grpo-plugins plugins``: return {plugin name: {field: JSON value}}."""
 
 
 @hookspec
@@ -41,5 +46,5 @@ def on_rollouts_collected(rollouts: list, step: int | None, cycle: int | None) -
 
 
 @hookspec
-def on_cycle_end(cycle: int, run_dir: str, context: dict) -> None:
-    """End of an iterative RL cycle: reward models retrain here; add metrics to ``context["metrics"]``."""
+def on_cycle_end(cycle: int, run_dir: str, context: Any) -> dict | None:
+    """End of an iterative RL cycle (``context``: a CycleContext): retrain here; return metrics to merge."""

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .plugins import PluginManager, get_plugin_manager
+from .manager import PluginManager, get_plugin_manager
 from .rewards import Reward, RewardResult, Sample, run_score
 
 OnError = Literal["raise", "nan", "zero"]

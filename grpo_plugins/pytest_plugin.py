@@ -13,7 +13,7 @@ from typing import Any, Iterable
 import pytest
 
 from .host import RewardConfig, RewardHost
-from .plugins import PluginManager, get_plugin_manager
+from .manager import PluginManager, get_plugin_manager
 from .rewards import RewardResult, Sample, sample_from_record
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from grpo_plugins import PluginManager, Reward, RewardResult, hookimpl
-from grpo_plugins.train_config import TrainConfig
-from grpo_plugins.trainer import GRPOTrainer
+from grpo_plugins.grpo.config import TrainConfig
+from grpo_plugins.grpo.trainer import GRPOTrainer
 
 
 class DigitShare(Reward):

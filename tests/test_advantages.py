@@ -6,8 +6,8 @@ import random
 import pytest
 import torch
 
-from grpo_plugins import advantages as A
-from grpo_plugins import tiny
+from grpo_plugins.grpo import advantages as A
+from grpo_plugins.grpo import tiny
 
 
 def ref_outcome(rewards, G, scale, eps):

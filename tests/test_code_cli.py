@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from grpo_plugins.cli import build_cli
-from grpo_plugins.plugins import PluginManager
+from grpo_plugins.manager import PluginManager
 from grpo_code.testing import make_backend
 
 FIELDS = {"status", "passed", "total", "stdout", "stderr", "exit_code", "duration_s", "per_test"}

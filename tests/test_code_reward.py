@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from grpo_plugins import Sample
-from grpo_plugins.plugins import PluginManager
-from grpo_plugins.rewards import OptionsError, as_trl_reward_func
+from grpo_plugins.manager import PluginManager
+from grpo_code.backends import create_backend, sandbox_backends
+from grpo_plugins import OptionsError, as_trl_reward_func, hookimpl
 from grpo_code.testing import make_backend
 from grpo_code.tests_format import TestsFormatError
 
@@ -26,10 +27,31 @@ def reward(request):
     r.close()
 
 
+def test_reward_creates_backends_from_the_manager_that_made_it():
+    class Fake:
+        def __init__(self, **kw):
+            self.kw = kw
+
+    class P:
+        @hookimpl
+        def register_sandbox_backends(self, register):
+            register("fake", Fake)
+
+    pm = PluginManager(allow=["code"])
+    pm.register(P(), name="third_party")
+    assert sandbox_backends(pm)["fake"] == (Fake, "third_party")
+    reward = pm.create_reward("code", {"backend": "fake"})
+    assert reward.manager is pm and isinstance(reward.backend, Fake)
+    # the process-wide manager never saw the third party's backend
+    with pytest.raises(ValueError, match="unknown sandbox backend 'fake'"):
+        create_backend("fake")
+
+
 def test_registered_with_backends():
     pm = PluginManager(allow=["code"])
     assert pm.reward_entry("code").plugin == "code"
-    assert {"docker", "local"} <= set(pm.sandbox_backends())
+    assert {"docker", "local"} <= set(sandbox_backends(pm))
+    assert {row["name"]: row for row in pm.plugins_info()}["code"]["sandbox_backends"] == ["docker", "local"]
     with pytest.raises(OptionsError, match="valid options"):
         pm.create_reward("code", {"backnd": "docker"})
     with pytest.raises(OptionsError, match="code.limits: .*unknown limit 'memory'.*memory_mb"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grpo_plugins.replay import read_buffer
+from grpo_plugins.cycle.replay import read_buffer
 
 OBSERVER = textwrap.dedent("""
     import json

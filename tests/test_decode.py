@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grpo_plugins import tiny
-from grpo_plugins.decode import HFDecoder, LeanDecoder, decoder_for, lean_unsupported
-from grpo_plugins.rollout import sample
+from grpo_plugins.grpo import tiny
+from grpo_plugins.grpo.decode import HFDecoder, LeanDecoder, decoder_for, lean_unsupported
+from grpo_plugins.grpo.generation import sample
 
 SMALL = dict(vocab_size=50, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, max_position_embeddings=128)

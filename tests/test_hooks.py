@@ -8,7 +8,7 @@ import pluggy
 import pytest
 from click.testing import CliRunner
 
-from grpo_plugins import PluginManager, Reward, RewardHost, RewardResult, Sample, hookimpl, hookspecs
+from grpo_plugins import PluginManager, Reward, RewardHost, RewardResult, Sample, hookimpl, hookspec, hookspecs
 from grpo_plugins.cli import build_cli
 
 
@@ -19,7 +19,7 @@ def spec_names():
 
 def test_every_hook_has_a_test():
     names = spec_names()
-    assert {"register_rewards", "register_sandbox_backends", "register_commands",
+    assert {"register_rewards", "add_hookspecs", "describe_plugins", "register_commands",
             "on_batch_scored", "on_rollouts_collected", "on_cycle_end"} <= set(names)
     source = "".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
     missing = [n for n in names if f"def test_hook_{n}" not in source]
@@ -57,20 +57,59 @@ def test_hook_register_rewards():
     assert m.create_reward("echo_len").score([Sample("q", "abc")])[0].value == 3.0
 
 
-def test_hook_register_sandbox_backends():
+class OwnSpecs:
+    """Hook specifications a plugin brings with it (the way the code plugin adds sandbox backends)."""
+
+    @hookspec
+    def register_widgets(self, register):
+        """Register widgets."""
+
+
+def test_hook_add_hookspecs():
     m = bare_manager()
 
-    class Backend:
-        pass
+    class User:  # registered before the plugin that owns the spec: pluggy validates it later
+        @hookimpl
+        def register_widgets(self, register):
+            register("w1")
+
+    class Owner:
+        @hookimpl
+        def add_hookspecs(self, manager):
+            manager.add_hookspecs(OwnSpecs)
+
+    m.register(User(), name="user")
+    m.register(Owner(), name="owner")
+    got = []
+    m.hook.register_widgets(register=got.append)
+    assert got == ["w1"]
+    assert [name for name, _ in m.per_plugin("register_widgets")] == ["user"]
+    with pytest.raises(pluggy.PluginValidationError):  # the added spec is enforced on new plugins
+        class Bad:
+            @hookimpl
+            def register_widgets(self, register, unknown_arg):
+                pass
+        m.register(Bad(), name="bad")
+
+
+def test_hook_describe_plugins():
+    m = bare_manager()
 
     class P:
         @hookimpl
-        def register_sandbox_backends(self, register):
-            register("fake", Backend)
+        def describe_plugins(self, manager):
+            return {name: {"widgets": len(name)} for name in manager.plugin_names()}
 
-    m.register(P(), name="backends")
-    assert m.sandbox_backends() == {"fake": (Backend, "backends")}
-    assert m.plugins_info()[0]["sandbox_backends"] == ["fake"]
+    class Broken:
+        @hookimpl
+        def describe_plugins(self, manager):
+            raise RuntimeError("boom")
+
+    m.register(P(), name="p")
+    m.register(Broken(), name="broken")
+    info = {row["name"]: row for row in m.plugins_info()}
+    assert info["p"]["widgets"] == 1 and info["broken"]["widgets"] == 6
+    assert info["broken"]["errors"] == ["describe_plugins: RuntimeError: boom"]
 
 
 def test_hook_register_commands():

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from grpo_plugins.loss import Norm, grpo_loss, k3, reduce_metrics
+from grpo_plugins.grpo.loss import Norm, grpo_loss, k3, reduce_metrics
 
 
 def ref_loss(logp, old, ref, adv, mask, beta, eps_lo, eps_hi, loss_type, micro=1, n_tokens=None, max_len=None):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from grpo_plugins import tiny
+from grpo_plugins.grpo import tiny
 
 HELPER = Path(__file__).with_name("helpers_ddp.py")
 

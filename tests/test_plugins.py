@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from grpo_plugins import PluginManager, Reward, RewardResult, UnknownRewardError, hookimpl
-from grpo_plugins.plugins import PluginError
+from grpo_plugins.manager import PluginError
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import json
 from click.testing import CliRunner
 
 from grpo_plugins.cli import build_cli
-from grpo_plugins.plugins import PluginManager
+from grpo_plugins.manager import PluginManager
 
 
 def test_prm_tiny_then_train_reports_heldout_metrics(tmp_path):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from grpo_plugins.jsonl import InputError
+from grpo_plugins.io import InputError
 from grpo_prm.data import detect_format, from_math_shepherd, from_prm800k, load_examples
 
 

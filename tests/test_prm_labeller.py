@@ -5,8 +5,8 @@ import re
 import pytest
 
 from grpo_plugins.host import RewardHost
-from grpo_plugins.plugins import PluginManager
-from grpo_plugins.labeller import label_rollouts
+from grpo_plugins.manager import PluginManager
+from grpo_plugins.cycle.labeller import label_rollouts
 from grpo_prm.model import StepFormat
 
 PROMPT = "Start at 2, add 3, then double. "

@@ -6,7 +6,7 @@ import pytest
 
 from grpo_plugins import OptionsError, Sample
 from grpo_plugins.host import RewardHost
-from grpo_plugins.plugins import PluginManager
+from grpo_plugins.manager import PluginManager
 from grpo_prm.model import ProcessRewardModel
 from grpo_prm.reward import aggregate
 from grpo_prm.tiny import build_tiny_prm

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from grpo_plugins.replay import FILE, ReplayBuffer, encode_line, read_buffer, scan
+from grpo_plugins.cycle.replay import FILE, ReplayBuffer, encode_line, read_buffer, scan
 
 
 def rec(i, **extra):
@@ -79,7 +79,7 @@ def test_random_eviction_evicts_history_before_the_newest_cycle(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys
-    from grpo_plugins.replay import ReplayBuffer
+    from grpo_plugins.cycle.replay import ReplayBuffer
     buf = ReplayBuffer(sys.argv[1])
     i = len(buf)
     pad = "x" * 50000  # long lines make a kill in the middle of a write likely
@@ -111,7 +111,7 @@ def test_sigkill_during_appends_loses_no_acknowledged_record_and_duplicates_none
 
 
 def test_a_second_writer_waits_for_the_lock(tmp_path):
-    code = "import sys; from grpo_plugins.replay import ReplayBuffer; ReplayBuffer(sys.argv[1]); print('opened')"
+    code = "import sys; from grpo_plugins.cycle.replay import ReplayBuffer; ReplayBuffer(sys.argv[1]); print('opened')"
     with ReplayBuffer(tmp_path):
         proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
         with pytest.raises(subprocess.TimeoutExpired):

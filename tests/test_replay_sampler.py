@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from grpo_plugins.replay_sampler import HistorySampler, mix
+from grpo_plugins.cycle.history import HistorySampler, mix
 
 
 @pytest.mark.parametrize("share,batch_size", [(0.1, 16), (0.1, 7), (0.25, 8), (0.5, 10), (0.0, 8)])

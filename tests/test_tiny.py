@@ -1,6 +1,6 @@
 """The tiny on-disk tokenizer the demo and tests build: one token per character, exact offsets."""
 
-from grpo_plugins.tiny import build_tokenizer
+from grpo_plugins.grpo.tiny import build_tokenizer
 
 
 def test_every_character_is_one_token_with_exact_offsets():

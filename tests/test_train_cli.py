@@ -6,7 +6,7 @@ import yaml
 from click.testing import CliRunner
 
 from grpo_plugins.cli import build_cli
-from grpo_plugins.plugins import PluginManager
+from grpo_plugins.manager import PluginManager
 
 from test_trainer import tiny_dir  # noqa: F401  (module fixture: a tiny model and data on disk)
 

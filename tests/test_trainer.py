@@ -11,10 +11,11 @@ import pytest
 import torch
 
 import grpo_format
-from grpo_plugins import PluginManager, Reward, RewardResult, hookimpl, tiny
-from grpo_plugins.rollout import token_logprobs
-from grpo_plugins.train_config import TrainConfig
-from grpo_plugins.trainer import GRPOTrainer
+from grpo_plugins import PluginManager, Reward, RewardResult, hookimpl
+from grpo_plugins.grpo import tiny
+from grpo_plugins.grpo.generation import token_logprobs
+from grpo_plugins.grpo.config import TrainConfig
+from grpo_plugins.grpo.trainer import GRPOTrainer
 
 
 class ExactAnswer(Reward):
@@ -210,7 +211,7 @@ def test_num_iterations_reuses_the_batch(tiny_dir, tmp_path, manager):
 
 
 def test_sft_then_eval_and_plot(tiny_dir, tmp_path, manager):
-    from grpo_plugins.plot import plot_run
+    from grpo_plugins.grpo.plot import plot_run
 
     cfg = make_config(tiny_dir, tmp_path / "run", rewards=[{"name": "exact_answer"}, {"name": "format"}],
                       data={"eval": str(tiny_dir / "test.jsonl")},
@@ -242,7 +243,7 @@ def test_lora_trains_adapters_only_and_uses_the_base_as_reference(tiny_dir, tmp_
 def test_sampler_matches_generate_and_compaction_changes_nothing(tiny_dir):
     from transformers import AutoModelForCausalLM
 
-    from grpo_plugins.rollout import hf_generate, sample
+    from grpo_plugins.grpo.generation import hf_generate, sample
 
     model = AutoModelForCausalLM.from_pretrained(tiny_dir / "model").eval()
     tok = tiny.build_tokenizer()

@@ -13,8 +13,8 @@ import types
 import pytest
 import torch
 
-from grpo_plugins import tiny
-from grpo_plugins.train_config import TrainConfig, VLLMSection
+from grpo_plugins.grpo import tiny
+from grpo_plugins.grpo.config import TrainConfig, VLLMSection
 
 
 class _Output:
@@ -59,7 +59,7 @@ def _model():
 
 
 def test_missing_vllm_is_a_clear_error(monkeypatch):
-    from grpo_plugins.vllm_rollout import VLLMRollout
+    from grpo_plugins.grpo.vllm import VLLMRollout
 
     monkeypatch.setitem(sys.modules, "vllm", None)  # import fails
     with pytest.raises(RuntimeError, match="pip install vllm"):
@@ -67,7 +67,7 @@ def test_missing_vllm_is_a_clear_error(monkeypatch):
 
 
 def test_cpu_training_refuses_the_vllm_backend(tmp_path):
-    from grpo_plugins.trainer import GRPOTrainer
+    from grpo_plugins.grpo.trainer import GRPOTrainer
 
     d = tiny.build(tmp_path / "t", n_train=8, n_eval=2, n_sft=8, hidden_size=16, layers=1, heads=1)
     cfg = TrainConfig.model_validate({
@@ -78,7 +78,7 @@ def test_cpu_training_refuses_the_vllm_backend(tmp_path):
 
 
 def test_generate_maps_sampling_and_pads_after_eos(monkeypatch):
-    from grpo_plugins.vllm_rollout import VLLMRollout
+    from grpo_plugins.grpo.vllm import VLLMRollout
 
     eos, pad = 2, 0
     calls = _fake_vllm(monkeypatch, [[5, 6, eos], [7, 8, 9, 10], [eos]])
@@ -99,7 +99,7 @@ def test_generate_maps_sampling_and_pads_after_eos(monkeypatch):
 
 
 def test_sync_pushes_every_weight_once_per_version(monkeypatch):
-    from grpo_plugins.vllm_rollout import VLLMRollout
+    from grpo_plugins.grpo.vllm import VLLMRollout
 
     calls = _fake_vllm(monkeypatch, [[1]])
     model, _ = _model()
@@ -117,7 +117,7 @@ def test_sync_pushes_every_weight_once_per_version(monkeypatch):
 def test_sync_merges_lora_and_uses_base_names(monkeypatch):
     from peft import LoraConfig, get_peft_model
 
-    from grpo_plugins.vllm_rollout import VLLMRollout
+    from grpo_plugins.grpo.vllm import VLLMRollout
 
     calls = _fake_vllm(monkeypatch, [[1]])
     base, _ = _model()
@@ -145,7 +145,7 @@ def test_sync_merges_lora_and_uses_base_names(monkeypatch):
 
 
 def test_sleep_mode_wakes_for_each_push_and_rollout(monkeypatch):
-    from grpo_plugins.vllm_rollout import VLLMRollout
+    from grpo_plugins.grpo.vllm import VLLMRollout
 
     calls = _fake_vllm(monkeypatch, [[3, 2]])
     model, _ = _model()

@@ -6,6 +6,13 @@ from grpo_plugins import hookimpl
 
 
 @hookimpl
+def add_hookspecs(manager):
+    from . import hookspecs
+
+    manager.add_hookspecs(hookspecs)
+
+
+@hookimpl
 def register_rewards(register):
     from .reward import CodeReward
 
@@ -27,3 +34,13 @@ def register_commands(cli):
 
     if "sandbox" not in cli.commands:
         cli.add_command(sandbox_group)
+
+
+@hookimpl
+def describe_plugins(manager):
+    from .backends import sandbox_backends
+
+    out: dict = {name: {"sandbox_backends": []} for name in manager.plugin_names()}
+    for backend, (_, plugin) in sandbox_backends(manager).items():
+        out.setdefault(plugin, {"sandbox_backends": []})["sandbox_backends"].append(backend)
+    return out

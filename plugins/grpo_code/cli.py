@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from grpo_plugins.jsonl import InputError, read_jsonl, write_jsonl_atomic
+from grpo_plugins.io import InputError, read_jsonl, write_jsonl_atomic
 
 from .backends import SandboxUnavailable, create_backend, merge_limits
 from .tests_format import TestsFormatError, normalize_tests

@@ -56,11 +56,11 @@ class CodeReward(Reward):
                 kw = {"limits": o.limits, "parallel": o.parallel}
                 if o.backend == "auto":
                     try:
-                        self._backend = create_backend("docker", **kw)
+                        self._backend = create_backend("docker", self.manager, **kw)
                     except SandboxUnavailable:
-                        self._backend = create_backend("local", **kw)
+                        self._backend = create_backend("local", self.manager, **kw)
                 else:
-                    self._backend = create_backend(o.backend, **kw)
+                    self._backend = create_backend(o.backend, self.manager, **kw)
             return self._backend
 
     def score(self, samples: list[Sample]) -> list[RewardResult]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
-from grpo_plugins.jsonl import InputError, read_jsonl
+from grpo_plugins.io import InputError, read_jsonl
 
 from grpo_plugins.steps import DEFAULT_STEP_PATTERN, MATH_SHEPHERD_TAG, join_steps
 

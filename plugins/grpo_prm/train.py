@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from grpo_plugins.replay_sampler import HistorySampler
+from grpo_plugins.cycle.history import HistorySampler
 
 from .data import PRMExample
 from .metrics import roc_auc, step_accuracy

@@ -8,7 +8,8 @@ from typing import Any
 
 from grpo_sandbox.harness import LIMIT_DEFAULTS, STATUSES, merge_limits
 
-__all__ = ["LIMIT_DEFAULTS", "STATUSES", "SandboxBackend", "SandboxUnavailable", "create_backend", "merge_limits"]
+__all__ = ["LIMIT_DEFAULTS", "STATUSES", "SandboxBackend", "SandboxUnavailable", "create_backend", "merge_limits",
+           "sandbox_backends"]
 
 
 class SandboxUnavailable(RuntimeError):
@@ -63,11 +64,31 @@ def error_verdict(message: str, status: str = "sandbox_error") -> dict[str, Any]
             "duration_s": 0.0, "per_test": [], "error": message}
 
 
+def sandbox_backends(manager) -> dict[str, tuple[type, str]]:
+    """Backends registered through ``register_sandbox_backends``: name -> (class, plugin name).
+
+    Each plugin registers inside its own error boundary; a failure is raised naming the plugin."""
+    found: dict[str, tuple[type, str]] = {}
+    for plugin, caller in manager.per_plugin("register_sandbox_backends"):
+        def register(name: str, cls: type, _plugin=plugin):
+            if name in found and found[name][1] != _plugin:
+                raise ValueError(f"sandbox backend {name!r} is registered by both {found[name][1]!r} and {_plugin!r}")
+            found[name] = (cls, _plugin)
+
+        try:
+            caller(register=register)
+        except Exception as exc:
+            raise SandboxUnavailable(f"plugin {plugin!r}: register_sandbox_backends: {type(exc).__name__}: {exc}") from exc
+    return found
+
+
 def create_backend(name: str, manager=None, **options: Any) -> SandboxBackend:
     """Instantiate a registered backend by name ("docker", "local", or a third party's)."""
-    from grpo_plugins.plugins import get_plugin_manager
+    if manager is None:
+        from grpo_plugins import get_plugin_manager
 
-    backends = (manager or get_plugin_manager()).sandbox_backends()
+        manager = get_plugin_manager()
+    backends = sandbox_backends(manager)
     if name not in backends:
         raise ValueError(f"unknown sandbox backend {name!r}; registered: {', '.join(sorted(backends)) or '(none)'}")
     return backends[name][0](**options)

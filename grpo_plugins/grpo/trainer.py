@@ -34,13 +34,13 @@ import torch
 from . import advantages as A
 from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint, save_rank_rng
 from .data import PromptSampler, load_rows, prompt_text
-from .host import RewardHost, Scores
-from .jsonl import atomic_write_text
+from ..host import RewardHost, Scores
+from ..io import atomic_write_text
 from .loss import Norm, grpo_loss, reduce_metrics
 from .metrics import MetricsLogger
-from .plugins import PluginManager
-from .rollout import Rollout, completion_mask, hf_generate, sample, token_logprobs
-from .train_config import TrainConfig
+from ..manager import PluginManager
+from .generation import Rollout, completion_mask, hf_generate, sample, token_logprobs
+from .config import TrainConfig
 
 
 def seed_everything(seed: int) -> None:
@@ -170,7 +170,7 @@ class GRPOTrainer:
         return self.policy.disable_adapter() if self.ref_model == "adapters-off" else contextlib.nullcontext()
 
     def _start_vllm(self):
-        from .vllm_rollout import VLLMRollout
+        from .vllm import VLLMRollout
 
         if self.device.type != "cuda":
             raise ValueError("rollout.backend: vllm needs a CUDA device; use backend: sample on CPU")

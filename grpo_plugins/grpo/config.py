@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .config import RunConfig
+from ..config import RunConfig
 
 
 class Section(BaseModel):

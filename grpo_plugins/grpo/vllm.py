@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .train_config import VLLMSection
+from .config import VLLMSection
 
 
 def import_vllm():

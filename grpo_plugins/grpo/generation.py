@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from .decode import decoder_for, position_ids
-from .rewards import Sample
+from ..rewards import Sample
 
 
 @dataclass

@@ -61,7 +61,6 @@ class PluginFailure:
 class _Registry:
     rewards: dict[str, RewardEntry] = field(default_factory=dict)
     clashes: dict[str, list[str]] = field(default_factory=dict)
-    backends: dict[str, tuple[type, str]] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
 
 
@@ -73,11 +72,13 @@ def _allowlist_from_env() -> set[str] | None:
 
 
 class PluginManager:
-    """Wraps a pluggy PluginManager with discovery and the reward/backend registries built from hooks."""
+    """Wraps a pluggy PluginManager with discovery and the reward registry built from hooks."""
 
     def __init__(self, load_entrypoints: bool = True, allow: Iterable[str] | None = None, trace: bool | None = None):
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
+        # historic: a plugin registered later still adds its hookspecs (pytest_addhooks does the same)
+        self.pm.hook.add_hookspecs.call_historic(kwargs={"manager": self})
         self.load_failures: list[PluginFailure] = []
         self.versions: dict[str, str] = {}
         self.sources: dict[str, str] = {}
@@ -166,9 +167,15 @@ class PluginManager:
 
     # --- registries ------------------------------------------------------------------------
 
-    def _per_plugin(self, hook_name: str):
-        """Yield (plugin name, caller) so each plugin's registration runs in its own error boundary."""
-        hook = getattr(self.pm.hook, hook_name)
+    def add_hookspecs(self, module_or_class: object) -> None:
+        """Add hook specifications owned by a plugin (call from its ``add_hookspecs`` hook)."""
+        self.pm.add_hookspecs(module_or_class)
+
+    def per_plugin(self, hook_name: str):
+        """Yield (plugin name, caller) so each plugin's implementation runs in its own error boundary."""
+        hook = getattr(self.pm.hook, hook_name, None)
+        if hook is None:
+            return
         plugins = [impl.plugin for impl in hook.get_hookimpls()]
         for plugin in plugins:
             others = [p for p in plugins if p is not plugin]
@@ -176,7 +183,7 @@ class PluginManager:
 
     def _build(self) -> _Registry:
         reg = _Registry(failures=list(self.load_failures))
-        for plugin_name, caller in self._per_plugin("register_rewards"):
+        for plugin_name, caller in self.per_plugin("register_rewards"):
             got: list[tuple[type, tuple[str, ...]]] = []
 
             def register(cls, aliases: Iterable[str] = (), _got=got):
@@ -201,21 +208,6 @@ class PluginManager:
                         )
                         continue
                     reg.rewards[key] = entry
-        for plugin_name, caller in self._per_plugin("register_sandbox_backends"):
-
-            def register_backend(name: str, cls: type, _plugin=plugin_name):
-                if name in reg.backends and reg.backends[name][1] != _plugin:
-                    raise PluginError(
-                        f"sandbox backend {name!r} is registered by both {reg.backends[name][1]!r} and {_plugin!r}"
-                    )
-                reg.backends[name] = (cls, _plugin)
-
-            try:
-                caller(register=register_backend)
-            except Exception as exc:
-                reg.failures.append(
-                    PluginFailure(plugin_name, f"register_sandbox_backends: {type(exc).__name__}: {exc}")
-                )
         return reg
 
     @property
@@ -247,16 +239,22 @@ class PluginManager:
         return reg.rewards[name]
 
     def create_reward(self, name: str, options: dict[str, Any] | RewardOptions | None = None) -> Reward:
-        """Instantiate a registered reward with validated options."""
-        return self.reward_entry(name).cls(options)
-
-    def sandbox_backends(self) -> dict[str, tuple[type, str]]:
-        """Registered sandbox backends: name -> (class, plugin name)."""
-        return dict(self.registry.backends)
+        """Instantiate a registered reward with validated options; ``reward.manager`` is this manager."""
+        reward = self.reward_entry(name).cls(options)
+        reward.manager = self
+        return reward
 
     def plugins_info(self) -> list[dict[str, Any]]:
-        """JSON-ready description of each plugin: name, version, source, hooks, rewards, backends."""
+        """JSON-ready description of each plugin: name, version, source, hooks, rewards, errors, plugins' extras."""
         reg = self.registry
+        extra: dict[str, dict[str, Any]] = {}
+        for plugin_name, caller in self.per_plugin("describe_plugins"):
+            try:
+                for got in caller(manager=self):
+                    for k, v in (got or {}).items():
+                        extra.setdefault(k, {}).update(v)
+            except Exception as exc:
+                reg.failures.append(PluginFailure(plugin_name, f"describe_plugins: {type(exc).__name__}: {exc}"))
         out = []
         for name in self.plugin_names():
             plugin = self.pm.get_plugin(name)
@@ -268,15 +266,15 @@ class PluginManager:
                     "source": self.sources.get(name, "inline"),
                     "hooks": hooks,
                     "rewards": sorted(k for k, e in reg.rewards.items() if e.plugin == name and k == e.cls.name),
-                    "sandbox_backends": sorted(k for k, (_, p) in reg.backends.items() if p == name),
                     "errors": [f.error for f in reg.failures if f.name == name],
+                    **extra.get(name, {}),
                 }
             )
         loaded = set(self.plugin_names())
         for f in reg.failures:
             if f.name not in loaded:
                 out.append({"name": f.name, "version": "", "source": "entry point", "hooks": [], "rewards": [],
-                            "sandbox_backends": [], "errors": [f.error]})
+                            "errors": [f.error]})
         return out
 
 

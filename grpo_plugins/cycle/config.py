@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .train_config import Section, TrainConfig
+from ..grpo.config import Section, TrainConfig
 
 
 class CycleSection(Section):

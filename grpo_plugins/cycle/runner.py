@@ -20,15 +20,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .cycle_config import CycleConfig
-from .cycle_report import cycle_metrics, write_report
-from .hookspecs import hookimpl
-from .host import RewardConfig, RewardHost
-from .jsonl import atomic_write_text, read_jsonl, write_jsonl_atomic
+from .config import CycleConfig
+from .report import cycle_metrics, write_report
+from ..hookspecs import hookimpl
+from ..host import RewardConfig, RewardHost
+from ..io import atomic_write_text, read_jsonl, write_jsonl_atomic
 from .labeller import label_rollouts
-from .plugins import PluginManager
+from ..manager import PluginManager
 from .replay import ReplayBuffer, read_buffer
-from .steps import StepFormat
+from ..steps import StepFormat
 
 PHASES = ("grpo", "label", "buffer", "retrain", "evaluate", "reference")
 
@@ -54,7 +54,7 @@ class PolicyContinuations:
         self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
 
     def __call__(self, texts: list[str], max_new_tokens: int) -> list[str]:
-        from .rollout import completion_mask, sample
+        from ..grpo.generation import completion_mask, sample
 
         tok = self.tokenizer
         device = next(self.model.parameters()).device
@@ -125,7 +125,7 @@ class Cycle:
 
     def grpo(self, k: int) -> None:
         """GRPO steps of cycle k (resuming the policy's checkpoint), keeping rollouts."""
-        from .trainer import GRPOTrainer
+        from ..grpo.trainer import GRPOTrainer
 
         keeper = RolloutKeeper(self.cycle_dir(k) / "rollouts", self.cfg.cycle.keep_rollouts)
         self.manager.register(keeper, name=f"cycle-rollout-keeper-{k}")
@@ -196,7 +196,7 @@ class Cycle:
             return
         from transformers import AutoModelForCausalLM
 
-        from .checkpoint import save_atomic
+        from ..grpo.checkpoint import save_atomic
 
         state = AutoModelForCausalLM.from_pretrained(self.policy_dir / "final").state_dict()
         save_atomic(state, self.policy_dir / "ref.pt")  # the trainer loads ref.pt when it resumes

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-from .jsonl import atomic_write_text, read_jsonl
+from ..io import atomic_write_text, read_jsonl
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def _mean(values: list[float]) -> float | None:
 
 def cycle_metrics(root: Path, k: int, steps_per_cycle: int) -> dict[str, Any]:
     """One cycle's numbers: policy accuracy, mean rewards over its steps, label stats, PRM metrics."""
-    from .metrics import read_metrics
+    from ..grpo.metrics import read_metrics
 
     d = root / "cycles" / str(k)
     grpo = _load(d / "grpo.json")

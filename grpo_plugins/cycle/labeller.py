@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .host import RewardHost
-from .rewards import Sample
+from ..host import RewardHost
+from ..rewards import Sample
 
-from .steps import StepFormat
+from ..steps import StepFormat
 
 # generate(texts, max_new_tokens) -> one sampled continuation per text (text already ends in the prefix)
 Generate = Callable[[list[str], int], list[str]]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 
-from .jsonl import fsync_dir
+from ..io import fsync_dir
 
 Eviction = Literal["fifo", "random"]
 FILE = "records.jsonl"

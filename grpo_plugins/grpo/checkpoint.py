@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .jsonl import atomic_write_text, fsync_dir
+from ..io import atomic_write_text, fsync_dir
 
 
 def rng_state() -> dict[str, Any]:
