@@ -30,7 +30,7 @@ def worker(variant: str, B: int, T: int, V: int) -> dict:
     targets = torch.randint(V, (B, T), generator=g)
     weights = torch.randn(B, T, generator=g)
     if variant == "grpo-plugins":
-        from grpo_plugins.grpo.generation import sampled_logprobs
+        from grpo_plugins.grpo.logprobs import sampled_logprobs
 
         def run():
             return sampled_logprobs(logits, targets, 1.0, with_entropy=True)

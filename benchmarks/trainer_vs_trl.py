@@ -107,7 +107,6 @@ def run_ours(d: Path, steps: int, gc: bool, micro: int | None = None, lean: bool
         times.append(time.perf_counter() - t0)
         tokens.append(m["completions/mean_length"] * G * PROMPTS)
         phases.append({k: m[k] for k in ("time/generate", "time/score", "time/train")})
-        trainer.step += 1
     return {"times": times, "tokens": tokens, "phases": phases, **_peak()}
 
 

@@ -1,5 +1,6 @@
 """grpo-plugins: pluggable verifiable rewards and a GRPO trainer for language models."""
 
+from .cycle.context import CycleContext
 from .hookspecs import hookimpl, hookspec
 from .host import RewardConfig, RewardError, RewardHost, RewardTimeout, Scores
 from .manager import PluginManager, UnknownRewardError, get_plugin_manager
@@ -9,6 +10,7 @@ from .trl import as_trl_reward_func, function_reward, samples_from_columns
 __version__ = "0.1.0"
 
 __all__ = [
+    "CycleContext",
     "hookimpl",
     "hookspec",
     "Reward",

@@ -1,4 +1,5 @@
-"""Reasoning steps as character spans, and the token that ends each step.
+"""Reasoning steps as character spans, and the token that ends each step (the one char -> token
+mapping: the PRM reads and trains on it, the trainer puts process advantages on it).
 
 A step is a ``(start_char, end_char)`` span of the completion with surrounding whitespace trimmed,
 so the same text gives the same spans whichever rule cut it. The PRM reads its score at the last
@@ -93,6 +94,33 @@ def step_end_tokens(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[in
     return out
 
 
+def token_offsets(tokenizer, ids: Sequence[int], text: str) -> list[tuple[int, int]]:
+    """Character span of each generated token inside the decoded completion ``text``.
+
+    Uses the fast tokenizer's offsets when re-tokenising ``text`` gives back the same ids;
+    otherwise decodes growing prefixes (exact for any tokenizer, quadratic in the length).
+    Special tokens that ``text`` omits (EOS, padding) get zero-width spans at the end.
+    """
+    ids = list(ids)
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    body = [i for i in ids if i not in special]
+    if getattr(tokenizer, "is_fast", False):
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        if list(enc["input_ids"]) == body:
+            it = iter(enc["offset_mapping"])
+            return [(len(text), len(text)) if i in special else tuple(next(it)) for i in ids]
+    out, prev, kept = [], 0, []
+    for i in ids:
+        if i in special:
+            out.append((prev, prev))
+            continue
+        kept.append(i)
+        end = len(tokenizer.decode(kept, skip_special_tokens=True))
+        out.append((prev, end))
+        prev = end
+    return out
+
+
 @dataclass
 class StepFormat:
     """How steps are cut from a completion (the PRM must be read the way it was trained)."""
@@ -105,3 +133,9 @@ class StepFormat:
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Step spans of a completion under this format."""
         return split_steps(text, self.split, self.tag, self.step_pattern)
+
+    def override(self, split: str | None = None, tag: str | None = None,
+                 step_pattern: str | None = None) -> "StepFormat":
+        """A copy with the given (non-None) fields replaced: options over a model's own format."""
+        return StepFormat(split=split or self.split, tag=tag or self.tag,
+                          step_pattern=step_pattern or self.step_pattern, separator=self.separator)

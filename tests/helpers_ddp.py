@@ -53,20 +53,20 @@ def main() -> None:
     trainer = GRPOTrainer(cfg, manager)
     trainer.reset_reference()
     G = cfg.rollout.num_generations
-    generate = trainer._generate
+    generate = trainer.generator.generate
 
-    def per_group(prompt_ids, prompt_mask, max_new_tokens, greedy=False):
+    def per_group(model, prompt_ids, prompt_mask, max_new_tokens, greedy=False, version=0):
         outs = []
         for s in range(0, prompt_ids.shape[0], G):
             keep = prompt_mask[s].bool()
             ids = prompt_ids[s:s + G][:, keep]
             torch.manual_seed(zlib.crc32(str(ids[0].tolist()).encode()))
-            outs.append(generate(ids, torch.ones_like(ids), max_new_tokens, greedy))
+            outs.append(generate(model, ids, torch.ones_like(ids), max_new_tokens, greedy, version))
         width = max(o.shape[1] for o in outs)
         pad = trainer.tokenizer.pad_token_id
         return torch.cat([torch.nn.functional.pad(o, (0, width - o.shape[1]), value=pad) for o in outs])
 
-    trainer._generate = per_group
+    trainer.generator.generate = per_group
     grads = {}
     step = trainer.optimizer.step
 

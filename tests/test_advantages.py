@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from grpo_plugins.grpo import advantages as A
+from grpo_plugins.steps import step_end_tokens, token_offsets
 from grpo_plugins.grpo import tiny
 
 
@@ -100,16 +101,16 @@ def test_char_spans_map_to_tokens_through_offsets():
     tok = tiny.build_tokenizer()
     text = "<think>1+2=3, 4+5=9</think><answer>93</answer>"
     ids = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-    offsets = A.token_offsets(tok, ids, text)
+    offsets = token_offsets(tok, ids, text)
     assert len(offsets) == len(ids) and offsets[-1] == (len(text), len(text))
     assert offsets[0] == (0, len("<think>"))  # the tag is one token
     step1_end = text.index(",")  # "<think>1+2=3" ends before the comma
-    ends = A.char_to_token_ends([step1_end, len(text)], offsets)
+    ends = step_end_tokens(offsets, [(0, step1_end), (step1_end + 2, len(text))])
     assert ends[0] == 5  # tokens: <think> 1 + 2 = 3 -> the step ends on token 5
     assert text[offsets[ends[0]][0]:offsets[ends[0]][1]] == "3"
     assert ends[1] == len(ids) - 2  # the last visible token (</answer>), not the EOS
     # the prefix-decoding fallback (used when re-tokenising differs) gives the same spans
-    slow = A.token_offsets(_NotFast(tok), ids, text)
+    slow = token_offsets(_NotFast(tok), ids, text)
     assert slow == offsets
 
 

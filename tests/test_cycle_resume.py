@@ -22,8 +22,8 @@ OBSERVER = textwrap.dedent("""
     def on_cycle_end(cycle, run_dir, context):
         # a third-party reward model would retrain here; it sees the same buffer as the PRM
         with open(Path(run_dir) / "observer.jsonl", "a") as f:
-            f.write(json.dumps({"cycle": cycle, "buffer": context["buffer"]}) + "\\n")
-        context["metrics"]["observer/called"] = 1
+            f.write(json.dumps({"cycle": cycle, "buffer": str(context.buffer_dir)}) + "\\n")
+        return {"observer/called": 1}
 """)
 
 

@@ -165,18 +165,46 @@ def test_hook_on_rollouts_collected():
     assert seen == [(3, 1)]
 
 
-def test_hook_on_cycle_end():
+def test_hook_on_cycle_end(tmp_path):
+    import json
+
+    from grpo_plugins import CycleContext
+    from grpo_plugins.cycle.config import CycleConfig
+    from grpo_plugins.cycle.runner import Cycle
+
     m = bare_manager()
+    seen = []
 
     class P:
         @hookimpl
-        def on_cycle_end(self, cycle, context):
-            context["metrics"][f"p/cycle{cycle}"] = 1.0
+        def on_cycle_end(self, context):
+            seen.append(context)
+            return {f"p/cycle{context.cycle}": 1.0}
+
+    class Q:  # an observer that returns nothing
+        @hookimpl
+        def on_cycle_end(self, cycle, run_dir):
+            seen.append((cycle, run_dir))
 
     m.register(P(), name="p")
-    context = {"metrics": {}}
-    m.hook.on_cycle_end(cycle=2, run_dir="/tmp/x", context=context)
-    assert context["metrics"] == {"p/cycle2": 1.0}
+    m.register(Q(), name="q")
+    cfg = CycleConfig.model_validate({"log": {"run_dir": str(tmp_path)}, "rewards": [{"name": "x", "label": "y"}]})
+    cycle = Cycle(cfg, m)
+    cycle.cycle_dir(2).mkdir(parents=True)
+    cycle.retrain(2)
+    assert json.loads((tmp_path / "cycles" / "2" / "retrain.json").read_text()) == {"p/cycle2": 1.0}
+    ctx = next(s for s in seen if isinstance(s, CycleContext))
+    assert ctx.cycle == 2 and ctx.buffer_dir == tmp_path / "buffer" and ctx.rewards[0].label == "y"
+    assert (2, str(tmp_path)) in seen
+
+    class Bad:
+        @hookimpl
+        def on_cycle_end(self):
+            return 3.0
+
+    m.register(Bad(), name="bad")
+    with pytest.raises(TypeError, match="must return a dict"):
+        cycle.retrain(2)
 
 
 def test_hookimpl_with_unknown_argument_is_rejected():

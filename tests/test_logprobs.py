@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grpo_plugins.grpo.generation import sampled_logprobs
+from grpo_plugins.grpo.logprobs import sampled_logprobs
 
 
 def _reference(logits, targets, temperature):
@@ -37,7 +37,7 @@ def test_values_and_gradient_match_the_formula(temperature, chunk_elems):
 
 def test_float64_gradcheck():
     """Backward is the exact derivative of forward (finite differences in float64)."""
-    from grpo_plugins.grpo.generation import SampledLogProb
+    from grpo_plugins.grpo.logprobs import SampledLogProb
 
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(2, 4, 6, generator=g, dtype=torch.float64, requires_grad=True)

@@ -13,7 +13,7 @@ import torch
 import grpo_format
 from grpo_plugins import PluginManager, Reward, RewardResult, hookimpl
 from grpo_plugins.grpo import tiny
-from grpo_plugins.grpo.generation import token_logprobs
+from grpo_plugins.grpo.logprobs import token_logprobs
 from grpo_plugins.grpo.config import TrainConfig
 from grpo_plugins.grpo.trainer import GRPOTrainer
 
@@ -235,7 +235,7 @@ def test_lora_trains_adapters_only_and_uses_the_base_as_reference(tiny_dir, tmp_
     trainer.train()
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["kl"] == 0.0 and rows[1]["kl"] > 0  # reference = the base model (adapters off)
-    assert trainer.ref_model == "adapters-off"
+    assert trainer.ref_model is None  # no copy: the reference is the policy with adapters off
     after = dict(trainer.policy.named_parameters())
     assert all(torch.equal(base[n], after[n]) for n in base)  # the base weights never move
 
@@ -284,3 +284,29 @@ def test_micro_batches_give_the_whole_batch_gradient(tiny_dir, tmp_path, manager
     assert m1["entropy"] == pytest.approx(m2["entropy"], rel=1e-4)
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(g_whole, g_micro))
     assert any(float(g.abs().max()) > 1e-4 for g in g_whole)
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_cycle_reference_reset_takes_effect(tiny_dir, tmp_path, manager, lora):
+    """After the cycle's reference phase, the resumed trainer's reference is the trained policy."""
+    from grpo_plugins.cycle.config import CycleConfig
+    from grpo_plugins.cycle.runner import Cycle
+
+    model = {"lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}} if lora else {}
+    kls = {}
+    for reset in (False, True):
+        run = tmp_path / f"reset-{reset}"
+        cfg = make_config(tiny_dir, run / "policy", model=model,
+                          train={"beta": 0.1, "steps": 2, "learning_rate": 2e-2})
+        GRPOTrainer(cfg, manager[0]).train()
+        if reset:
+            cycle_cfg = CycleConfig.model_validate({**cfg.model_dump(), "log": {"run_dir": str(run)}})
+            Cycle(cycle_cfg, manager[0]).reference(0)
+        more = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 3})})
+        resumed = GRPOTrainer(more, manager[0])
+        resumed.train()
+        assert (resumed.ref_model is not None) == (reset or not lora)
+        rows = [json.loads(line) for line in (run / "policy" / "metrics.jsonl").read_text().splitlines()]
+        kls[reset] = rows[2]["kl"]  # the first step after resuming: policy vs reference before its update
+    assert kls[True] == pytest.approx(0.0, abs=1e-6)  # the reference is the policy as it was trained
+    assert kls[False] > 1e-4  # without the reset it is the policy of step 0

@@ -29,10 +29,11 @@ class LabelSection(Section):
     max_new_tokens: int | None = Field(None, gt=0, description="default: rollout.max_new_tokens")
     temperature: float | None = Field(None, gt=0, description="default: rollout.temperature")
     batch_size: int = Field(256, ge=1, description="continuations generated at once")
-    split: Literal["blank_line", "newline", "step_prefix", "tag"] = Field(
-        "blank_line", description="step split rule (use the same as the prm reward)")
-    tag: str | None = Field(None, description="step tag for split: tag")
-    step_pattern: str | None = Field(None, description="regex that starts a step for split: step_prefix")
+    split: Literal["blank_line", "newline", "step_prefix", "tag"] | None = Field(
+        None, description="step split rule when no configured step reward has a step format (default blank_line); "
+                          "otherwise the reward's format is used")
+    tag: str | None = Field(None, description="step tag for split: tag (same rule)")
+    step_pattern: str | None = Field(None, description="regex that starts a step for split: step_prefix (same rule)")
 
 
 class BufferSection(Section):

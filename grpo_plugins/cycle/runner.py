@@ -20,15 +20,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import CycleConfig
-from .report import cycle_metrics, write_report
 from ..hookspecs import hookimpl
 from ..host import RewardConfig, RewardHost
 from ..io import atomic_write_text, read_jsonl, write_jsonl_atomic
-from .labeller import label_rollouts
 from ..manager import PluginManager
-from .replay import ReplayBuffer, read_buffer
 from ..steps import StepFormat
+from .config import CycleConfig
+from .context import CycleContext
+from .labeller import label_rollouts
+from .replay import ReplayBuffer, read_buffer
+from .report import cycle_metrics, write_report
 
 PHASES = ("grpo", "label", "buffer", "retrain", "evaluate", "reference")
 
@@ -43,26 +44,6 @@ class RolloutKeeper:
     def on_rollouts_collected(self, rollouts, step, cycle):
         self.buffer.extend(({"prompt": r.prompt_text, "completion": r.text, "columns": dict(r.columns),
                              "reward": r.reward} for r in rollouts), cycle=cycle, policy_step=step)
-
-
-class PolicyContinuations:
-    """``generate(texts, max_new_tokens)``: one sampled continuation per text from a causal LM."""
-
-    def __init__(self, model, tokenizer, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):
-        self.model, self.tokenizer = model.eval(), tokenizer
-        self.tokenizer.padding_side = "left"
-        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
-
-    def __call__(self, texts: list[str], max_new_tokens: int) -> list[str]:
-        from ..grpo.generation import completion_mask, sample
-
-        tok = self.tokenizer
-        device = next(self.model.parameters()).device
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        out = sample(self.model, enc["input_ids"].to(device), enc["attention_mask"].to(device), max_new_tokens,
-                     tok.eos_token_id, tok.pad_token_id, self.temperature, self.top_k, self.top_p)
-        mask, _ = completion_mask(out, tok.eos_token_id)
-        return [tok.decode(row[m.bool()].tolist(), skip_special_tokens=True) for row, m in zip(out, mask)]
 
 
 class Cycle:
@@ -145,22 +126,59 @@ class Cycle:
                 return r
         return RewardConfig(name=name)
 
+    def step_format(self) -> StepFormat:
+        """How steps are cut for labelling: the configured step reward's own format (one source).
+
+        ``label.split`` / ``tag`` / ``step_pattern`` apply only when no configured reward declares
+        a ``step_format``; set against one that does, they must agree with it."""
+        lab = self.cfg.label
+        given = StepFormat().override(lab.split, lab.tag, lab.step_pattern)
+        for rc in self.cfg.rewards:
+            entry = self.manager.reward_entry(rc.name)
+            if entry.cls.granularity != "step" or not hasattr(entry.cls, "step_format"):
+                continue
+            reward = self.manager.create_reward(rc.name, rc.options)
+            try:
+                fmt = reward.step_format
+            finally:
+                reward.close()
+            if (lab.split, lab.tag, lab.step_pattern) != (None, None, None) and given != fmt.override():
+                raise ValueError(f"label.split/tag/step_pattern ({given}) disagree with reward {rc.label!r}'s "
+                                 f"step format ({fmt}); leave them out to use the reward's")
+            return fmt
+        return given
+
     def label(self, k: int) -> None:
         """Math-Shepherd labels for up to label.max_rollouts of the cycle's kept rollouts."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from ..grpo.generation import Generator
+        from ..grpo.trainer import load_pretrained_policy, rollout_device
 
         lab, ro = self.cfg.label, self.cfg.rollout
         kept = [e.record for e in read_buffer(self.cycle_dir(k) / "rollouts")]
         rng = random.Random(self.cfg.train.seed + k)
         chosen = rng.sample(kept, min(lab.max_rollouts, len(kept)))
-        model = AutoModelForCausalLM.from_pretrained(self.policy_dir / "final")
-        tokenizer = AutoTokenizer.from_pretrained(self.policy_dir / "final")
-        gen = PolicyContinuations(model, tokenizer, lab.temperature or ro.temperature, ro.top_k, ro.top_p)
-        fmt = StepFormat(split=lab.split, **{k2: v for k2, v in (("tag", lab.tag), ("step_pattern", lab.step_pattern))
-                                             if v is not None})
+        # the trainer's rollout path: its device, dtype, LoRA adapter and backend (vLLM included)
+        device, autocast = rollout_device(self.cfg)
+        final = self.policy_dir / "final"
+        model = load_pretrained_policy(final, self.cfg).to(device).eval()
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(final)
+        tokenizer.padding_side = "left"
+        rollout = ro.model_copy(update={"temperature": lab.temperature or ro.temperature})
+        vllm = None
+        if ro.backend == "vllm":
+            from ..grpo.vllm import VLLMRollout
+
+            vllm = VLLMRollout(self.cfg.model.name_or_path, ro.vllm, None, trust_remote_code=self.cfg.model.trust_remote_code)
+        generator = Generator(tokenizer, rollout, self.cfg.data, device, autocast, vllm)
+
+        def gen(texts, max_new_tokens):
+            return generator.complete(model, texts, max_new_tokens, version=1)
+
         checker = self._checker()
         with RewardHost([checker], manager=self.manager) as host:
-            records, stats = label_rollouts(chosen, gen, host, checker.label, fmt, n=lab.continuations,
+            records, stats = label_rollouts(chosen, gen, host, checker.label, self.step_format(), n=lab.continuations,
                                             max_new_tokens=lab.max_new_tokens or ro.max_new_tokens,
                                             budget=lab.budget, threshold=lab.threshold, batch_size=lab.batch_size)
         write_jsonl_atomic(self.cycle_dir(k) / "labels.jsonl", records)
@@ -177,12 +195,16 @@ class Cycle:
         atomic_write_text(self.cycle_dir(k) / "buffer.json", json.dumps({"added": added, "size": size}))
 
     def retrain(self, k: int) -> None:
-        """Broadcast on_cycle_end: every plugin that owns a reward model retrains it here."""
-        context = {"rewards": [r.model_dump() for r in self.cfg.rewards], "buffer": str(self.buffer_dir),
-                   "history_share": self.cfg.buffer.history_share, "seed": self.cfg.train.seed,
-                   "policy": str(self.policy_dir / "final"), "metrics": {}}
-        self.manager.hook.on_cycle_end(cycle=k, run_dir=str(self.root), context=context)
-        atomic_write_text(self.cycle_dir(k) / "retrain.json", json.dumps(context["metrics"], indent=1, default=str))
+        """Broadcast on_cycle_end: every plugin that owns a reward model retrains it and returns metrics."""
+        context = CycleContext(cycle=k, run_dir=self.root, rewards=tuple(self.cfg.rewards), buffer_dir=self.buffer_dir,
+                               history_share=self.cfg.buffer.history_share, seed=self.cfg.train.seed,
+                               policy_dir=self.policy_dir / "final")
+        metrics: dict[str, Any] = {}
+        for got in self.manager.hook.on_cycle_end(cycle=k, run_dir=str(self.root), context=context):
+            if got is not None and not isinstance(got, dict):
+                raise TypeError(f"on_cycle_end returned {type(got).__name__}; it must return a dict of metrics or None")
+            metrics.update(got or {})
+        atomic_write_text(self.cycle_dir(k) / "retrain.json", json.dumps(metrics, indent=1, default=str))
 
     def evaluate(self, k: int) -> None:
         """Collect the cycle's policy, reward, label and PRM metrics; rewrite the report across cycles."""
@@ -194,9 +216,9 @@ class Cycle:
         """Make the policy at the end of cycle k the KL reference of the next cycle (beta > 0 only)."""
         if not (self.cfg.cycle.reference_reset and self.cfg.train.beta > 0):
             return
-        from transformers import AutoModelForCausalLM
-
         from ..grpo.checkpoint import save_atomic
+        from ..grpo.trainer import frozen_copy, load_pretrained_policy
 
-        state = AutoModelForCausalLM.from_pretrained(self.policy_dir / "final").state_dict()
+        # a LoRA policy is merged, so the reference is the policy as it is now, not the base model
+        state = frozen_copy(load_pretrained_policy(self.policy_dir / "final", self.cfg)).state_dict()
         save_atomic(state, self.policy_dir / "ref.pt")  # the trainer loads ref.pt when it resumes

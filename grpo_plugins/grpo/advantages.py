@@ -89,48 +89,6 @@ def process_advantages(step_ends: Sequence[Sequence[int]], step_rewards: Sequenc
     return out
 
 
-def char_to_token_ends(ends: Sequence[int], offsets: Sequence[tuple[int, int]]) -> list[int]:
-    """Map step end characters (exclusive, as in ``(start, end, value)``) to the completion token
-    holding the step's last character. offsets: per-token (start, end) character spans of the
-    completion text. A step ending past the text maps to the last token."""
-    token_ends = [e for _, e in offsets]
-    out = []
-    for end in ends:
-        last_char = max(end - 1, 0)
-        k = next((t for t, (s, e) in enumerate(offsets) if e > last_char and e > s), None)
-        if k is None:  # beyond the text (or only zero-width tokens): the last token
-            k = max(len(token_ends) - 1, 0)
-        out.append(k)
-    return out
-
-
-def token_offsets(tokenizer, ids: Sequence[int], text: str) -> list[tuple[int, int]]:
-    """Character span of each generated token inside the decoded completion ``text``.
-
-    Uses the fast tokenizer's offsets when re-tokenising ``text`` gives back the same ids;
-    otherwise decodes growing prefixes (exact for any tokenizer, quadratic in the length).
-    Special tokens that ``text`` omits (EOS, padding) get zero-width spans at the end.
-    """
-    ids = list(ids)
-    special = set(getattr(tokenizer, "all_special_ids", []) or [])
-    body = [i for i in ids if i not in special]
-    if getattr(tokenizer, "is_fast", False):
-        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        if list(enc["input_ids"]) == body:
-            it = iter(enc["offset_mapping"])
-            return [(len(text), len(text)) if i in special else tuple(next(it)) for i in ids]
-    out, prev, kept = [], 0, []
-    for i in ids:
-        if i in special:
-            out.append((prev, prev))
-            continue
-        kept.append(i)
-        end = len(tokenizer.decode(kept, skip_special_tokens=True))
-        out.append((prev, end))
-        prev = end
-    return out
-
-
 def combine(outcome: torch.Tensor | None, process: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
     """Per-token advantages [B, T]: outcome [B] broadcast over tokens plus process [B, T], masked."""
     adv = torch.zeros(mask.shape, dtype=torch.float32)

@@ -1,4 +1,6 @@
-"""Rollouts: G sampled completions per prompt, and the per-token log-probabilities the loss needs.
+"""The one rollout path: prompts -> completion ids on the policy's device, for training, evaluation
+and the cycle's step labeller (``Generator``), through the built-in sampler, transformers'
+``generate`` or a colocated vLLM engine.
 
 ``sample`` is a plain KV-cache sampling loop (temperature, top-k, top-p, stop at EOS) over one of
 the decoders in ``decode.py``. It does the same work as ``model.generate`` without its per-token
@@ -8,12 +10,14 @@ transformers' ``generate`` instead.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from .decode import decoder_for, position_ids
+from .decode import decoder_for
 from ..rewards import Sample
 
 
@@ -102,63 +106,52 @@ def completion_mask(completion_ids: torch.Tensor, eos_id: int) -> tuple[torch.Te
     return (idx <= first[:, None]).long(), ~has_eos
 
 
-class SampledLogProb(torch.autograd.Function):
-    """log p(target) and entropy from logits [B, T+1, V] (the last position unused), in row chunks.
+class Generator:
+    """Prompts -> completions with one rollout config (backend, sampling, batch size) on one device.
 
-    ``logp = x[target] - logsumexp(x)`` with ``x = logits / temperature`` in float32. Only the
-    logits the LM head already produced are kept for backward, which recomputes the softmax one
-    chunk at a time; the plain formula keeps a float32 copy of every logit and builds full-size
-    softmax and gather gradients, several times the logits' memory at real vocabulary sizes.
+    ``model`` is passed per call, so the trainer, its evaluation and the step labeller share this
+    path with whatever policy they hold (LoRA applied, unwrapped from DDP). With a vLLM engine the
+    policy's weights are pushed first whenever ``version`` changed.
     """
 
-    @staticmethod
-    def forward(ctx, logits, targets, temperature: float, with_entropy: bool, chunk_elems: int):
-        B, T = targets.shape
-        rows = max(1, chunk_elems // max(1, T * logits.shape[-1]))
-        logp = torch.empty(B, T, dtype=torch.float32, device=logits.device)
-        lse = torch.empty_like(logp)
-        entropy = torch.empty_like(logp) if with_entropy else None
-        for s in range(0, B, rows):
-            x = logits[s:s + rows, :T].float() / temperature
-            lse[s:s + rows] = torch.logsumexp(x, dim=-1)
-            logp[s:s + rows] = x.gather(-1, targets[s:s + rows, :, None]).squeeze(-1) - lse[s:s + rows]
-            if with_entropy:
-                entropy[s:s + rows] = lse[s:s + rows] - (torch.softmax(x, dim=-1) * x).sum(-1)
-        ctx.save_for_backward(logits, targets, lse)
-        ctx.temperature, ctx.rows = temperature, rows
-        if entropy is None:
-            return logp, torch.zeros(0, device=logits.device)
-        ctx.mark_non_differentiable(entropy)
-        return logp, entropy
+    def __init__(self, tokenizer, rollout, data, device, autocast=contextlib.nullcontext, vllm=None):
+        self.tokenizer, self.rollout, self.data, self.device = tokenizer, rollout, data, device
+        self.autocast, self.vllm = autocast, vllm
 
-    @staticmethod
-    def backward(ctx, grad_logp, _grad_entropy):
-        logits, targets, lse = ctx.saved_tensors
-        B, T = targets.shape
-        grad = torch.zeros_like(logits)
-        for s in range(0, B, ctx.rows):
-            g = grad_logp[s:s + ctx.rows, :, None].float()
-            x = logits[s:s + ctx.rows, :T].float() / ctx.temperature
-            d = torch.exp(x - lse[s:s + ctx.rows, :, None]).mul_(-g)  # d logp / d x = onehot - softmax
-            d.scatter_add_(-1, targets[s:s + ctx.rows, :, None], g)
-            grad[s:s + ctx.rows, :T] = (d / ctx.temperature).to(logits.dtype)
-        return grad, None, None, None, None
+    def encode(self, prompts: list[Any]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """Prompts (strings or chat messages) -> left-padded ids [B, P], mask [B, P], prompt texts."""
+        from .data import prompt_text
 
+        d = self.data
+        texts = [prompt_text(p, self.tokenizer, d.chat_template, d.system_prompt) for p in prompts]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False,
+                             truncation=d.max_prompt_tokens is not None, max_length=d.max_prompt_tokens)
+        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device), texts
 
-def sampled_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0,
-                     with_entropy: bool = False, chunk_elems: int = 1 << 23):
-    """(log p(targets) [B, T] float32, entropy [B, T] or None) from logits [B, T+1, V]; see SampledLogProb."""
-    logp, entropy = SampledLogProb.apply(logits, targets, float(temperature), with_entropy, chunk_elems)
-    return logp, (entropy if with_entropy else None)
+    def generate(self, model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, max_new_tokens: int,
+                 greedy: bool = False, version: int = 0) -> torch.Tensor:
+        """Completion ids [B, T] for left-padded prompts, padded after each EOS."""
+        r, tok = self.rollout, self.tokenizer
+        if self.vllm is not None:
+            self.vllm.sync(model, version)
+            return self.vllm.generate(prompt_ids, prompt_mask, max_new_tokens, tok.eos_token_id, tok.pad_token_id,
+                                      temperature=r.temperature, top_k=r.top_k, top_p=r.top_p, greedy=greedy)
+        fn = functools.partial(sample, lean=r.lean) if r.backend == "sample" else hf_generate
+        bs = r.batch_size or prompt_ids.shape[0]
+        outs = []
+        with self.autocast():
+            for s in range(0, prompt_ids.shape[0], bs):
+                outs.append(fn(model, prompt_ids[s:s + bs], prompt_mask[s:s + bs], max_new_tokens, tok.eos_token_id,
+                               tok.pad_token_id, temperature=r.temperature, top_k=r.top_k, top_p=r.top_p,
+                               greedy=greedy))
+        width = max(o.shape[1] for o in outs)
+        return torch.cat([torch.nn.functional.pad(o, (0, width - o.shape[1]), value=tok.pad_token_id) for o in outs])
 
-
-def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_len: int,
-                   temperature: float = 1.0, with_entropy: bool = False):
-    """Log-probabilities of the last ``completion_len`` tokens of each row. input_ids: [B, P + T].
-
-    Returns (logp [B, T] float32, entropy [B, T] or None). Logits are divided by the sampling
-    temperature, so the ratio compares the distributions the tokens were sampled from.
-    """
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
-                   logits_to_keep=completion_len + 1, use_cache=False).logits
-    return sampled_logprobs(logits, input_ids[:, -completion_len:], temperature, with_entropy)
+    def complete(self, model, texts: list[str], max_new_tokens: int, greedy: bool = False,
+                 version: int = 0) -> list[str]:
+        """One completion per raw text (no chat template): the step labeller's continuations."""
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        out = self.generate(model, enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device),
+                            max_new_tokens, greedy=greedy, version=version)
+        mask, _ = completion_mask(out, self.tokenizer.eos_token_id)
+        return [self.tokenizer.decode(row[m.bool()].tolist(), skip_special_tokens=True) for row, m in zip(out, mask)]

@@ -10,6 +10,7 @@ reward tells the two apart, and GRPO has a real mistake to unlearn.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -112,3 +113,10 @@ def build(dir: str | os.PathLike, n_train: int = 4000, n_eval: int = 200, n_sft:
     out.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, out)
     return out
+
+
+def ensure_built(section, accelerator=None) -> Path:
+    """Build the demo's files for a config's ``tiny`` section unless present (main process first)."""
+    ctx = accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext()
+    with ctx:
+        return build(**section.model_dump())

@@ -3,10 +3,14 @@ advantages -> (old / reference log-probs) -> clipped loss -> optimiser, then met
 
 Python API::
 
-    trainer = GRPOTrainer(config, manager)   # config: TrainConfig (see train_config.py)
+    trainer = GRPOTrainer(config, manager)   # config: TrainConfig (see config.py)
     final = trainer.train()                  # dict of the last step's metrics + eval results
-    trainer.model, trainer.ref_model, trainer.tokenizer
+    metrics = trainer.train_step()           # one step; advances trainer.step
+    batch = trainer.generate(rows, n=8)      # RolloutBatch: the one rollout path (also eval, labeller)
     trainer.evaluate()                       # {"eval/accuracy": ..., ...} on the held-out prompts
+    trainer.model, trainer.policy, trainer.tokenizer
+    trainer.ref_model                        # frozen reference module, or None (beta == 0, or LoRA
+                                             # with adapters off as the reference: see reference())
 
 Multi-process (``accelerate launch``): every process draws the same global prompt indices and keeps
 the prompts ``rank::world`` with all G completions of each, so a group never spans processes and its
@@ -17,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import json
 import math
 import os
@@ -25,25 +28,29 @@ import random
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from . import advantages as A
 from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint, save_rank_rng
-from .data import PromptSampler, load_rows, prompt_text
+from .data import PromptSampler, load_rows
 from ..host import RewardHost, Scores
 from ..io import atomic_write_text
 from .loss import Norm, grpo_loss, reduce_metrics
 from .metrics import MetricsLogger
 from ..manager import PluginManager
-from .generation import Rollout, completion_mask, hf_generate, sample, token_logprobs
+from ..steps import step_end_tokens, token_offsets
 from .config import TrainConfig
+from .generation import Generator, Rollout, completion_mask
+from .logprobs import token_logprobs
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (every device)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -77,16 +84,55 @@ def load_model_and_tokenizer(cfg: TrainConfig):
     return model, tokenizer
 
 
-def lr_lambda(warmup: int, total: int, kind: str) -> Callable[[int], float]:
-    """Multiplier of the base learning rate after ``n`` optimizer updates: linear warm-up, then a schedule."""
-    def f(n: int) -> float:
-        if warmup and n < warmup:
-            return (n + 1) / warmup
-        if kind == "constant" or total <= warmup:
-            return 1.0
-        progress = min(1.0, (n - warmup) / max(1, total - warmup))
-        return 1.0 - progress if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
-    return f
+def make_scheduler(optimizer, kind: str, warmup: int, total: int):
+    """transformers' schedule ``kind`` (constant / linear / cosine), each after ``warmup`` linear updates."""
+    from transformers import get_scheduler
+
+    name = "constant_with_warmup" if kind == "constant" else kind
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=max(total, warmup, 1))
+
+
+def rollout_device(cfg: TrainConfig):
+    """(device, autocast factory) the trainer would use here: CUDA when present, bf16 autocast there."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    use_bf16 = cfg.train.bf16 is True or (cfg.train.bf16 == "auto" and device.type == "cuda")
+    if use_bf16:
+        return device, lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return device, contextlib.nullcontext
+
+
+def frozen_copy(model):
+    """A frozen copy of ``model`` for the KL reference; a peft model is merged into a plain one."""
+    ref = copy.deepcopy(model)
+    if hasattr(ref, "merge_and_unload"):
+        ref = ref.merge_and_unload()
+    return ref.eval().requires_grad_(False)
+
+
+def load_pretrained_policy(path: str | os.PathLike, cfg: TrainConfig):
+    """A saved policy (``export``'s folder; a LoRA adapter folder loads its base with the adapter)."""
+    kwargs: dict[str, Any] = {"trust_remote_code": cfg.model.trust_remote_code}
+    if cfg.model.dtype != "auto":
+        kwargs["dtype"] = getattr(torch, cfg.model.dtype)
+    if (Path(path) / "adapter_config.json").exists():
+        from peft import AutoPeftModelForCausalLM
+
+        return AutoPeftModelForCausalLM.from_pretrained(path, **kwargs)
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+
+
+@dataclass
+class RolloutBatch:
+    """One generation: prompts [B, P] (each repeated n times), completions [B, T], masks, Rollouts."""
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    completion_ids: torch.Tensor
+    mask: torch.Tensor  # [B, T] 1 up to and including the first EOS
+    truncated: torch.Tensor  # [B] no EOS within max_new_tokens
+    rollouts: list[Rollout]
 
 
 class GRPOTrainer:
@@ -109,17 +155,16 @@ class GRPOTrainer:
             torch.set_num_threads(cfg.train.torch_threads)
         seed_everything(cfg.train.seed + self.rank)
         if cfg.tiny is not None:
-            from . import tiny
+            from .tiny import ensure_built
 
-            with self.accelerator.main_process_first():
-                tiny.build(**cfg.tiny.model_dump())
+            ensure_built(cfg.tiny, self.accelerator)
         if model is None or tokenizer is None:
             model, tokenizer = load_model_and_tokenizer(cfg)
         self.tokenizer = tokenizer
         self.model = model.to(self.device)
         use_bf16 = cfg.train.bf16 is True or (cfg.train.bf16 == "auto" and self.device.type == "cuda")
         self.autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if use_bf16 \
-            else contextlib.nullcontext
+            else contextlib.nullcontext  # same rule as rollout_device, on accelerate's device
         self.run_dir = Path(cfg.log.run_dir)
         self.train_rows = load_rows(cfg.data.train, cfg.data.split, cfg.data.subset)
         self.eval_rows = None
@@ -134,12 +179,10 @@ class GRPOTrainer:
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
                                            lr=t.learning_rate, betas=t.adam_betas, weight_decay=t.weight_decay)
         total_updates = t.steps * t.num_iterations
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(t.warmup_steps, total_updates, t.lr_scheduler))
+        self.scheduler = make_scheduler(self.optimizer, t.lr_scheduler, t.warmup_steps, total_updates)
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
-        self.vllm = None
-        if cfg.rollout.backend == "vllm":
-            self.vllm = self._start_vllm()
+        self.vllm = self._start_vllm() if cfg.rollout.backend == "vllm" else None
+        self.generator = Generator(tokenizer, cfg.rollout, cfg.data, self.device, self.autocast, self.vllm)
         self.weights_version = 0  # bumped by every optimizer update, so vLLM gets each new policy once
         self.ref_model = None
         self.step = 0
@@ -156,18 +199,28 @@ class GRPOTrainer:
         """The policy without DDP / accelerate wrappers (for generation and saving)."""
         return self.accelerator.unwrap_model(self.model)
 
-    def reset_reference(self) -> None:
-        """Make the reference model a frozen copy of the current policy (no-op when beta == 0)."""
+    def reset_reference(self, snapshot: bool = False) -> None:
+        """Make the KL reference the current policy (nothing when beta == 0).
+
+        With LoRA the reference at the start is the policy with its adapters off (no copy); a later
+        reset (``snapshot=True``, the cycle's reference phase) needs a frozen merged copy."""
         if self.cfg.train.beta == 0:
             self.ref_model = None
-            return
-        if self.cfg.model.lora:
-            self.ref_model = "adapters-off"  # the base model under disable_adapter()
-            return
-        self.ref_model = copy.deepcopy(self.policy).eval().requires_grad_(False)
+        elif self.cfg.model.lora and not snapshot:
+            self.ref_model = None
+        else:
+            self.ref_model = frozen_copy(self.policy)
 
-    def _ref_context(self):
-        return self.policy.disable_adapter() if self.ref_model == "adapters-off" else contextlib.nullcontext()
+    @contextlib.contextmanager
+    def reference(self):
+        """The module that computes reference log-probs (None when beta == 0)."""
+        if self.cfg.train.beta == 0:
+            yield None
+        elif self.ref_model is not None:
+            yield self.ref_model
+        else:  # LoRA: the base model is the policy with its adapters switched off
+            with self.policy.disable_adapter():
+                yield self.model
 
     def _start_vllm(self):
         from .vllm import VLLMRollout
@@ -194,7 +247,7 @@ class GRPOTrainer:
                 if self.is_main:
                     self.export(self.run_dir / "sft")  # the warmed-up model, before any GRPO step
             self.reset_reference()
-            if self.ref_model is not None and not isinstance(self.ref_model, str) and self.is_main:
+            if self.ref_model is not None and self.is_main:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 save_atomic(self.ref_model.state_dict(), self.run_dir / "ref.pt")
             if self.eval_rows is not None:
@@ -207,8 +260,6 @@ class GRPOTrainer:
         try:
             while self.step < cfg.train.steps and not self._stop:
                 metrics = self.train_step()
-                self.step += 1
-                self.last_metrics = metrics
                 self.logger.log(self.step, metrics)
                 if cfg.eval.every and self.eval_rows is not None and self.step % cfg.eval.every == 0:
                     ev = self.evaluate()
@@ -237,7 +288,7 @@ class GRPOTrainer:
                                         for m, v in ev.items()}}
 
     def train_step(self) -> dict[str, Any]:
-        """One GRPO step: generate, score, compute advantages, num_iterations optimizer updates."""
+        """One GRPO step (advances ``self.step``): generate, score, advantages, num_iterations updates."""
         cfg, t = self.cfg, self.cfg.train
         G = cfg.rollout.num_generations
         t0 = time.perf_counter()
@@ -245,14 +296,11 @@ class GRPOTrainer:
         global_idx = self.sampler.indices(t.prompts_per_step)
         rows = [self.train_rows[i] for i in global_idx[self.rank::self.world]]
         # 2. rollout: G completions per prompt, groups contiguous
-        prompt_ids, prompt_mask, texts = self._encode_prompts([r[cfg.data.prompt_column] for r in rows])
-        prompt_ids, prompt_mask = prompt_ids.repeat_interleave(G, 0), prompt_mask.repeat_interleave(G, 0)
-        self.model.eval()
-        completion_ids = self._generate(prompt_ids, prompt_mask, cfg.rollout.max_new_tokens)
-        mask, truncated = completion_mask(completion_ids, self.tokenizer.eos_token_id)
+        batch = self.generate(rows, n=G, group_offset=self.step * t.prompts_per_step + self.rank * len(rows))
+        prompt_ids, prompt_mask, completion_ids = batch.prompt_ids, batch.prompt_mask, batch.completion_ids
+        mask, truncated, rollouts = batch.mask, batch.truncated, batch.rollouts
         t_gen = time.perf_counter()
         # 3. rewards through the host (every column of the row goes to the rewards)
-        rollouts = self._rollouts(rows, texts, completion_ids, mask, truncated)
         scores = self.host.score(rollouts, step=self.step)
         t_score = time.perf_counter()
         # 4. advantages [B, T]
@@ -267,6 +315,7 @@ class GRPOTrainer:
             r.advantage = float(adv[i][mask[i].bool()].mean()) if mask[i].any() else 0.0
         self.manager.hook.on_rollouts_collected(rollouts=rollouts, step=self.step, cycle=self.cycle)
         # 5. training batch; old (mu > 1) and reference (beta > 0) log-probs without gradients
+        self.model.eval()
         B, T = completion_ids.shape
         micro = self._micro_batches(prompt_ids, prompt_mask, completion_ids, mask)
         tokens_local = float(mask.sum())
@@ -274,11 +323,8 @@ class GRPOTrainer:
         norm = Norm(sequences=B, tokens=tokens_global / self.world, micro_batches=len(micro),
                     max_length=cfg.rollout.max_new_tokens)
         old_logp = self._logprobs(self.model, micro, B, T) if t.num_iterations > 1 else None
-        ref_logp = None
-        if t.beta > 0:
-            with self._ref_context():
-                ref = self.ref_model if not isinstance(self.ref_model, str) else self.model
-                ref_logp = self._logprobs(ref, micro, B, T)
+        with self.reference() as ref:
+            ref_logp = None if ref is None else self._logprobs(ref, micro, B, T)
         # 6. num_iterations optimizer updates on this batch
         self.model.train()
         sums: dict[str, float] = {}
@@ -343,54 +389,36 @@ class GRPOTrainer:
                     for r in rollouts[: cfg.log.samples]]
             every = cfg.log.print_samples_every
             self.logger.samples(self.step + 1, show, print_table=bool(every) and (self.step + 1) % every == 0)
+        self.step += 1
+        self.last_metrics = metrics
         return metrics
 
     # --- pieces of a step ------------------------------------------------------------------
 
-    def _encode_prompts(self, prompts: list[Any]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        d = self.cfg.data
-        texts = [prompt_text(p, self.tokenizer, d.chat_template, d.system_prompt) for p in prompts]
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False,
-                             truncation=d.max_prompt_tokens is not None, max_length=d.max_prompt_tokens)
-        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device), texts
-
-    def _generate(self, prompt_ids, prompt_mask, max_new_tokens: int, greedy: bool = False) -> torch.Tensor:
-        r = self.cfg.rollout
-        if self.vllm is not None:
-            self.vllm.sync(self.policy, self.weights_version)
-            return self.vllm.generate(prompt_ids, prompt_mask, max_new_tokens, self.tokenizer.eos_token_id,
-                                      self.tokenizer.pad_token_id, temperature=r.temperature, top_k=r.top_k,
-                                      top_p=r.top_p, greedy=greedy)
-        fn = functools.partial(sample, lean=r.lean) if r.backend == "sample" else hf_generate
-        bs = r.batch_size or prompt_ids.shape[0]
-        outs = []
-        with self.autocast():
-            for s in range(0, prompt_ids.shape[0], bs):
-                outs.append(fn(self.policy, prompt_ids[s:s + bs], prompt_mask[s:s + bs], max_new_tokens,
-                               self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, temperature=r.temperature,
-                               top_k=r.top_k, top_p=r.top_p, greedy=greedy))
-        width = max(o.shape[1] for o in outs)
-        pad = self.tokenizer.pad_token_id
-        return torch.cat([torch.nn.functional.pad(o, (0, width - o.shape[1]), value=pad) for o in outs])
-
-    def _rollouts(self, rows, texts, completion_ids, mask, truncated, per_prompt: int | None = None,
-                  group_offset: int | None = None) -> list[Rollout]:
-        """Decode completions into Rollouts (Samples for the rewards); row i // per_prompt is the prompt."""
-        G = per_prompt or self.cfg.rollout.num_generations
-        if group_offset is None:
-            group_offset = self.step * self.cfg.train.prompts_per_step + self.rank * len(rows)
+    def generate(self, rows, n: int = 1, greedy: bool = False, max_new_tokens: int | None = None,
+                 group_offset: int = 0) -> RolloutBatch:
+        """``n`` completions of each row's prompt with the current policy; row i's group is offset + i."""
         col = self.cfg.data.prompt_column
+        prompt_ids, prompt_mask, texts = self.generator.encode([r[col] for r in rows])
+        prompt_ids, prompt_mask = prompt_ids.repeat_interleave(n, 0), prompt_mask.repeat_interleave(n, 0)
+        was_training = self.model.training
+        self.model.eval()
+        completion_ids = self.generator.generate(self.policy, prompt_ids, prompt_mask,
+                                                 max_new_tokens or self.cfg.rollout.max_new_tokens, greedy=greedy,
+                                                 version=self.weights_version)
+        self.model.train(was_training)
+        mask, truncated = completion_mask(completion_ids, self.tokenizer.eos_token_id)
         out = []
         for i in range(completion_ids.shape[0]):
-            row = rows[i // G]
+            row = rows[i // n]
             ids = completion_ids[i][mask[i].bool()].tolist()
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             prompt = row[col]
             completion = text if isinstance(prompt, str) else [{"role": "assistant", "content": text}]
-            out.append(Rollout(prompt=prompt, completion=completion, completion_ids=ids, group=group_offset + i // G,
-                               columns={k: v for k, v in row.items() if k != col}, prompt_text=texts[i // G],
+            out.append(Rollout(prompt=prompt, completion=completion, completion_ids=ids, group=group_offset + i // n,
+                               columns={k: v for k, v in row.items() if k != col}, prompt_text=texts[i // n],
                                truncated=bool(truncated[i])))
-        return out
+        return RolloutBatch(prompt_ids, prompt_mask, completion_ids, mask, truncated, out)
 
     def _advantages(self, scores: Scores, rollouts: list[Rollout], completion_ids, mask):
         """Outcome rewards (weighted sum of outcome-granularity rewards) and step rewards -> [B, T]."""
@@ -418,8 +446,9 @@ class GRPOTrainer:
                 if not steps:
                     ends.append([]); values.append([])  # noqa: E702
                     continue
-                offsets = A.token_offsets(self.tokenizer, ro.completion_ids, ro.text)
-                ends.append(A.char_to_token_ends([e for _, e, _ in steps], offsets))
+                offsets = token_offsets(self.tokenizer, ro.completion_ids, ro.text)
+                last = max(len(offsets) - 1, 0)  # a step no token reaches (cut off) counts at the end
+                ends.append([last if k is None else k for k in step_end_tokens(offsets, [(s, e) for s, e, _ in steps])])
                 values.append([v for _, _, v in steps])
             p = A.process_advantages(ends, values, G, T, t.advantage_eps) * scores.weights[label]
             process = p if process is None else process + p
@@ -465,63 +494,21 @@ class GRPOTrainer:
     # --- supervised warm-up ----------------------------------------------------------------
 
     def sft(self) -> list[float]:
-        """Supervised warm-up on ``sft.data`` (prompt + completion, loss on completion tokens)."""
-        s, d = self.cfg.sft, self.cfg.data
-        rows = load_rows(s.data)
-        if self.is_main:
-            print(f"supervised warm-up: {s.steps} steps of {s.batch_size} examples from {s.data}", flush=True)
-        tok = self.tokenizer
-        examples = []
-        for row in rows:
-            p = tok(prompt_text(row["prompt"], tok, d.chat_template, d.system_prompt), add_special_tokens=False)["input_ids"]
-            c = tok(row["completion"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-            examples.append((p, c))
-        opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=s.learning_rate,
-                                weight_decay=0.0)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(s.warmup_steps, s.steps, "cosine"))
-        g = torch.Generator().manual_seed(self.cfg.train.seed)
-        self.model.train()
-        losses = []
-        bar = None
-        if self.is_main and self.cfg.log.progress:
-            from tqdm.auto import tqdm
+        """Supervised warm-up on ``sft.data`` (see sft.py); returns the per-step losses."""
+        from .sft import supervised_warmup
 
-            bar = tqdm(total=s.steps, desc="sft", unit="step", disable=None, dynamic_ncols=True)
-        for step in range(s.steps):
-            idx = torch.randint(len(examples), (s.batch_size,), generator=g).tolist()
-            batch = [examples[i] for i in idx]
-            L = max(len(p) + len(c) for p, c in batch)
-            ids = torch.full((len(batch), L), tok.pad_token_id, dtype=torch.long)
-            labels = torch.full((len(batch), L), -100, dtype=torch.long)
-            attn = torch.zeros((len(batch), L), dtype=torch.long)
-            for j, (p, c) in enumerate(batch):
-                n = len(p) + len(c)
-                ids[j, :n] = torch.tensor(p + c)
-                labels[j, len(p):n] = torch.tensor(c)
-                attn[j, :n] = 1
-            with self.autocast():
-                out = self.model(input_ids=ids.to(self.device), attention_mask=attn.to(self.device),
-                                 labels=labels.to(self.device))
-            self.accelerator.backward(out.loss)
-            self.accelerator.clip_grad_norm_(self.model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            self.weights_version += 1
-            losses.append(float(out.loss.detach()))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        if bar is not None:
-            bar.close()
+        losses = supervised_warmup(self.model, self.tokenizer, self.cfg, self.accelerator, self.autocast,
+                                   show_progress=self.is_main and self.cfg.log.progress)
+        self.weights_version += 1
         return losses
 
     # --- evaluation ------------------------------------------------------------------------
 
     def evaluate(self, rows=None) -> dict[str, float]:
         """Greedy accuracy on held-out prompts: correct when reward ``eval.reward`` >= ``eval.threshold``."""
-        rows = self.eval_rows if rows is None else rows
-        return evaluate_accuracy(self, rows)
+        from .evaluate import greedy_accuracy
+
+        return greedy_accuracy(self, self.eval_rows if rows is None else rows)
 
     def _write_eval(self) -> None:
         if self.is_main:
@@ -558,9 +545,10 @@ class GRPOTrainer:
         self.eval_results = state.get("eval", {})
         self.last_metrics = state.get("last_metrics", {})
         if self.cfg.train.beta > 0:
-            self.reset_reference()
             ref_file = self.run_dir / "ref.pt"
-            if not isinstance(self.ref_model, str) and ref_file.exists():
+            # ref.pt, when present, is the reference (the cycle's reset writes it, LoRA or not)
+            self.reset_reference(snapshot=ref_file.exists())
+            if ref_file.exists():
                 self.ref_model.load_state_dict(torch.load(ref_file, map_location=self.device, weights_only=True))
         if self.is_main:
             print(f"resumed from {ckpt} (step {self.step})", flush=True)
@@ -608,37 +596,3 @@ def _nanstd(x: torch.Tensor) -> torch.Tensor:
     mean = torch.where(valid, x, 0).sum(-1) / n.clamp(min=1)
     var = torch.where(valid, (x - mean[:, None]) ** 2, 0).sum(-1) / (n - 1).clamp(min=1)
     return torch.where(n > 1, var.sqrt(), torch.full_like(var, float("nan")))
-
-
-def evaluate_accuracy(trainer: GRPOTrainer, rows, max_new_tokens: int | None = None) -> dict[str, float]:
-    """Greedy completions for ``rows`` scored by the trainer's rewards; accuracy on ``eval.reward``.
-
-    Works with any trainer-like object with ``policy``, ``tokenizer``, ``host``, ``cfg``: the iterative
-    cycle calls it on held-out prompts between phases.
-    """
-    cfg = trainer.cfg
-    col = cfg.data.prompt_column
-    max_new = max_new_tokens or cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
-    was_training = trainer.model.training
-    trainer.model.eval()
-    correct = n = 0
-    lengths = 0
-    rows = list(rows)
-    label = cfg.eval.reward or cfg.rewards[0].label
-    state = torch.get_rng_state()  # greedy decoding draws no numbers, but keep training's RNG untouched
-    for s in range(0, len(rows), cfg.eval.batch_size):
-        chunk = rows[s:s + cfg.eval.batch_size]
-        ids, attn, texts = trainer._encode_prompts([r[col] for r in chunk])
-        out = trainer._generate(ids, attn, max_new, greedy=True)
-        mask, truncated = completion_mask(out, trainer.tokenizer.eos_token_id)
-        rollouts = trainer._rollouts(chunk, texts, out, mask, truncated, per_prompt=1, group_offset=0)
-        scores = trainer.host.score(rollouts)
-        for res in scores.results[label]:
-            correct += int(res.applicable and res.value >= cfg.eval.threshold)
-        n += len(chunk)
-        lengths += int(mask.sum())
-    torch.set_rng_state(state)
-    trainer.model.train(was_training)
-    return {"eval/accuracy": correct / max(n, 1), "eval/correct": float(correct), "eval/n": float(n),
-            "eval/mean_length": lengths / max(n, 1)}
-

@@ -19,8 +19,8 @@ def register_commands(cli):
 
 
 @hookimpl
-def on_cycle_end(cycle, context):
+def on_cycle_end(context):
     """Retrain each `prm` reward that has `retrain` options on the cycle's labelled rollouts."""
-    from .retrain import on_cycle_end as retrain
+    from .retrain import retrain_configured
 
-    retrain(cycle, context)
+    return retrain_configured(context)

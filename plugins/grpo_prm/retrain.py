@@ -45,9 +45,7 @@ def initial_prm(options: PRMOptions, root: Path) -> Path:
     if not (out / DONE).exists():
         tmp = root / f".init.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        fmt = StepFormat()
-        fmt = StepFormat(split=options.split or fmt.split, tag=options.tag or fmt.tag,
-                         step_pattern=options.step_pattern or fmt.step_pattern)
+        fmt = StepFormat().override(options.split, options.tag, options.step_pattern)
         build_tiny_prm(tmp, tokenizer_dir=r.tokenizer, hidden_size=r.tiny_hidden_size, layers=r.tiny_layers,
                        heads=r.tiny_heads, step_format=fmt)
         (tmp / DONE).write_text("ok\n")
@@ -94,14 +92,15 @@ def retrain(options: PRMOptions, cycle: int, buffer: str | Path, history_share: 
     return metrics
 
 
-def on_cycle_end(cycle: int, context: dict[str, Any]) -> None:
-    """Retrain every configured ``prm`` reward that has ``retrain`` options; metrics into context."""
-    for cfg in context.get("rewards", []):
-        if cfg.get("name") != PRMReward.name:
+def retrain_configured(context) -> dict[str, Any]:
+    """Retrain every configured ``prm`` reward that has ``retrain`` options; returns their metrics."""
+    metrics: dict[str, Any] = {}
+    for cfg in context.rewards:
+        if cfg.name != PRMReward.name:
             continue
-        options = PRMReward.parse_options(cfg.get("options", {}))
+        options = PRMReward.parse_options(cfg.options)
         if options.retrain is None:
             continue
-        label = cfg.get("label") or cfg["name"]
-        m = retrain(options, cycle, context["buffer"], context.get("history_share", 0.1), context.get("seed", 0))
-        context.setdefault("metrics", {}).update({f"{label}/{k}": v for k, v in m.items()})
+        m = retrain(options, context.cycle, context.buffer_dir, context.history_share, context.seed)
+        metrics.update({f"{cfg.label}/{k}": v for k, v in m.items()})
+    return metrics

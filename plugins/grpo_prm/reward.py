@@ -70,12 +70,17 @@ class PRMReward(Reward):
 
                 o = self.options
                 prm = ProcessRewardModel.load(o.model, device=o.device, max_length=o.max_length)
-                fmt = prm.step_format
-                prm.step_format = StepFormat(split=o.split or fmt.split, tag=o.tag or fmt.tag,
-                                             step_pattern=o.step_pattern or fmt.step_pattern,
-                                             separator=fmt.separator)
+                prm.step_format = prm.step_format.override(o.split, o.tag, o.step_pattern)
                 self._prm = prm
             return self._prm
+
+    @property
+    def step_format(self) -> StepFormat:
+        """How this reward cuts steps (the cycle labels with the same): options over the model's format."""
+        o = self.options
+        if not Path(o.model).exists():  # first cycle before any PRM exists: the options alone
+            return StepFormat().override(o.split, o.tag, o.step_pattern)
+        return self.prm.step_format
 
     def score(self, samples: list[Sample]) -> list[RewardResult]:
         if self.options.missing_model == "skip" and not Path(self.options.model).exists():

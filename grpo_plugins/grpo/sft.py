@@ -1,0 +1,59 @@
+"""Supervised warm-up before GRPO: prompt + completion pairs, loss on the completion tokens only."""
+
+from __future__ import annotations
+
+import torch
+
+from .data import load_rows, prompt_text
+
+
+def supervised_warmup(model, tokenizer, cfg, accelerator, autocast, show_progress: bool = True) -> list[float]:
+    """``cfg.sft.steps`` AdamW steps on ``cfg.sft.data`` (cosine after warm-up); returns the losses."""
+    from .trainer import make_scheduler
+
+    s, d = cfg.sft, cfg.data
+    rows = load_rows(s.data)
+    if accelerator.is_main_process:
+        print(f"supervised warm-up: {s.steps} steps of {s.batch_size} examples from {s.data}", flush=True)
+    examples = []
+    for row in rows:
+        p = tokenizer(prompt_text(row["prompt"], tokenizer, d.chat_template, d.system_prompt),
+                      add_special_tokens=False)["input_ids"]
+        c = tokenizer(row["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        examples.append((p, c))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=s.learning_rate, weight_decay=0.0)
+    sched = make_scheduler(opt, "cosine", s.warmup_steps, s.steps)
+    g = torch.Generator().manual_seed(cfg.train.seed)
+    model.train()
+    losses: list[float] = []
+    bar = None
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=s.steps, desc="sft", unit="step", disable=None, dynamic_ncols=True)
+    device = accelerator.device
+    for _ in range(s.steps):
+        batch = [examples[i] for i in torch.randint(len(examples), (s.batch_size,), generator=g).tolist()]
+        L = max(len(p) + len(c) for p, c in batch)
+        ids = torch.full((len(batch), L), tokenizer.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(batch), L), -100, dtype=torch.long)  # -100: no loss on prompt and padding
+        attn = torch.zeros((len(batch), L), dtype=torch.long)
+        for j, (p, c) in enumerate(batch):
+            n = len(p) + len(c)
+            ids[j, :n] = torch.tensor(p + c)
+            labels[j, len(p):n] = torch.tensor(c)
+            attn[j, :n] = 1
+        with autocast():
+            out = model(input_ids=ids.to(device), attention_mask=attn.to(device), labels=labels.to(device))
+        accelerator.backward(out.loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(float(out.loss.detach()))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    if bar is not None:
+        bar.close()
+    return losses
