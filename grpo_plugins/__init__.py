@@ -1,6 +1,7 @@
 """grpo-plugins: pluggable verifiable rewards and a GRPO trainer for language models."""
 
 from .cycle.context import CycleContext
+from .errors import SettingError, UserError
 from .hookspecs import hookimpl, hookspec
 from .host import RewardConfig, RewardError, RewardHost, RewardTimeout, Scores
 from .manager import PluginManager, UnknownRewardError, get_plugin_manager
@@ -12,6 +13,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CycleContext",
     "hookimpl",
+    "SettingError",
+    "UserError",
     "hookspec",
     "Reward",
     "RewardOptions",

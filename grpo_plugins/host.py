@@ -13,6 +13,7 @@ from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .errors import UserError
 from .manager import PluginManager, get_plugin_manager
 from .rewards import Reward, RewardResult, Sample, run_score
 
@@ -38,7 +39,7 @@ class RewardConfig(BaseModel):
         return self
 
 
-class RewardError(RuntimeError):
+class RewardError(UserError, RuntimeError):
     """A reward failed under the ``raise`` policy; names plugin, reward and sample index."""
 
     def __init__(self, label: str, plugin: str, message: str, index: int | None = None):

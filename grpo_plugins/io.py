@@ -9,8 +9,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from .errors import UserError
 
-class InputError(ValueError):
+
+class InputError(UserError, ValueError):
     """Bad input data; the message names the file, the line and the field."""
 
 

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import pluggy
 
 from . import hookspecs
+from .errors import UserError
 from .rewards import Reward, RewardOptions, validate_reward_class
 
 ENTRY_POINT_GROUP = "grpo_plugins"
@@ -22,11 +23,11 @@ ENV_LOAD = "GRPO_PLUGINS_LOAD"  # comma-separated allowlist of entry-point plugi
 ENV_TRACE = "GRPO_PLUGINS_TRACE"  # any non-empty value traces every hook call to stderr
 
 
-class PluginError(RuntimeError):
+class PluginError(UserError, RuntimeError):
     """A plugin could not be loaded or registered something invalid."""
 
 
-class UnknownRewardError(KeyError):
+class UnknownRewardError(UserError, KeyError):
     """A reward name that no loaded plugin registers; the message lists the available ones."""
 
     def __init__(self, name: str, available: Iterable[str]):

@@ -15,6 +15,8 @@ from typing import Any, Callable, ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .errors import UserError
+
 Granularity = Literal["outcome", "step"]
 Executor = Literal["thread", "process"]
 
@@ -25,7 +27,7 @@ class RewardOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class OptionsError(ValueError):
+class OptionsError(UserError, ValueError):
     """Options that do not fit a reward's Options model; the message names every bad key."""
 
     def __init__(self, reward: str, problems: list[tuple[str, str]]):

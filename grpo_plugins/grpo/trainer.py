@@ -42,11 +42,13 @@ from ..host import RewardHost, Scores
 from ..io import atomic_write_text
 from .loss import Norm, grpo_loss, reduce_metrics
 from .metrics import MetricsLogger
+from ..errors import SettingError
 from ..manager import PluginManager
 from ..steps import step_end_tokens, token_offsets
 from .config import TrainConfig
 from .generation import Generator, Rollout, completion_mask
 from .logprobs import token_logprobs
+from .optim import make_scheduler
 
 
 def seed_everything(seed: int) -> None:
@@ -82,14 +84,6 @@ def load_model_and_tokenizer(cfg: TrainConfig):
 
         model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **m.lora))
     return model, tokenizer
-
-
-def make_scheduler(optimizer, kind: str, warmup: int, total: int):
-    """transformers' schedule ``kind`` (constant / linear / cosine), each after ``warmup`` linear updates."""
-    from transformers import get_scheduler
-
-    name = "constant_with_warmup" if kind == "constant" else kind
-    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=max(total, warmup, 1))
 
 
 def rollout_device(cfg: TrainConfig):
@@ -150,7 +144,8 @@ class GRPOTrainer:
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         self.is_main = self.accelerator.is_main_process
         if cfg.train.prompts_per_step % self.world:
-            raise ValueError(f"train.prompts_per_step={cfg.train.prompts_per_step} must divide by {self.world} processes")
+            raise SettingError("train.prompts_per_step", f"{cfg.train.prompts_per_step} does not divide by {self.world} processes",
+                               "use a multiple of the process count")
         if cfg.train.torch_threads:
             torch.set_num_threads(cfg.train.torch_threads)
         seed_everything(cfg.train.seed + self.rank)
@@ -226,7 +221,7 @@ class GRPOTrainer:
         from .vllm import VLLMRollout
 
         if self.device.type != "cuda":
-            raise ValueError("rollout.backend: vllm needs a CUDA device; use backend: sample on CPU")
+            raise SettingError("rollout.backend", "vllm needs a CUDA device", "use backend: sample on CPU")
         d, m = self.cfg.data, self.cfg.model
         max_len = d.max_prompt_tokens + self.cfg.rollout.max_new_tokens if d.max_prompt_tokens else None
         return VLLMRollout(m.name_or_path, self.cfg.rollout.vllm, max_len, rank=self.rank,
