@@ -4,8 +4,8 @@ error boundary and time limit, and combines the outcome values with weights."""
 from __future__ import annotations
 
 import concurrent.futures as cf
-import math
 import multiprocessing
+import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -248,9 +248,9 @@ class RewardHost:
             metrics[f"rewards/{label}/timeouts"] = float(timeouts)
             metrics[f"rewards/{label}/not_applicable"] = float(n - len(values) - errors - timeouts)
             if values:
-                mean = sum(values) / len(values)
-                metrics[f"rewards/{label}/mean"] = mean
-                metrics[f"rewards/{label}/std"] = _std(values, mean)
+                metrics[f"rewards/{label}/mean"] = statistics.fmean(values)
+                # sample std (ddof=1), as torch.std and TRL report it
+                metrics[f"rewards/{label}/std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         totals = self.combine(results, n)
         metrics["reward_host/seconds"] = time.monotonic() - t0
         scores = Scores(results, totals, metrics,
@@ -272,10 +272,3 @@ class RewardHost:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-def _std(values: list[float], mean: float) -> float:
-    # sample std (ddof=1) as torch.std and TRL report it
-    if len(values) < 2:
-        return 0.0
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))

@@ -21,6 +21,22 @@ def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[di
     return list(iter_jsonl(path, required))
 
 
+def read_log_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a JSONL log this program appends to; lines a kill tore mid-write are skipped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 def iter_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> Iterator[dict[str, Any]]:
     """Yield the objects of a JSONL file, validating each line as it is read."""
     path = Path(path)
@@ -45,10 +61,17 @@ def iter_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> Iterato
             yield obj
 
 
-def _clean(value: Any) -> Any:
-    # JSON has no NaN/inf: write them as null rather than emit invalid JSON
+def finite_or_none(value: Any) -> Any:
+    """A float that is NaN or infinite becomes None; anything else is returned as it is."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    return value
+
+
+def _clean(value: Any) -> Any:
+    # JSON has no NaN/inf: write them as null rather than emit invalid JSON
+    if isinstance(value, float):
+        return finite_or_none(value)
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import inspect
-import math
 from typing import Any, Callable, Sequence
 
+from .io import finite_or_none
 from .manager import get_plugin_manager
 from .rewards import Granularity, Reward, RewardResult, Sample, run_score
 
@@ -56,7 +56,7 @@ def function_reward(
                 **cols,
             )
             values = list(values)
-            return [RewardResult(value=_nan_to_none(v)) for v in values]
+            return [RewardResult(value=None if v is None else finite_or_none(float(v))) for v in values]
 
     FunctionReward.name = reward_name
     FunctionReward.granularity = granularity
@@ -64,13 +64,6 @@ def function_reward(
     FunctionReward.__qualname__ = FunctionReward.__name__ = f"FunctionReward[{reward_name}]"
     FunctionReward.func = staticmethod(func)
     return FunctionReward
-
-
-def _nan_to_none(v: Any) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return None if math.isnan(v) else v
 
 
 def as_trl_reward_func(reward: Reward | str, manager=None, **options: Any) -> Callable[..., list[float | None]]:

@@ -359,7 +359,7 @@ class GRPOTrainer:
         metrics: dict[str, Any] = {
             "loss": sum(losses) / len(losses),
             "reward": float(totals.nanmean()),
-            "reward_std": float(_nanstd(grouped).nanmean()),
+            "reward_std": float(A.group_stats(grouped)[2].nanmean()),
             "frac_reward_zero_std": A.zero_std_fraction(totals, G),
             **{k: v for k, v in scores.metrics.items() if k.startswith("rewards/")},
             **_step_reward_metrics(scores),
@@ -582,12 +582,3 @@ def _step_reward_metrics(scores: Scores) -> dict[str, float]:
         out[f"rewards/{label}/step_mean"] = sum(values) / len(values) if values else float("nan")
         out[f"rewards/{label}/steps_per_completion"] = len(values) / max(len(results), 1)
     return out
-
-
-def _nanstd(x: torch.Tensor) -> torch.Tensor:
-    """Unbiased std along the last dim ignoring NaN: [N, G] -> [N]."""
-    valid = ~torch.isnan(x)
-    n = valid.sum(-1)
-    mean = torch.where(valid, x, 0).sum(-1) / n.clamp(min=1)
-    var = torch.where(valid, (x - mean[:, None]) ** 2, 0).sum(-1) / (n - 1).clamp(min=1)
-    return torch.where(n > 1, var.sqrt(), torch.full_like(var, float("nan")))
