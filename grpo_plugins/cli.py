@@ -12,12 +12,13 @@ from typing import Any
 import click
 
 from .config import ConfigError, Problem, RunConfig, config_problems, load_run_config, parse_override, read_yaml
-from .errors import UserError
+from .errors import UserError, require
 from .host import RewardConfig, RewardError, RewardHost
 from .io import read_jsonl, write_jsonl_atomic
 from .manager import PluginManager, get_plugin_manager
 from .rewards import options_schema, sample_from_record
 
+TRAIN_EXTRA = "pip install 'grpo-plugins[train]'"
 PLUGIN_HELP = "load a plugin from a local .py file (repeatable; before or after the command name)"
 
 
@@ -208,6 +209,7 @@ def run_config_model(data: dict | None = None) -> type[RunConfig]:
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 def train_cmd(config, overrides):
     """Train with GRPO. Overrides use dotted keys: train.steps=20 rollout.temperature=0.8."""
+    require("torch", "transformers", "datasets", "accelerate", install=TRAIN_EXTRA)
     from .grpo.config import TrainConfig
 
     cfg, manager = load_run_config(config, overrides, model=TrainConfig)
@@ -235,6 +237,7 @@ def train_cmd(config, overrides):
 @click.option("--key", "keys", multiple=True, help="metric to plot (repeatable; default: a standard set)")
 def plot_cmd(run_dir, out, keys):
     """Write PNG training curves from RUN_DIR/metrics.jsonl (and eval.json)."""
+    require("matplotlib", install=TRAIN_EXTRA)
     from .grpo.plot import plot_run
 
     path = plot_run(run_dir, out, list(keys) or None)
@@ -255,6 +258,7 @@ def cycle_cmd(config, overrides, check):
     if check:  # the same validator as `grpo-plugins check`
         check_config(config, overrides)
         return
+    require("torch", "transformers", "datasets", "accelerate", install=TRAIN_EXTRA)
     cfg, manager = load_run_config(config, overrides, model=CycleConfig)
     from .cycle.runner import Cycle
 
