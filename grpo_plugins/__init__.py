@@ -3,7 +3,6 @@
 The public API a plugin may use is what this module exports plus the modules in ``PUBLIC_MODULES``;
 built-in plugins use nothing else (tests/test_layout.py checks it)."""
 
-from .cycle.context import CycleContext
 from .errors import MissingDependency, SettingError, UserError, require
 from .hookspecs import hookimpl, hookspec
 from .host import RewardConfig, RewardError, RewardHost, RewardTimeout, Scores
@@ -26,7 +25,6 @@ PUBLIC_MODULES = (
 )
 
 __all__ = [
-    "CycleContext",
     "hookimpl",
     "MissingDependency",
     "SettingError",
