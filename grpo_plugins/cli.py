@@ -227,6 +227,22 @@ def cycle_cmd(config, overrides, check):
     click.echo(f"report: {cfg.log.run_dir}/report.json, {cfg.log.run_dir}/report.png", err=True)
 
 
+@cli.command("serve")
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to bind; anything but loopback needs a bearer token")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port")
+@click.option("--token-file", type=click.Path(dir_okay=False), default=None,
+              help="file holding the bearer token clients must send (else env GRPO_SERVE_TOKEN)")
+def serve_cmd(config, host, port, token_file):
+    """Serve the config's rewards over HTTP: /score, OpenRLHF /get_reward, slime /slime, /health, /rewards."""
+    try:
+        from .serve import serve
+    except ImportError as exc:
+        raise click.ClickException(f"serve needs the [serve] extra (pip install 'grpo-plugins[serve]'): {exc}")
+    serve(config, host=host, port=port, token_file=token_file)
+
+
 def build_cli(manager: PluginManager) -> click.Group:
     """The CLI group with plugins' commands added through the ``register_commands`` hook."""
     manager.hook.register_commands(cli=cli)
