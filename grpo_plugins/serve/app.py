@@ -59,8 +59,11 @@ class Admission:
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    # io.dumps writes NaN/inf as null, so a response is always valid JSON
-    return Response(dumps(body), status_code=status, media_type="application/json", headers=headers)
+    try:  # the fast path; io.dumps (NaN/inf -> null, so always valid JSON) only when it is needed
+        text = json.dumps(body, ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError):
+        text = dumps(body)
+    return Response(text, status_code=status, media_type="application/json", headers=headers)
 
 
 async def _read_json(request: Request, limit: int) -> Any:
@@ -106,17 +109,19 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
 
     app = FastAPI(title="grpo-plugins reward server", lifespan=lifespan, docs_url=None, redoc_url=None)
 
-    @app.middleware("http")
-    async def bearer(request: Request, call_next):
-        if secret is not None and request.url.path != "/health":
-            given = request.headers.get("authorization", "")
-            scheme, _, value = given.partition(" ")
-            # compare_digest takes the same time wherever the first difference is
-            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), secret):
-                return _json(401, {"error": "missing or wrong bearer token"}, {"WWW-Authenticate": "Bearer"})
-        return await call_next(request)
+    def denied(request: Request) -> Response | None:
+        """401 unless the request carries the bearer token (checked in every route but /health)."""
+        if secret is None:
+            return None
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        # compare_digest takes the same time wherever the first difference is
+        if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), secret):
+            return None
+        return _json(401, {"error": "missing or wrong bearer token"}, {"WWW-Authenticate": "Bearer"})
 
     async def handle(request: Request, to_rows, respond) -> Response:
+        if (refused := denied(request)) is not None:
+            return refused
         try:
             body = await _read_json(request, limit)
             rows = to_rows(body)
@@ -159,7 +164,9 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
                            "max_concurrency": opts.max_concurrency, "max_queue": opts.max_queue})
 
     @app.get("/rewards")
-    async def rewards():
+    async def rewards(request: Request):
+        if (refused := denied(request)) is not None:
+            return refused
         out = []
         for c in host.configs:
             out.append({"label": c.label, "name": c.name, "plugin": host.entries[c.label].plugin,
