@@ -45,8 +45,8 @@ def _logged(path) -> list[int]:
 def test_batches_of_a_killed_server_finish_on_the_other(tmp_path):
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
     cfg_a = _config(tmp_path / "a.yaml", log_a, 0.6)
-    cfg_b = _config(tmp_path / "b.yaml", log_b, 0.05)
-    n = 48
+    cfg_b = _config(tmp_path / "b.yaml", log_b, 0.2)  # slow enough that batches remain when A dies
+    n = 64
     with serve_process(cfg_a) as (proc_a, url_a), serve_process(cfg_b) as (proc_b, url_b):
         opts = {"urls": [url_a, url_b], "reward": "sleepy", "batch_size": 4, "per_server": 1,
                 "timeout": 30, "cooldown": 60}
