@@ -306,3 +306,34 @@ def test_a_request_cannot_raise_the_code_sandbox_limits():
     assert row["rewards"]["code"] == 0.0 and row["info"]["code"]["status"] == "error"
     assert "limits" in row["info"]["code"]["error"]
     assert [r["info"]["code"]["status"] for r in capped.json()["rows"]] == ["memory_limit", "memory_limit"]
+
+
+def test_openrlhf_and_slime_clients_as_they_post():
+    """aiohttp, the client both trainers use: one ClientSession, ``session.post(url, json=payload)``,
+    ``raise_for_status`` and ``await response.json()`` (openrlhf/utils/agent.py ``_post_request``;
+    slime/rollout/rm_hub/__init__.py ``remote_rm``), several requests at once."""
+    aiohttp = pytest.importorskip("aiohttp")
+    import asyncio
+
+    async def main(url):
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=180)) as session:
+            async def openrlhf(k):
+                payload = {"query": [f"Q{k}: <answer>{k}</answer>"], "prompts": [f"Q{k}: "], "labels": [str(k)]}
+                async with session.post(url + "/get_reward", json=payload) as response:
+                    response.raise_for_status()
+                    return await response.json()
+
+            async def slime(k):
+                payload = {"prompt": f"Q{k}", "response": f"\\boxed{{{k + 1}}}", "label": str(k)}
+                async with session.post(url + "/slime", json=payload) as resp:
+                    resp.raise_for_status()
+                    return await resp.json()
+
+            return await asyncio.gather(*[openrlhf(k) for k in range(16)], *[slime(k) for k in range(16)])
+
+    with running({**MATH_FORMAT, "serve": {"max_concurrency": 2, "max_queue": 64}}) as url:
+        out = asyncio.run(main(url))
+    assert [o["rewards"] for o in out[:16]] == [[1.5]] * 16
+    assert [o["extra_logs"]["math"] for o in out[:16]] == [[1.0]] * 16
+    assert [o["reward"] for o in out[16:]] == [0.0] * 16  # wrong answers, no <answer> tag
+    assert {o["info"]["math"]["status"] for o in out[16:]} == {"incorrect"}
