@@ -70,3 +70,14 @@ def server_url():
            "serve": {"max_rows": 100}}
     with running(cfg) as url, httpx.Client() as client:  # one client: a new one builds an SSL context
         yield client, url
+
+
+def test_needed_columns_from_options():
+    from grpo_plugins import RewardHost
+    from grpo_plugins.manager import PluginManager
+
+    m = PluginManager(allow=["math", "code", "format"])
+    with RewardHost([{"name": "math", "options": {"answer_column": "gold"}}, {"name": "code"}, {"name": "format"}],
+                    m) as host:
+        # math fails without its gold column; code scores a row without tests as not applicable
+        assert p.needed_columns(host) == {"math": ["gold"], "code": [], "format": []}

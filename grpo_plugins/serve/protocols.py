@@ -35,9 +35,10 @@ class BadRequest(ValueError):
 def needed_columns(host: RewardHost) -> dict[str, list[str]]:
     """Columns each configured reward reads, so a row without one is refused before scoring.
 
-    A reward may declare ``required_columns`` (a list, or a method of its options); otherwise each
-    string option named ``*_column`` names a needed column, unless an option of the same stem
-    (``tests`` for ``tests_column``) supplies a default for rows without it.
+    A reward may declare ``required_columns`` (a list, or a method returning one); otherwise each
+    string option named ``*_column`` names a needed column, unless the reward has an option of the
+    same stem (code's ``tests`` for ``tests_column``): such a reward handles rows without the
+    column itself (code scores them not applicable).
     """
     out: dict[str, list[str]] = {}
     for label, reward in host.rewards.items():
@@ -51,7 +52,7 @@ def needed_columns(host: RewardHost) -> dict[str, list[str]]:
         cols = []
         for key, value in opts.items():
             stem = key[: -len("_column")]
-            if key.endswith("_column") and isinstance(value, str) and opts.get(stem) is None:
+            if key.endswith("_column") and isinstance(value, str) and stem not in opts:
                 cols.append(value)
         out[label] = cols
     return out
