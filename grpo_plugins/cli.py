@@ -14,7 +14,7 @@ import click
 from .config import ConfigError, Problem, RunConfig, config_problems, load_run_config, parse_override, read_yaml
 from .errors import UserError, require
 from .host import RewardConfig, RewardError, RewardHost
-from .io import read_jsonl, write_jsonl_atomic
+from .io import AtomicJsonlWriter, iter_jsonl
 from .manager import PluginManager, get_plugin_manager
 from .rewards import options_schema, sample_from_record
 
@@ -143,16 +143,22 @@ def parse_reward_args(rewards: tuple[str, ...], options: tuple[str, ...], on_err
 @click.option("--timeout", type=float, default=None, help="seconds per batch and reward")
 @click.pass_context
 def score_cmd(ctx, rewards, options, input_path, output_path, batch_size, on_error, timeout):
-    """Score a JSONL file of completions; every column reaches the rewards."""
+    """Score a JSONL file of completions; every column reaches the rewards.
+
+    Streams: reads and writes one batch at a time (memory stays flat as files grow); the output
+    appears only when every line is scored (temporary file, then rename).
+    """
+    from itertools import islice
+
     from tqdm import tqdm
 
     configs = parse_reward_args(rewards, options, on_error, timeout)
-    records = read_jsonl(input_path, required=("completion",))
-    out = []
-    with RewardHost(configs, manager=_manager(ctx)) as host:
-        bar = tqdm(total=len(records), desc="scoring", unit="sample", disable=not sys.stderr.isatty())
-        for start in range(0, len(records), batch_size):
-            chunk = records[start:start + batch_size]
+    records = iter_jsonl(input_path, required=("completion",))
+    tty = sys.stderr.isatty()
+    with RewardHost(configs, manager=_manager(ctx)) as host, AtomicJsonlWriter(output_path) as out:
+        bar = tqdm(desc="scoring", unit="sample", disable=not tty)
+        start = 0
+        while chunk := list(islice(records, batch_size)):
             try:
                 scores = host.score([sample_from_record(r) for r in chunk])
             except RewardError as exc:
@@ -160,11 +166,17 @@ def score_cmd(ctx, rewards, options, input_path, output_path, batch_size, on_err
                     raise RewardError(exc.label, exc.plugin, str(exc).split(": ", 1)[-1],
                                       start + exc.index) from exc
                 raise
-            out += [{**r, **scores.record(i)} for i, r in enumerate(chunk)]
+            for i, r in enumerate(chunk):
+                out.write({**r, **scores.record(i)})
+            start += len(chunk)
             bar.update(len(chunk))
+            if not tty and start // batch_size % PROGRESS_EVERY == 0:
+                click.echo(f"scored {start} samples", err=True)
         bar.close()
-    write_jsonl_atomic(output_path, out)
-    click.echo(f"scored {len(out)} samples -> {output_path}", err=True)
+    click.echo(f"scored {out.count} samples -> {output_path}", err=True)
+
+
+PROGRESS_EVERY = 200  # batches between plain progress lines when stderr is not a terminal
 
 
 def check_config(config: str, overrides=()) -> None:
@@ -266,6 +278,21 @@ def cycle_cmd(config, overrides, check):
     last = report["cycles"][-1] if report["cycles"] else {}
     click.echo(json.dumps({k: v for k, v in last.items() if k != "seconds"}, indent=1, default=str))
     click.echo(f"report: {cfg.log.run_dir}/report.json, {cfg.log.run_dir}/report.png", err=True)
+
+
+@cli.command("serve")
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to bind; anything but loopback needs a bearer token")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port")
+@click.option("--token-file", type=click.Path(dir_okay=False), default=None,
+              help="file holding the bearer token clients must send (else env GRPO_SERVE_TOKEN)")
+def serve_cmd(config, host, port, token_file):
+    """Serve the config's rewards over HTTP: /score, OpenRLHF /get_reward, slime /slime, /health, /rewards."""
+    require("fastapi", "uvicorn", install="pip install 'grpo-plugins[serve]'")
+    from .serve import serve
+
+    serve(config, host=host, port=port, token_file=token_file)
 
 
 def attach_plugin_commands(group: click.Group, manager: PluginManager) -> None:
