@@ -73,10 +73,11 @@ def module_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {m: set() for m in mods}
     for m, path in mods.items():
         for target, names in imports(m, path):
-            # "from pkg import mod" imports the sub-module when mod is one
-            for t in [target] + [f"{target}.{n}" for n in names]:
-                if t in mods and t != m:
-                    graph[m].add(t)
+            # "from pkg import mod" imports the sub-module when mod is one; it needs no name from
+            # pkg's __init__ (a package partly initialised still hands out its sub-modules)
+            subs = [f"{target}.{n}" for n in names if f"{target}.{n}" in mods]
+            wanted = subs + ([target] if len(subs) < len(names) or not names else [])
+            graph[m].update(x for x in wanted if x in mods and x != m)
     return graph
 
 

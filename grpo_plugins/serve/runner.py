@@ -9,10 +9,12 @@ import socket
 import sys
 from pathlib import Path
 
+from ..errors import UserError
+
 TOKEN_ENV = "GRPO_SERVE_TOKEN"
 
 
-class ServeError(ValueError):
+class ServeError(UserError, ValueError):
     """A server that must not start as asked (no token off loopback, unreadable token file)."""
 
 
