@@ -45,7 +45,8 @@ def test_pathological_inputs_end_as_timeout_or_unparseable(reward):
         assert statuses[name] == "timeout", statuses
     for name in ("deep nesting", "garbage", "100k characters"):
         assert statuses[name] == "unparseable", statuses
-    assert statuses["unbalanced braces"] == "no_answer"  # an unclosed box states no answer
+    # an unclosed box marks nothing; the default extraction reads its last number, 1
+    assert statuses["unbalanced braces"] == "incorrect"
     assert statuses["unclosed answer tags"] == "incorrect"  # the last tag holds "1"
     assert statuses["nested logs"] in ("timeout", "incorrect")
     assert all(r.value == 0.0 for r in results)

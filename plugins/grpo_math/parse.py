@@ -145,15 +145,23 @@ class _Parser:
             return True
         return False
 
+    def ratio(self) -> tuple:
+        """'7:32' and '12:00' as ordered tuples (a ratio is never reduced: 12:00 is not 1:00)."""
+        parts = [self.sum()]
+        while self.peek(":") and not self.peek(":="):
+            self.i += 1
+            parts.append(self.sum())
+        return parts[0] if len(parts) == 1 else ("tuple", tuple(parts), ":", ":")
+
     def relation(self) -> tuple:
-        operands, ops = [self.sum()], []
+        operands, ops = [self.ratio()], []
         while True:
             op = next((o for o in _RELOPS if self.peek(o)), None)
             if op is None:
                 break
             self.i += len(op)
             ops.append(op)
-            operands.append(self.sum())
+            operands.append(self.ratio())
         if not ops:
             return operands[0]
         if set(ops) == {"="}:  # "x = 5+5+1 = 11": the name and the last value
@@ -217,7 +225,7 @@ class _Parser:
         c = self.s[self.i]
         if c.isdigit() or c in "({" or (c == "." and self.s[self.i + 1:self.i + 2].isdigit()):
             return True
-        if c.isalpha():
+        if c.isascii() and c.isalpha():
             w = self.word_ahead()
             return w not in ("and", "or", "U")
         if c == "\\":
@@ -290,7 +298,7 @@ class _Parser:
             return ("func", "abs", (x,))
         if c == "\\":
             return self.command()
-        if c.isalpha():
+        if c.isascii() and c.isalpha():
             return self.letters()
         raise ParseError(f"unexpected {c!r} at position {self.i}")
 
@@ -357,7 +365,7 @@ class _Parser:
         self.expect(closer)
         if len(items) == 1:
             return items[0]
-        return ("set", tuple(items))
+        return ("set", tuple(items), "bare")  # {1,3}: TeX grouping braces, loosely a set
 
     def arg(self, parens: bool = False) -> tuple:
         """One macro argument: {group}, one digit or letter, a command, or (group) for \\sqrt(2)."""
@@ -376,7 +384,7 @@ class _Parser:
         if c.isdigit():
             self.i += 1
             return ("num", Fraction(int(c)), None, 1)
-        if c.isalpha():
+        if c.isascii() and c.isalpha():
             self.i += 1
             return _letter(c)
         if c == "\\":
