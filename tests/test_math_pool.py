@@ -107,7 +107,7 @@ def test_memory_cap_stops_a_runaway_check():
 def test_close_kills_the_workers_and_refuses_more_work():
     r = MathReward({"timeout": BOUND, "workers": 1})
     assert _score(r, ["\\boxed{2x}"], gold="x+x")[0].info["status"] == "correct"
-    pids = [w.proc.pid for w in r.pool._workers]
+    pids = [w.pid for w in r.pool._all] + [r.pool._zygote.proc.pid]
     pool = r.pool
     r.close()
     assert pids and all(not _alive(pid) for pid in pids)
