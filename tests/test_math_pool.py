@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import pytest
 
@@ -110,6 +111,9 @@ def test_close_kills_the_workers_and_refuses_more_work():
     pids = [w.pid for w in r.pool._all] + [r.pool._zygote.proc.pid]
     pool = r.pool
     r.close()
+    deadline = time.monotonic() + 10  # killed grandchildren are reaped by init a moment later
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert pids and all(not _alive(pid) for pid in pids)
     with pytest.raises(RuntimeError, match="closed"):
         pool.run([("1", "1", (1e-6, "either", True))])
