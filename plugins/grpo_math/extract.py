@@ -15,7 +15,7 @@ import re
 from typing import Any, Literal, NamedTuple
 
 TAIL = 4000  # characters from the end searched for bold, math spans and numbers
-MAX_ANSWER = 1000  # longer "answers" are derivations or garbage (and would bloat the caches)
+MAX_ANSWER = 20000  # longer "answers" are derivations or garbage; the parser refuses them whole
 
 _PHRASE = re.compile(r"(?:final answer|the answer|answer|r\u00e9ponse|respuesta|antwort|risposta|resposta|\u043e\u0442\u0432\u0435\u0442"
                      r"|\u7b54\u6848|\u7b54\u3048)\s*(?:is|est|es|ist|\u00e8|\u662f|\u306f|:|\uff1a|=)\s*:?\s*([^\n]+)", re.IGNORECASE)
@@ -94,7 +94,7 @@ def _search(text: str, mode: Extraction) -> Extracted | None:
     inner = _answer_in(found.text)
     if inner:
         return Extracted(inner, found.source)
-    number = last_number(text[-TAIL:]) if mode == "any" else None
+    number = last_number(text) if mode == "any" else None
     return Extracted(number, "last_number") if number else None
 
 
@@ -137,7 +137,7 @@ def _find(text: str, mode: Extraction) -> Extracted | None:
     stripped = text.strip()
     if stripped and len(stripped) <= _WHOLE_MAX and not prose(stripped) and _parses(stripped):
         return Extracted(stripped, "whole")
-    number = last_number(tail)
+    number = last_number(text)
     return Extracted(number, "last_number") if number else None
 
 
@@ -193,12 +193,18 @@ def _parses(text: str) -> bool:
 
 def last_number(text: str) -> str | None:
     """The last number of a text, with its sign, fraction bar, thousands groups or decimal comma."""
+    tail_start = max(0, len(text) - TAIL)
     found = None
-    for found in _NUMBER.finditer(text):
+    for found in _NUMBER.finditer(text, tail_start):
         pass
     if found is None:
         return None
     value = found.group(0).strip().rstrip(",.").strip()
+    if found.start() == tail_start and value[:1].isdigit():  # a number longer than the tail: read it whole
+        j = tail_start
+        while j > 0 and text[j - 1].isdigit() and tail_start - j < MAX_ANSWER:
+            j -= 1
+        value = text[j:tail_start] + value
     after = text[found.end():found.end() + 12].lstrip()
     if re.match(r"(?:%|\\%|percent\b|pct\b|per cent\b)", after, re.IGNORECASE):
         value += "%"

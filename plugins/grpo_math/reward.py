@@ -180,6 +180,8 @@ class MathReward(Reward):
         return info
 
     def _remember(self, key: tuple[str, str], status: str) -> None:
+        if len(key[0]) + len(key[1]) > 2000:
+            return  # long pairs would bloat the cache and seldom repeat
         self._cache[key] = status
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
