@@ -128,7 +128,7 @@ def _find(text: str, mode: Extraction) -> Extracted | None:
             return Extracted(number, "last_number")
     if spans:
         inner = next(g for g in spans[-1].groups() if g).strip()
-        if inner and mode == "any" and prose(inner) and last_number(inner):
+        if inner and mode == "any" and prose(inner) and not _parses(inner) and last_number(inner):
             return Extracted(last_number(inner), "math/last_number")
         if inner:
             return Extracted(inner[:MAX_ANSWER], "math")
@@ -161,7 +161,8 @@ _PROSE_WORDS = {"is", "are", "the", "so", "we", "it", "be", "of", "to", "was", "
 
 def prose(text: str) -> bool:
     """Whether a text reads as a sentence rather than as an answer (commands and \\text{} aside)."""
-    bare = re.sub(r"\\(?:begin|end)\s*\{[^{}]*\}(?:\{[^{}]*\})?|\\text\s*\{[^{}]*\}|\\[A-Za-z]+", " ", text)
+    bare = re.sub(r"\\(?:begin|end)\s*\{[^{}]*\}(?:\{[^{}]*\})?|\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox"
+                  r"|operatorname)\s*\{[^{}]*\}|\\[A-Za-z]+", " ", text)
     words = [w.lower() for w in re.findall(r"[^\W\d_]{2,}", bare)]
     if any(w in _PROSE_WORDS or not w.isascii() for w in words):
         return True
