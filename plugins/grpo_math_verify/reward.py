@@ -13,8 +13,11 @@ INSTALL_HINT = "math-verify is not installed; run: pip install 'grpo-plugins[mat
 
 
 def available() -> bool:
-    """Whether the math-verify library can be imported."""
-    return importlib.util.find_spec("math_verify") is not None
+    """Whether the math-verify library can be found (a broken install counts as missing)."""
+    try:
+        return importlib.util.find_spec("math_verify") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 class MathVerifyUnavailable(ValueError):
