@@ -14,7 +14,13 @@ Systems:
 - ``math`` (this plugin): the reward with default options plus the options a case names;
 - ``math-verify (tests' config)``: ``verify(parse(gold, targets), parse(pred, targets), ...)`` with the
   extraction targets, precision and flags the case's own test passes (how its suite asserts it);
-- ``math-verify (defaults)``: ``verify(parse(gold), parse(pred))`` as its README shows.
+- ``math-verify (defaults)``: ``verify(parse(gold), parse(pred))`` as its README shows;
+- ``math-verify (gold in \\boxed{})``: the same with a plain gold wrapped in ``\\boxed{}`` (as veRL calls it).
+
+Our checks run cold (parse cache and verdict cache cleared before each one), so no case is cheaper
+because an earlier suite held the same pair. ``--threads N`` adds the concurrency check: N threads
+share one ``math`` reward and each sends batches holding a check that only ends when its worker is
+killed; it reports the slowest call against the bound (timeout plus the documented slack).
 """
 
 from __future__ import annotations
@@ -45,21 +51,26 @@ class Ours:
 
     name = "math (this plugin)"
 
-    def __init__(self):
+    def __init__(self, cold: bool = True):
+        from grpo_math.parse import parse_answer
         from grpo_math.reward import MathReward
         from grpo_plugins import Sample
 
         self._cls, self._sample, self._rewards = MathReward, Sample, {}
+        self.cold, self._clear = cold, parse_answer.cache_clear
 
     def reward(self, options: dict):
-        options = {k: v for k, v in options.items() if k in self._cls.Options.model_fields}
         key = json.dumps(options, sort_keys=True)
         if key not in self._rewards:
             self._rewards[key] = self._cls(options)
         return self._rewards[key]
 
     def check(self, case: dict) -> bool:
-        r = self.reward(case["options"]).score([self._sample(None, case["completion"],
+        reward = self.reward(case["options"])
+        if self.cold:  # no cached parse or verdict: every check pays its full cost, as math-verify does
+            self._clear()
+            reward._cache.clear()
+        r = reward.score([self._sample(None, case["completion"],
                                                              columns={"answer": case["gold"]})])[0]
         if r.info["status"] == "error":
             raise RuntimeError(r.info.get("detail", "error"))
@@ -71,17 +82,21 @@ class Ours:
 
 
 class MathVerify:
-    """math-verify with the case's own test settings (``configured``) or its defaults."""
+    """math-verify with the case's own test settings, its defaults, or its defaults with a boxed gold."""
 
-    def __init__(self, configured: bool):
+    NAMES = {"config": "math-verify (tests' config)", "default": "math-verify (defaults)",
+             "boxed": "math-verify (gold in \\boxed{}, as veRL)"}
+
+    def __init__(self, how: str):
         import math_verify
 
-        self.mv, self.configured = math_verify, configured
-        self.name = "math-verify (tests' config)" if configured else "math-verify (defaults)"
+        self.mv, self.how, self.name = math_verify, how, self.NAMES[how]
 
     def check(self, case: dict) -> bool:
         mv, gold = self.mv, str(case["gold"])
-        if not self.configured:
+        if self.how == "boxed" and "\\boxed" not in gold:
+            gold = f"\\boxed{{{gold}}}"
+        if self.how != "config":
             return bool(mv.verify(mv.parse(gold), mv.parse(case["completion"])))
         cfg = case["config"]
         targets = []
@@ -135,6 +150,40 @@ def groups(cases: list[dict]) -> dict[str, list[int]]:
     return out
 
 
+def concurrency(threads: int, timeout: float, rounds: int = 3) -> dict:
+    """Slowest call when ``threads`` threads share one reward, each batch holding a pathological check."""
+    import threading
+
+    from grpo_math.reward import MathReward
+    from grpo_plugins import Sample
+
+    reward = MathReward({"timeout": timeout})
+    reward.score([Sample(None, "\\boxed{\\sin^2 x+\\cos^2 x}", columns={"answer": "1"})])
+    spent: list[float] = []
+    statuses: list[str] = []
+    lock = threading.Lock()
+
+    def run(k):
+        for r in range(rounds):
+            batch = [Sample(None, "\\boxed{2^{2^{2^{2^{2^{2}}}}}}", columns={"answer": "5"}),
+                     Sample(None, f"\\boxed{{(x+{k + r})^2}}", columns={"answer": f"x^2+{2 * (k + r)}x+{(k + r) ** 2}"}),
+                     Sample(None, f"\\boxed{{{k}}}", columns={"answer": str(k)})]
+            t = time.perf_counter()
+            res = reward.score(batch)
+            with lock:
+                spent.append(time.perf_counter() - t)
+                statuses.extend(x.info["status"] for x in res)
+
+    ts = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    reward.close()
+    return {"threads": threads, "timeout_s": timeout, "calls": len(spent), "max_call_s": max(spent),
+            "median_call_s": statistics.median(spent), "statuses": {s: statuses.count(s) for s in set(statuses)}}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", default=str(CORPUS))
@@ -143,12 +192,14 @@ def main(argv=None) -> int:
     ap.add_argument("--ours-only", action="store_true", help="skip math-verify (quick accuracy check)")
     ap.add_argument("--disagreements", action="store_true", help="print every case our reward gets wrong")
     ap.add_argument("--json", dest="json_out", help="also write the rows as JSON here")
+    ap.add_argument("--threads", type=int, default=0, help="also run the concurrency check with N threads")
+    ap.add_argument("--timeout", type=float, default=3.0, help="our per-check bound for --threads (default 3)")
     args = ap.parse_args(argv)
     cases = [c for c in load(Path(args.corpus)) if not args.suite or c["suite"] in args.suite]
     systems = [Ours()]
     if not args.ours_only:
         try:
-            systems += [MathVerify(True), MathVerify(False)]
+            systems += [MathVerify("config"), MathVerify("default"), MathVerify("boxed")]
         except ImportError:
             print("math-verify is not installed: pip install -e '.[math_verify]'", file=sys.stderr)
             return 2
@@ -192,8 +243,15 @@ def main(argv=None) -> int:
             if got != c["expected"]:
                 print(f"WRONG [{c['suite']}/{c['category']} #{c['id']}] expected {c['expected']}: "
                       f"gold={c['gold']!r} completion={c['completion'][-160:]!r} options={c['options']}")
+    conc = None
+    if args.threads:
+        conc = concurrency(args.threads, args.timeout)
+        print(f"\nconcurrency: {conc['threads']} threads share one math reward (timeout {conc['timeout_s']:g} s), "
+              f"{conc['calls']} calls of 3 checks each holding one that only ends when its worker is killed: "
+              f"slowest call {conc['max_call_s']:.2f} s, median {conc['median_call_s']:.2f} s; statuses "
+              f"{conc['statuses']}")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(rows, indent=1))
+        Path(args.json_out).write_text(json.dumps({"rows": rows, "concurrency": conc}, indent=1))
     return 0
 
 

@@ -1,6 +1,7 @@
 """Labelled (gold, completion, equal) cases for the math reward, by category, both directions.
 
-The benchmark (benchmarks/math_vs_mathverify.py) runs math-verify on these same cases.
+benchmarks/import_grader_corpus.py copies them (with OPTIONS) into the labelled corpus that the
+benchmark and tests/test_math_corpus.py read, next to the public graders' cases.
 """
 
 from __future__ import annotations

@@ -126,9 +126,9 @@ class MathReward(Reward):
             keys = list(hard)
             try:
                 outcomes = self.pool.run([(g, p, tuple(self.check_options)) for g, p in keys])
-            except Exception as exc:  # noqa: BLE001 - workers that cannot start: every hard check is an error
+            except Exception as exc:  # noqa: BLE001 - a pool bug makes these checks errors, not a failed run
                 if isinstance(exc, WorkerStartError):
-                    raise
+                    raise  # a broken environment: every batch would fail, so say so at once
                 outcomes = [("error", f"{type(exc).__name__}: {exc}"[:300])] * len(keys)
             for key, (status, detail) in zip(keys, outcomes):
                 if status == "memory":
