@@ -91,13 +91,13 @@ def equivalent(g: tuple, p: tuple, o: CheckOptions, sympy_ok: bool) -> bool:
     if o.bare_braces == "any":
         g, p = _brace_as_tuple(g, p), _brace_as_tuple(p, g)
     gi, pi = _items(g), _items(p)
-    if g[0] == "list" and p[0] == "list":  # a list of solutions that names one twice is the same list
-        gi, pi = _unique(gi), _unique(pi)
     # "AB=4, CD=5" against "4, 5": names on one side only are labels of the values
     if all(_named(x) for x in gi) and not any(x[0] == "eq" for x in pi):
-        gi = [x[2] for x in gi]
+        gi = _named_values(gi)
     elif all(_named(x) for x in pi) and not any(x[0] == "eq" for x in gi):
-        pi = [x[2] for x in pi]
+        pi = _named_values(pi)
+    if g[0] == "list" and p[0] == "list":  # a list of solutions that names one twice is the same list
+        gi, pi = _unique(gi), _unique(pi)
     if len(gi) == 1 and len(pi) == 1:
         return _item(gi[0], pi[0], o, sympy_ok)
     if _interval_policy_blocks(gi, pi, o):
@@ -115,6 +115,16 @@ def _unique(items: list[tuple]) -> list[tuple]:
         if x not in out:
             out.append(x)
     return out
+
+
+def _named_values(items: list[tuple]) -> list[tuple]:
+    """Values of named answers; 'p=5, q=2; p=7, q=2' (names repeating in a cycle) as tuples (5,2), (7,2)."""
+    names = [x[1] for x in items]
+    k = names.index(names[0], 1) if names.count(names[0]) > 1 else 0
+    if k > 1 and len(names) % k == 0 and len(set(names[:k])) == k and \
+            all(names[i] == names[i % k] for i in range(len(names))):
+        return [("tuple", tuple(x[2] for x in items[j:j + k]), "(", ")") for j in range(0, len(items), k)]
+    return [x[2] for x in items]
 
 
 def _named(node: tuple) -> bool:
@@ -312,13 +322,35 @@ def _intervals(items: list[tuple]) -> list[tuple] | None:
         elif x[0] == "tuple" and len(x[1]) == 2 and x[2] in "([" and x[3] in ")]":
             out.append((x[1][0], x[1][1], x[2] == "[", x[3] == "]"))
         elif x[0] == "rel":
-            iv = _rel_interval(x)
-            if iv is None:
+            ivs = _abs_intervals(x)
+            iv = _rel_interval(x) if ivs is None else None
+            if ivs is None and iv is None:
                 return None
-            out.append(iv)
+            out += ivs if ivs is not None else [iv]
         else:
             return None
     return out
+
+
+def _is_abs(node: tuple) -> bool:
+    return node[0] == "func" and node[1] == "abs" and _label(node[2][0])
+
+
+def _abs_intervals(node: tuple) -> list[tuple] | None:
+    """'1 <= |z| <= 3/2' -> [-3/2, -1] and [1, 3/2]; '|x| < 2' -> (-2, 2); '|x| > 2' -> two rays."""
+    xs, ops = node[1], node[2]
+    if len(xs) == 3 and _is_abs(xs[1]) and all(op in ("<", "<=") for op in ops) \
+            and _symbol_free(xs[0]) and _symbol_free(xs[2]):
+        lo, hi, lo_in, hi_in = xs[0], xs[2], ops[0] == "<=", ops[1] == "<="
+        return [(("neg", hi), ("neg", lo), hi_in, lo_in), (lo, hi, lo_in, hi_in)]
+    if len(xs) == 2 and ops[0] in _FLIP and (_is_abs(xs[0]) or _is_abs(xs[1])):
+        v, op = (xs[1], ops[0]) if _is_abs(xs[0]) else (xs[0], _FLIP[ops[0]])
+        if not _symbol_free(v):
+            return None
+        if op in ("<", "<="):
+            return [(("neg", v), v, op == "<=", op == "<=")]
+        return [(("neg", OO), ("neg", v), False, op == ">="), (v, OO, op == ">=", False)]
+    return None
 
 
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}

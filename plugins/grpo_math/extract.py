@@ -45,6 +45,7 @@ MODES = ("any", "latex", "marked")
 # a new chat turn or an end-of-text token: what follows is not the completion's answer
 _TURN = re.compile(r"<\|im_start\|>|<\|start_header_id\|>|<\|user\|>|<\|eot_id\|>|<\|im_end\|>|<\|endoftext\|>"
                    r"|<\|end\|>|</s>|<\|assistant\|>")
+_GAP_NAME = re.compile(r"(?<![A-Za-z\\])[A-Za-z](?:_\{?\w{1,3}\}?)?\s*=")
 _GAP_NOISE = re.compile(r"\\text\s*\{[^{}]{0,40}\}|\\q?quad|\\[,;: ()\[\]]|[\s,;.$()\[\]]")
 _IS = re.compile(r"(?:\bis|\best|=|:|\u662f|\u4e3a)\s*", re.IGNORECASE)
 _WHOLE_MAX = 200  # a completion this short that parses whole is its own answer ("-5", "\\frac{10}{9}")
@@ -257,7 +258,7 @@ def _one_answer_gap(gap: str) -> bool:
     if len(gap) > 80 or "\n\n" in gap:
         return False
     joined = re.search(r"[,;]|\\q?quad|\b(?:and|or|und|et|y|oder|ou)\b|[\u548c\u6216]", gap)
-    rest = _GAP_NOISE.sub(" ", gap)
+    rest = _GAP_NOISE.sub(" ", _GAP_NAME.sub(" ", gap))  # "\\boxed{..} and $y_2 = \\boxed{..}$": named parts
     return (bool(joined) or not gap.strip()) and not re.search(r"\d|\\", rest) and len(re.findall(r"[^\W\d_]+", rest)) <= 3
 
 

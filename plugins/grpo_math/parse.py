@@ -157,6 +157,8 @@ class _Parser:
         parts = [self.relation()]
         while self.take("\\cup") or self.take_plain_union():
             parts.append(self.relation())
+        if len(parts) > 1 and parts[0][0] == "eq":  # "z \\in [a,b] \\cup [c,d]": the name owns the union
+            return ("eq", parts[0][1], ("union", (parts[0][2], *parts[1:])))
         return parts[0] if len(parts) == 1 else ("union", tuple(parts))
 
     def take_plain_union(self) -> bool:

@@ -220,6 +220,10 @@ class CheckPool:
                 if status == "memory":
                     mine.remove(w)
                     self._discard(w)
+            if not queue:  # nothing left to send: idle workers go back at once for other calls to use
+                for w in [w for w in mine if w.task is None and w.ready]:
+                    mine.remove(w)
+                    self._give_back(w)
             now = time.monotonic()
             for w in [w for w in mine if w.task is not None and now - w.started >= self.timeout]:
                 results[w.task] = ("timeout", f"no result within {self.timeout:g}s; worker killed")

@@ -29,6 +29,10 @@ BOOT = (
 )
 
 
+WARM_UP = [("(x+1)^2", "x^2+2x+1"), ("1", "\\sin^2 x+\\cos^2 x"), ("\\frac{1}{\\sqrt{2}}", "\\frac{\\sqrt{2}}{2}"),
+           ("2x+4y-3=0", "y=-\\frac{x}{2}+\\frac{3}{4}"), ("\\log(8)", "3\\log(2)"), ("\\pi/4", "\\arctan(1)")]
+
+
 def _exit_with_parent() -> None:
     # A worker stuck in a long check never sees its pipe close; a watchdog ends it when its parent
     # is gone. (PR_SET_PDEATHSIG would fire when the spawning *thread* ends, which the host's
@@ -50,9 +54,14 @@ def zygote(memory_mb: int, fd: int) -> None:
     _exit_with_parent()
     import sympy  # noqa: F401 - imported once here; every forked worker has it
 
-    from .equivalence import check  # noqa: F401 - and the checker
-    from .symbolic import scalar_equal  # noqa: F401
+    from .equivalence import CheckOptions, check
 
+    # first calls into sympy build caches and tables; do them once here so every fork inherits them
+    for gold, pred in WARM_UP:
+        try:
+            check(gold, pred, CheckOptions(), sympy_ok=True)
+        except Exception:  # noqa: BLE001 - warming is best effort
+            pass
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps killed workers
     sock.sendall(b"R")
     while True:
