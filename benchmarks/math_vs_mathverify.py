@@ -1,220 +1,257 @@
-"""The `math` reward against Hugging Face math-verify on the same labelled checks.
+"""The `math` reward against Hugging Face math-verify on the public graders' labelled corpus.
 
-    pip install -e '.[bench]'        # math-verify
-    python benchmarks/math_vs_mathverify.py [--workload 1000] [--cores N]
+    pip install -e '.[math_verify]'      # math-verify
+    python benchmarks/math_vs_mathverify.py [--suite NAME] [--repeats 3] [--json out.json]
 
-Two sets: the labelled test cases (tests/test_math_cases.py: every category, both directions) and
-a generated GRPO-like workload (integer, fraction and radical answers in the formats models write,
-half of them wrong). For each system and set it prints accuracy, false positives (wrong answers
-accepted), false negatives, median / mean / p99 / max seconds per check (one check at a time,
-gold already parsed, as in a GRPO group), and checks per second with all cores.
+The corpus (benchmarks/data/math_grader_corpus.jsonl, built by import_grader_corpus.py) holds the
+test cases of Math-Verify and lighteval with their labels exactly as those suites assert them,
+the cases of Math-Verify's issue threads, and our own labelled cases. For each system it prints
+accuracy, false positives (a wrong answer paid), false negatives, exceptions and the mean / max
+time per check, overall, per source suite and per category (one check at a time, as a GRPO
+group sends them; the repeats are interleaved and the best and median means are reported).
 
-math-verify runs as its README shows: ``verify(parse(gold), parse(completion))`` with its default
-settings; a plain gold is given as ``\\boxed{gold}`` so that its boxed extraction finds it.
+Systems:
+- ``math`` (this plugin): the reward with default options plus the options a case names;
+- ``math-verify (tests' config)``: ``verify(parse(gold, targets), parse(pred, targets), ...)`` with the
+  extraction targets, precision and flags the case's own test passes (how its suite asserts it);
+- ``math-verify (defaults)``: ``verify(parse(gold), parse(pred))`` as its README shows;
+- ``math-verify (gold in \\boxed{})``: the same with a plain gold wrapped in ``\\boxed{}`` (as veRL calls it).
+
+Our checks run cold (parse cache and verdict cache cleared before each one), so no case is cheaper
+because an earlier suite held the same pair. ``--threads N`` adds the concurrency check: N threads
+share one ``math`` reward and each sends batches holding a check that only ends when its worker is
+killed; it reports the slowest call against the bound (timeout plus the documented slack).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import multiprocessing as mp
-import os
-import random
+import json
 import statistics
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+CORPUS = ROOT / "benchmarks" / "data" / "math_grader_corpus.jsonl"
+IMPORTED = ("math-verify", "lighteval", "math-verify-issues")
 
 
-def labelled_set() -> list[tuple[str, str, bool]]:
-    """(gold, completion, equal) from the test suite's labelled cases."""
-    from test_math_cases import CASES
+def load(path: Path = CORPUS) -> list[dict]:
+    """The labelled corpus, one dict per case."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
 
-    return [(str(g), c, eq) for _, g, c, eq in CASES]
+
+# --- the systems --------------------------------------------------------------------------------
+
+class Ours:
+    """The `math` reward, one instance per distinct option set, one sample per call."""
+
+    name = "math (this plugin)"
+
+    def __init__(self, cold: bool = True):
+        from grpo_math.parse import parse_answer
+        from grpo_math.reward import MathReward
+        from grpo_plugins import Sample
+
+        self._cls, self._sample, self._rewards = MathReward, Sample, {}
+        self.cold, self._clear = cold, parse_answer.cache_clear
+
+    def reward(self, options: dict):
+        key = json.dumps(options, sort_keys=True)
+        if key not in self._rewards:
+            self._rewards[key] = self._cls(options)
+        return self._rewards[key]
+
+    def check(self, case: dict) -> bool:
+        reward = self.reward(case["options"])
+        if self.cold:  # no cached parse or verdict: every check pays its full cost, as math-verify does
+            self._clear()
+            reward._cache.clear()
+        r = reward.score([self._sample(None, case["completion"],
+                                                             columns={"answer": case["gold"]})])[0]
+        if r.info["status"] == "error":
+            raise RuntimeError(r.info.get("detail", "error"))
+        return r.info["status"] == "correct"
+
+    def close(self):
+        for r in self._rewards.values():
+            r.close()
 
 
-def workload(n: int, seed: int = 0) -> list[tuple[str, str, bool]]:
-    """A GRPO-like mix: integers (most common), fractions, radicals; half right, half wrong."""
-    rng = random.Random(seed)
-    wrap = [
-        lambda a: f"<think>\nAdd the parts, then check.\n</think>\n<answer>\n{a}\n</answer>",
-        lambda a: f"<think>Add the parts.</think><answer>{a}</answer>",
-        lambda a: f"Step 1: compute. Step 2: simplify.\nThe final answer is $\\boxed{{{a}}}$.",
-        lambda a: f"We combine the terms and find the answer is ${a}$.",
-    ]
-    out = []
-    for i in range(n):
-        right = rng.random() < 0.5
-        kind = rng.random()
-        if kind < 0.6:
-            g = rng.randint(-50, 5000)
-            gold, pred = str(g), str(g if right else g + rng.choice([-1, 1, 10, -10, 100]))
-        elif kind < 0.85:
-            a, b = rng.randint(1, 30), rng.randint(2, 30)
-            while math.gcd(a, b) != 1:
-                b += 1
-            k = rng.randint(2, 4)
-            gold = f"\\frac{{{a}}}{{{b}}}"
-            pred = rng.choice([f"\\frac{{{k * a}}}{{{k * b}}}", f"{a}/{b}", f"\\dfrac{{{a}}}{{{b}}}"]) if right \
-                else rng.choice([f"\\frac{{{b}}}{{{a}}}", f"\\frac{{{a + 1}}}{{{b}}}"])
-        else:
-            a, b = rng.randint(2, 9), rng.choice([2, 3, 5, 6, 7, 10, 11])
-            gold = f"{a}\\sqrt{{{b}}}"
-            short = f"{a}\\sqrt{b}" if b < 10 else f"{a}\\sqrt{{{b}}}"  # \sqrt10 would be contested
-            pred = rng.choice([f"\\sqrt{{{a * a * b}}}", short]) if right else f"\\sqrt{{{a * a * b + 1}}}"
-        out.append((gold, wrap[i % len(wrap)](pred), right))
+class MathVerify:
+    """math-verify with the case's own test settings, its defaults, or its defaults with a boxed gold."""
+
+    NAMES = {"config": "math-verify (tests' config)", "default": "math-verify (defaults)",
+             "boxed": "math-verify (gold in \\boxed{}, as veRL)"}
+
+    def __init__(self, how: str):
+        import math_verify
+
+        self.mv, self.how, self.name = math_verify, how, self.NAMES[how]
+
+    def check(self, case: dict) -> bool:
+        mv, gold = self.mv, str(case["gold"])
+        if self.how == "boxed" and "\\boxed" not in gold:
+            gold = f"\\boxed{{{gold}}}"
+        if self.how != "config":
+            return bool(mv.verify(mv.parse(gold), mv.parse(case["completion"])))
+        cfg = case["config"]
+        targets = []
+        for t in cfg.get("match_types", ["latex", "expr"]):
+            if t == "latex":
+                targets.append(mv.LatexExtractionConfig(boxed_match_priority=0))
+            elif t == "expr":
+                targets.append(mv.ExprExtractionConfig())
+            elif t == "NativeLetters":
+                targets.append(mv.StringExtractionConfig())
+        return bool(mv.verify(mv.parse(gold, targets), mv.parse(case["completion"], targets),
+                              float_rounding=cfg.get("precision", 6), strict=cfg.get("strict", True),
+                              allow_set_relation_comp=cfg.get("allow_set_relation_comp", False)))
+
+    def close(self):
+        pass
+
+
+def run(system, cases: list[dict]) -> tuple[list[bool], list[float], list[str]]:
+    """Verdicts, seconds per check and exceptions (an exception counts as 'not verified')."""
+    verdicts, times, errors = [], [], []
+    for c in cases:
+        t = time.perf_counter()
+        try:
+            v = system.check(c)
+        except Exception as exc:  # noqa: BLE001 - counted and reported, never hidden
+            v = False
+            errors.append(f"{c['id']}: {type(exc).__name__}: {exc}"[:200])
+        times.append(time.perf_counter() - t)
+        verdicts.append(v)
+    return verdicts, times, errors
+
+
+def summary(cases, verdicts, times) -> dict:
+    n = len(cases)
+    return {"n": n, "accuracy": sum(v == c["expected"] for v, c in zip(verdicts, cases)) / n,
+            "false_pos": sum(v and not c["expected"] for v, c in zip(verdicts, cases)),
+            "false_neg": sum(c["expected"] and not v for v, c in zip(verdicts, cases)),
+            "mean_ms": 1000 * statistics.fmean(times), "max_ms": 1000 * max(times)}
+
+
+def groups(cases: list[dict]) -> dict[str, list[int]]:
+    """Row indices of every reported group: all, imported, each suite, each category."""
+    out: dict[str, list[int]] = defaultdict(list)
+    for i, c in enumerate(cases):
+        out["all"].append(i)
+        if c["suite"] in IMPORTED:
+            out["imported (math-verify + lighteval + issues)"].append(i)
+        out[f"suite: {c['suite']}"].append(i)
+        out[f"category: {c['category']}"].append(i)
     return out
 
 
-# --- the two systems -----------------------------------------------------------------------------
+def concurrency(threads: int, timeout: float, rounds: int = 3) -> dict:
+    """Slowest call when ``threads`` threads share one reward, each batch holding a pathological check."""
+    import threading
 
-def ours_checker(timeout: float, workers: int | None = None):
-    from grpo_math.equivalence import check  # noqa: F401 - imported before timing
-    from grpo_math.extract import extract_gold
-    from grpo_math.parse import ParseError, parse_answer
     from grpo_math.reward import MathReward
     from grpo_plugins import Sample
 
-    reward = MathReward({"timeout": timeout, **({"workers": workers} if workers else {})})
+    reward = MathReward({"timeout": timeout})
+    reward.score([Sample(None, "\\boxed{\\sin^2 x+\\cos^2 x}", columns={"answer": "1"})])
+    spent: list[float] = []
+    statuses: list[str] = []
+    lock = threading.Lock()
 
-    def prepare(gold):
-        try:
-            parse_answer(extract_gold(gold))
-        except ParseError:
-            pass
-        return gold
+    def run(k):
+        for r in range(rounds):
+            batch = [Sample(None, "\\boxed{2^{2^{2^{2^{2^{2}}}}}}", columns={"answer": "5"}),
+                     Sample(None, f"\\boxed{{(x+{k + r})^2}}", columns={"answer": f"x^2+{2 * (k + r)}x+{(k + r) ** 2}"}),
+                     Sample(None, f"\\boxed{{{k}}}", columns={"answer": str(k)})]
+            t = time.perf_counter()
+            res = reward.score(batch)
+            with lock:
+                spent.append(time.perf_counter() - t)
+                statuses.extend(x.info["status"] for x in res)
 
-    def one(gold, completion) -> bool:
-        return reward.score([Sample(None, completion, columns={"answer": gold})])[0].info["status"] == "correct"
-
-    def batch(cases, size=256) -> list[bool]:
-        out = []
-        for s in range(0, len(cases), size):
-            res = reward.score([Sample(None, c, columns={"answer": g}) for g, c, _ in cases[s:s + size]])
-            out += [r.info["status"] == "correct" for r in res]
-        return out
-
-    return reward, prepare, one, batch
-
-
-def mv_gold(gold: str):
-    from math_verify import parse
-
-    return parse(gold if "\\boxed" in gold else f"\\boxed{{{gold}}}")
-
-
-def mv_one(parsed_gold, completion: str) -> bool:
-    from math_verify import parse, verify
-
-    try:
-        return bool(verify(parsed_gold, parse(completion)))
-    except Exception:  # noqa: BLE001 - count a crash as "not verified", as TRL does
-        return False
-
-
-def _mv_task(case) -> bool:
-    gold, completion = case
-    return mv_one(mv_gold(gold), completion)
-
-
-# --- measurement -------------------------------------------------------------------------------
-
-def summarise(name: str, labels: list[bool], verdicts: list[bool], times: list[float], throughput: float) -> dict:
-    n = len(labels)
-    times = sorted(times)
-    return {
-        "system": name,
-        "accuracy": sum(v == y for v, y in zip(verdicts, labels)) / n,
-        "false_pos": sum(v and not y for v, y in zip(verdicts, labels)),
-        "false_neg": sum(y and not v for v, y in zip(verdicts, labels)),
-        "median_ms": 1000 * statistics.median(times),
-        "mean_ms": 1000 * statistics.fmean(times),
-        "p99_ms": 1000 * times[min(n - 1, int(0.99 * n))],
-        "max_ms": 1000 * times[-1],
-        "checks_per_s": throughput,
-    }
-
-
-def run_ours(cases, timeout, cores):
-    from grpo_math.parse import parse_answer
-
-    reward, prepare, one, batch = ours_checker(timeout, cores)
-    one("\\frac{x}{2}", "\\boxed{0.5x}")  # start the workers before timing (as math-verify imports first)
-    parse_answer.cache_clear()
-    for g, _, _ in cases:
-        prepare(g)
-    verdicts, times = [], []
-    for g, c, _ in cases:
-        t = time.perf_counter()
-        verdicts.append(one(g, c))
-        times.append(time.perf_counter() - t)
+    ts = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
     reward.close()
-    # throughput: a fresh reward (empty caches), batches of 256 as a GRPO step sends them
-    parse_answer.cache_clear()
-    reward, _, one, batch = ours_checker(timeout, cores)
-    one("\\frac{x}{2}", "\\boxed{0.5x}")
-    t = time.perf_counter()
-    batch(cases)
-    throughput = len(cases) / (time.perf_counter() - t)
-    reward.close()
-    return verdicts, times, throughput
-
-
-def run_mathverify(cases, cores):
-    golds = {g: mv_gold(g) for g, _, _ in cases}
-    mv_one(golds[cases[0][0]], cases[0][1])
-    verdicts, times = [], []
-    for g, c, _ in cases:
-        t = time.perf_counter()
-        verdicts.append(mv_one(golds[g], c))
-        times.append(time.perf_counter() - t)
-    with mp.get_context("fork").Pool(cores) as pool:
-        pool.map(_mv_task, [(cases[0][0], cases[0][1])] * cores)  # warm every worker
-        t = time.perf_counter()
-        pool.map(_mv_task, [(g, c) for g, c, _ in cases], chunksize=8)
-        throughput = len(cases) / (time.perf_counter() - t)
-    return verdicts, times, throughput
-
-
-def table(rows: list[dict]) -> str:
-    head = ("| set | system | accuracy | false pos | false neg | median ms | mean ms | p99 ms | max ms "
-            "| checks/s (all cores) |")
-    lines = [head, "|" + "---|" * 10]
-    for r in rows:
-        lines.append(f"| {r['set']} | {r['system']} | {100 * r['accuracy']:.1f}% | {r['false_pos']} "
-                     f"| {r['false_neg']} | "
-                     f"{r['median_ms']:.3f} | {r['mean_ms']:.3f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | "
-                     f"{r['checks_per_s']:.0f} |")
-    return "\n".join(lines)
+    return {"threads": threads, "timeout_s": timeout, "calls": len(spent), "max_call_s": max(spent),
+            "median_call_s": statistics.median(spent), "statuses": {s: statuses.count(s) for s in set(statuses)}}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--workload", type=int, default=1000, help="generated GRPO-like checks (default 1000)")
-    ap.add_argument("--cores", type=int, default=os.cpu_count(), help="processes for the throughput run")
-    ap.add_argument("--timeout", type=float, default=3.0, help="our per-check bound in seconds (the default)")
+    ap.add_argument("--corpus", default=str(CORPUS))
+    ap.add_argument("--suite", action="append", help="only these suites (repeatable)")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved timing repeats (default 3)")
+    ap.add_argument("--ours-only", action="store_true", help="skip math-verify (quick accuracy check)")
+    ap.add_argument("--disagreements", action="store_true", help="print every case our reward gets wrong")
+    ap.add_argument("--json", dest="json_out", help="also write the rows as JSON here")
+    ap.add_argument("--threads", type=int, default=0, help="also run the concurrency check with N threads")
+    ap.add_argument("--timeout", type=float, default=3.0, help="our per-check bound for --threads (default 3)")
     args = ap.parse_args(argv)
-    try:
-        import math_verify  # noqa: F401
-    except ImportError:
-        print("math-verify is not installed: pip install -e '.[bench]'", file=sys.stderr)
-        return 2
-    sets = {"labelled": labelled_set(), "workload": workload(args.workload)}
-    rows, over_bound = [], 0
-    for set_name, cases in sets.items():
-        labels = [eq for _, _, eq in cases]
-        v, t, tp = run_ours(cases, args.timeout, args.cores)
-        over_bound += sum(x > args.timeout + 0.5 for x in t)  # bound plus the kill-and-answer slack
-        rows.append({"set": f"{set_name} ({len(cases)})", **summarise("math (this plugin)", labels, v, t, tp)})
-        v, t, tp = run_mathverify(cases, args.cores)
-        rows.append({"set": f"{set_name} ({len(cases)})", **summarise("math-verify", labels, v, t, tp)})
-        print(f"{set_name}: done", file=sys.stderr)
-    print(table(rows))
-    print(f"\nchecks over the {args.timeout:g} s bound (+0.5 s to kill and answer): {over_bound}; "
-          f"cores: {args.cores}; python {sys.version.split()[0]}")
+    cases = [c for c in load(Path(args.corpus)) if not args.suite or c["suite"] in args.suite]
+    systems = [Ours()]
+    if not args.ours_only:
+        try:
+            systems += [MathVerify("config"), MathVerify("default"), MathVerify("boxed")]
+        except ImportError:
+            print("math-verify is not installed: pip install -e '.[math_verify]'", file=sys.stderr)
+            return 2
+    for s in systems:  # warm-up: imports, worker start, parser tables
+        run(s, cases[:5])
+    results = {s.name: {"verdicts": None, "means": [], "times": None, "errors": []} for s in systems}
+    for rep in range(args.repeats):
+        for s in systems:
+            v, t, e = run(s, cases)
+            r = results[s.name]
+            r["verdicts"] = r["verdicts"] or v
+            r["means"].append(statistics.fmean(t))
+            r["times"] = t if r["times"] is None else [min(a, b) for a, b in zip(r["times"], t)]
+            r["errors"] = r["errors"] or e
+        print(f"repeat {rep + 1}/{args.repeats} done", file=sys.stderr)
+    for s in systems:
+        s.close()
+    rows = []
+    for gname, idx in groups(cases).items():
+        sub = [cases[i] for i in idx]
+        for s in systems:
+            r = results[s.name]
+            row = {"group": gname, "system": s.name,
+                   **summary(sub, [r["verdicts"][i] for i in idx], [r["times"][i] for i in idx])}
+            rows.append(row)
+    print("| group | system | n | accuracy | false pos | false neg | mean ms (best of repeats) | max ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['group']} | {r['system']} | {r['n']} | {r['accuracy']:.3f} | {r['false_pos']} "
+              f"| {r['false_neg']} | {r['mean_ms']:.2f} | {r['max_ms']:.0f} |")
+    print()
+    for s in systems:
+        r = results[s.name]
+        print(f"{s.name}: exceptions {len(r['errors'])}; mean ms per check over the whole corpus: best "
+              f"{1000 * min(r['means']):.2f}, median {1000 * statistics.median(r['means']):.2f}")
+        for e in r["errors"][:10]:
+            print(f"    {e}")
+    if args.disagreements:
+        v = results[systems[0].name]["verdicts"]
+        for c, got in zip(cases, v):
+            if got != c["expected"]:
+                print(f"WRONG [{c['suite']}/{c['category']} #{c['id']}] expected {c['expected']}: "
+                      f"gold={c['gold']!r} completion={c['completion'][-160:]!r} options={c['options']}")
+    conc = None
+    if args.threads:
+        conc = concurrency(args.threads, args.timeout)
+        print(f"\nconcurrency: {conc['threads']} threads share one math reward (timeout {conc['timeout_s']:g} s), "
+              f"{conc['calls']} calls of 3 checks each holding one that only ends when its worker is killed: "
+              f"slowest call {conc['max_call_s']:.2f} s, median {conc['median_call_s']:.2f} s; statuses "
+              f"{conc['statuses']}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"rows": rows, "concurrency": conc}, indent=1))
     return 0
 
 

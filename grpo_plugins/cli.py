@@ -295,6 +295,37 @@ def serve_cmd(config, host, port, token_file):
     serve(config, host=host, port=port, token_file=token_file)
 
 
+@cli.command("audit")
+@click.option("--reward", "reward", required=True, metavar="NAME", help="outcome reward to audit")
+@click.option("--cases", "cases_path", required=True, type=click.Path(dir_okay=False),
+              help="JSONL: completion, the gold column, expected (true/false), optional category and id")
+@click.option("--against", "against", default=None, metavar="NAME", help="a second reward to compare with")
+@click.option("--option", "options", multiple=True, metavar="NAME.KEY=VALUE", help="reward option (repeatable)")
+@click.option("--gold-column", default=None, help="column holding the gold answer (sets each reward's answer_column)")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@click.pass_context
+def audit_cmd(ctx, reward, cases_path, against, options, gold_column, as_json):
+    """Measure a reward on labelled cases: accuracy, false positives/negatives, time per check, disagreements."""
+    from .audit import audit, format_report, load_cases, progress_bar
+
+    names = (reward,) + ((against,) if against else ())
+    if against == reward:
+        raise click.BadParameter("--against must name a different reward", param_hint="--against")
+    configs = parse_reward_args(names, options, None, None)
+    if gold_column:
+        manager = _manager(ctx)
+        configs = [c.model_copy(update={"options": {**c.options, "answer_column": gold_column}})
+                   if "answer_column" in manager.reward_entry(c.name).cls.Options.model_fields else c
+                   for c in configs]
+    cases = load_cases(cases_path)
+    update, close = progress_bar(len(cases) * len(configs))
+    try:
+        report = audit(configs, cases, _manager(ctx), update)
+    finally:
+        close()
+    click.echo(json.dumps(report, indent=1, default=str) if as_json else format_report(report, cases_path))
+
+
 def attach_plugin_commands(group: click.Group, manager: PluginManager) -> None:
     """Plugins add their commands (``register_commands``); every command then accepts ``--plugin``."""
     manager.hook.register_commands(cli=group)

@@ -1,6 +1,7 @@
 """Labelled (gold, completion, equal) cases for the math reward, by category, both directions.
 
-The benchmark (benchmarks/math_vs_mathverify.py) runs math-verify on these same cases.
+benchmarks/import_grader_corpus.py copies them (with OPTIONS) into the labelled corpus that the
+benchmark and tests/test_math_corpus.py read, next to the public graders' cases.
 """
 
 from __future__ import annotations
@@ -380,6 +381,17 @@ CASES: list[tuple[str, object, str, bool]] = [
     ("realistic", "18", "Janet has 16 - 3 - 4 = 9 eggs, sold at $2 each: 9 * 2 = 18 dollars.\n#### 9", False),
 ]
 
+# Cases whose label holds under a non-default option (completion -> options); the rest use defaults.
+_NEEDS = {
+    "no marked answer here, just prose about 3 apples": {"extraction": "marked"},
+    # an interval gold paid for an inequality: Math-Verify's default refuses it (see docs/math.md)
+    B("x<-1 \\text{ or } x>1"): {"relation_intervals": "both"},
+    B("x<0"): {"relation_intervals": "both"},
+    B("x \\le 0"): {"relation_intervals": "both"},
+    B("2 < x \\leq 5"): {"relation_intervals": "both"},
+}
+OPTIONS: dict[int, dict] = {i: _NEEDS[c[2]] for i, c in enumerate(CASES) if c[2] in _NEEDS}
+
 
 @pytest.fixture(scope="module")
 def reward():
@@ -398,9 +410,17 @@ def test_at_least_200_cases_cover_every_category():
         assert labels == {True, False}, f"category {cat} needs both correct and wrong cases"
 
 
+def test_every_needed_option_names_a_case():
+    assert {CASES[i][2] for i in OPTIONS} == set(_NEEDS)
+
+
 def test_labelled_cases(reward):
     samples = [Sample(prompt="q", completion=c, columns={"answer": g}) for _, g, c, _ in CASES]
     results = reward.score(samples)
+    for i, opts in OPTIONS.items():
+        r = MathReward({"timeout": 10.0, **opts})
+        results[i] = r.score([samples[i]])[0]
+        r.close()
     wrong = []
     for (cat, gold, completion, equal), r in zip(CASES, results):
         got = r.info["status"] == "correct"

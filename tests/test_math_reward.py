@@ -27,7 +27,8 @@ def test_registered_through_the_entry_point_with_documented_options():
     assert entry.cls is MathReward and entry.plugin == "math"
     assert MathReward.granularity == "outcome"
     fields = MathReward.Options.model_fields
-    for name in ("tolerance", "percent", "fallback_number", "correct", "incorrect", "no_answer", "timeout",
+    for name in ("tolerance", "percent", "extraction", "rounding_digits", "relation_intervals", "bare_braces",
+                 "decimal_comma", "choices", "correct", "incorrect", "no_answer", "timeout",
                  "answer_column"):
         assert fields[name].description, name
 
@@ -44,7 +45,7 @@ def test_unknown_and_bad_options_are_clear_errors():
 def test_every_status_and_its_value():
     completions = ["\\boxed{5}", "\\boxed{6}", "no answer here", "\\boxed{\\frac{1}{}}", "\\boxed{10^{10^{10}}}"]
     results = score(completions, correct=2.0, incorrect=-1.0, no_answer=-0.5, timeout=1.0)
-    assert [r.info["status"] for r in results] == list(STATUSES)
+    assert [r.info["status"] for r in results] == list(STATUSES[:-1])  # "error" is a verifier bug, below
     assert [r.value for r in results] == [2.0, -1.0, -0.5, -1.0, -1.0]
     assert results[0].info == {"status": "correct", "extracted": "5", "source": "boxed", "gold": "5"}
     assert results[2].info["extracted"] is None
@@ -67,11 +68,12 @@ def test_tolerance_and_rounding_options():
     assert score(["\\boxed{2^{-99}}"], gold="2^{-98}", tolerance=0.1)[0].info["status"] == "incorrect"
 
 
-def test_last_number_fallback_is_off_by_default():
+def test_unmarked_answers_count_by_default_and_marked_mode_refuses_them():
     text = "so we have 3 and then 5 remain"
-    assert score([text])[0].info["status"] == "no_answer"
-    res = score([text], fallback_number=True)[0]
+    res = score([text])[0]
     assert res.info["status"] == "correct" and res.info["source"] == "last_number"
+    assert score([text], extraction="marked")[0].info["status"] == "no_answer"
+    assert score(["\\boxed{5}"], extraction="marked")[0].info["status"] == "correct"
 
 
 def test_gold_column_can_be_renamed_and_a_missing_one_is_named():
@@ -87,6 +89,9 @@ def test_trainer_layout_with_integer_answers():
     comps = ["<think>2+2</think><answer>4</answer>", "<think>2+2</think>\n<answer>\n5\n</answer>",
              "<think>2+2</think><answer>4.0</answer>", "<think>it is 4</think>", "<answer>four</answer>"]
     assert [r.info["status"] for r in score(comps, gold=4)] == \
+        ["correct", "incorrect", "correct", "correct", "incorrect"]
+    # an RL run that pays only marked answers: the number inside <think> is no answer
+    assert [r.info["status"] for r in score(comps, gold=4, extraction="marked")] == \
         ["correct", "incorrect", "correct", "no_answer", "incorrect"]
 
 

@@ -23,6 +23,15 @@ class CheckOptions(NamedTuple):
     tolerance: float = 1e-6
     percent: Percent = "either"
     rounding: bool = True
+    rounding_digits: int = 3
+    relation_intervals: str = "gold"  # "gold" | "both"
+    bare_braces: str = "any"  # "any" | "set"
+    decimal_comma: str = "auto"  # "auto" | "never"
+
+    @property
+    def min_digits(self) -> int:
+        """Significant digits a decimal needs to count as a rounding (0: rounding off)."""
+        return self.rounding_digits if self.rounding else 0
 
 
 HUNDRED = ("num", Fraction(100), None, 3)
@@ -33,22 +42,41 @@ _DECIMAL_COMMA = re.compile(r"-?\d+,(?:\d{1,2}|\d{4,})|-?0,\d+")  # never thousa
 
 def check(gold: str, pred: str, opts: CheckOptions, sympy_ok: bool) -> str:
     """'correct', 'incorrect' or 'unparseable' for an extracted answer against a gold answer."""
+    if same_text(gold, pred):
+        return "correct"  # the same text is the same answer, readable or not
     try:
         g = parse_answer(gold)
     except ParseError:
-        return "correct" if _squash(gold) == _squash(pred) else "unparseable"
+        return "unparseable"
     try:
         p = parse_answer(pred)
     except ParseError:
         return "unparseable"
     if equivalent(g, p, opts, sympy_ok):
         return "correct"
-    # "3,5" is a decimal comma when the gold is one number (and a list of two otherwise)
-    if g[0] != "list" and p[0] == "list" and _DECIMAL_COMMA.fullmatch(pred.strip().strip("$")):
-        p2 = parse_answer(pred.strip().strip("$").replace(",", "."))
-        if equivalent(g, p2, opts, sympy_ok):
+    if opts.decimal_comma == "auto":
+        # "2,74" is a decimal comma when the other side is one number (and a list of two otherwise)
+        g2, p2 = _comma_decimal(gold, g), _comma_decimal(pred, p)
+        if (p2 is not None and g[0] != "list" and equivalent(g, p2, opts, sympy_ok)) or \
+                (g2 is not None and p[0] != "list" and equivalent(g2, p, opts, sympy_ok)):
             return "correct"
     return "incorrect"
+
+
+def _comma_decimal(text: str, node: tuple) -> tuple | None:
+    """The one-number reading of '2,74' (parsed as a list of two), else None."""
+    bare = text.strip().strip("$").strip()
+    if node[0] != "list" or not _DECIMAL_COMMA.fullmatch(bare):
+        return None
+    try:
+        return parse_answer(bare.replace(",", "."))
+    except ParseError:
+        return None
+
+
+def same_text(a: str, b: str) -> bool:
+    """The same answer text, up to spacing and enclosing dollars."""
+    return re.sub(r"\s+", "", a).strip("$") == re.sub(r"\s+", "", b).strip("$")
 
 
 def _squash(s: str) -> str:
@@ -59,13 +87,112 @@ def equivalent(g: tuple, p: tuple, o: CheckOptions, sympy_ok: bool) -> bool:
     """Equivalence of two parsed answers (lists unordered, tuples ordered, intervals by their ends)."""
     if g == p:
         return True
+    g, p = fold_matrices(g), fold_matrices(p)
+    if o.bare_braces == "any":
+        g, p = _brace_as_tuple(g, p), _brace_as_tuple(p, g)
     gi, pi = _items(g), _items(p)
+    # "AB=4, CD=5" against "4, 5": names on one side only are labels of the values
+    if all(_named(x) for x in gi) and not any(x[0] == "eq" for x in pi):
+        gi = _named_values(gi)
+    elif all(_named(x) for x in pi) and not any(x[0] == "eq" for x in gi):
+        pi = _named_values(pi)
+    if g[0] == "list" and p[0] == "list":  # a list of solutions that names one twice is the same list
+        gi, pi = _unique(gi), _unique(pi)
     if len(gi) == 1 and len(pi) == 1:
         return _item(gi[0], pi[0], o, sympy_ok)
+    if _interval_policy_blocks(gi, pi, o):
+        return False
     gs, ps = _intervals(gi), _intervals(pi)
     if gs is not None and ps is not None:
         return _matched(gs, ps, lambda a, b: _interval_equal(a, b, o, sympy_ok))
     return _matched(gi, pi, lambda a, b: _item(a, b, o, sympy_ok))
+
+
+def _unique(items: list[tuple]) -> list[tuple]:
+    """Members of a solution set once each (a set written with a repeated member is the same set)."""
+    out: list[tuple] = []
+    for x in items:
+        if x not in out:
+            out.append(x)
+    return out
+
+
+def _named_values(items: list[tuple]) -> list[tuple]:
+    """Values of named answers; 'p=5, q=2; p=7, q=2' (names repeating in a cycle) as tuples (5,2), (7,2)."""
+    names = [x[1] for x in items]
+    k = names.index(names[0], 1) if names.count(names[0]) > 1 else 0
+    if k > 1 and len(names) % k == 0 and len(set(names[:k])) == k and \
+            all(names[i] == names[i % k] for i in range(len(names))):
+        return [("tuple", tuple(x[2] for x in items[j:j + k]), "(", ")") for j in range(0, len(items), k)]
+    return [x[2] for x in items]
+
+
+def _named(node: tuple) -> bool:
+    return node[0] == "eq" and _label(node[1])
+
+
+def _has_rel(items: list[tuple]) -> bool:
+    return any(n[0] == "rel" for x in items for n in walk(x))
+
+
+def _interval_policy_blocks(gi: list[tuple], pi: list[tuple], o: CheckOptions) -> bool:
+    """An interval gold does not accept an inequality answer unless relation_intervals is 'both'.
+
+    (An inequality gold accepts its interval: that answer states the solution set, as Math-Verify.)
+    """
+    return o.relation_intervals == "gold" and _has_rel(pi) and not _has_rel(gi)
+
+
+def _brace_as_tuple(node: tuple, other: tuple) -> tuple:
+    """{1,3} (bare TeX braces) read as the tuple (1,3) when the other side is a tuple of that length."""
+    if node[0] == "set" and len(node) > 2 and other[0] == "tuple" and len(other[1]) == len(node[1]):
+        return ("tuple", node[1], other[2], other[3])
+    return node
+
+
+def fold_matrices(node: tuple) -> tuple:
+    """A sum, product, negation or scalar multiple of matrix literals, computed cell by cell."""
+    if node[0] not in ("add", "mul", "neg") or not any(n[0] == "matrix" for n in walk(node)):
+        return node
+    m = _matrix_value(node, 0)
+    return m if m is not None else node
+
+
+def _matrix_value(node: tuple, depth: int):
+    if depth > 20:
+        return None
+    kind = node[0]
+    if kind == "matrix":
+        return node
+    if kind == "neg":
+        m = _matrix_value(node[1], depth + 1)
+        return None if m is None else ("matrix", tuple(tuple(("neg", c) for c in r) for r in m[1]))
+    if kind not in ("add", "mul"):
+        return None
+    a, b = node[1]
+    ma, mb = _matrix_value(a, depth + 1), _matrix_value(b, depth + 1)
+    if kind == "add":
+        if ma is None or mb is None or len(ma[1]) != len(mb[1]) or len(ma[1][0]) != len(mb[1][0]):
+            return None
+        return ("matrix", tuple(tuple(("add", (x, y)) for x, y in zip(ra, rb)) for ra, rb in zip(ma[1], mb[1])))
+    if ma is not None and mb is not None:
+        rows, inner, cols = len(ma[1]), len(mb[1]), len(mb[1][0])
+        if len(ma[1][0]) != inner or rows * cols * inner > 400:
+            return None
+        out = []
+        for i in range(rows):
+            row = []
+            for j in range(cols):
+                acc = ("mul", (ma[1][i][0], mb[1][0][j]))
+                for k in range(1, inner):
+                    acc = ("add", (acc, ("mul", (ma[1][i][k], mb[1][k][j]))))
+                row.append(acc)
+            out.append(tuple(row))
+        return ("matrix", tuple(out))
+    scalar, m = (a, mb) if mb is not None else (b, ma)
+    if m is None or any(n[0] in _CONTAINERS for n in walk(scalar)):
+        return None
+    return ("matrix", tuple(tuple(("mul", (scalar, c)) for c in r) for r in m[1]))
 
 
 def _items(node: tuple) -> list[tuple]:
@@ -117,10 +244,15 @@ def _matched(gs: list, ps: list, same) -> bool:
 
 
 def _label(node: tuple) -> bool:
-    """An equation side that only names the answer: 'x', 'a_1', 'f(x)', '\\text{Area}'."""
-    if node[0] in ("sym", "word", "text"):
+    """An equation side that only names the answer: 'x', 'a_1', 'f(x)', '(p,q)', 'A:B', '|AB|', '\\frac{NO}{BO}'."""
+    kind = node[0]
+    if kind in ("sym", "word", "text"):
         return True
-    return node[0] == "mul" and all(_label(x) for x in node[1])
+    if kind in ("mul", "tuple"):
+        return bool(node[1]) and all(_label(x) for x in node[1])
+    if kind == "div":
+        return _label(node[1]) and _label(node[2])
+    return kind == "func" and node[1] == "abs" and _label(node[2][0])
 
 
 def _symbol_free(node: tuple) -> bool:
@@ -147,6 +279,8 @@ def _item(g: tuple, p: tuple, o: CheckOptions, sympy_ok: bool) -> bool:
     if kg == "text" or kp == "text" or kg == "word" or kp == "word":
         return kg in ("text", "word") and kp in ("text", "word") and _squash(g[1]) == _squash(p[1])
     gi, pi = _intervals([g]), _intervals([p])
+    if gi is not None and pi is not None and _interval_policy_blocks([g], [p], o):
+        return False
     if gi is not None and pi is not None:
         return _matched(gi, pi, lambda a, b: _interval_equal(a, b, o, sympy_ok))
     if kg == "set" and kp in ("set", "list"):
@@ -188,13 +322,35 @@ def _intervals(items: list[tuple]) -> list[tuple] | None:
         elif x[0] == "tuple" and len(x[1]) == 2 and x[2] in "([" and x[3] in ")]":
             out.append((x[1][0], x[1][1], x[2] == "[", x[3] == "]"))
         elif x[0] == "rel":
-            iv = _rel_interval(x)
-            if iv is None:
+            ivs = _abs_intervals(x)
+            iv = _rel_interval(x) if ivs is None else None
+            if ivs is None and iv is None:
                 return None
-            out.append(iv)
+            out += ivs if ivs is not None else [iv]
         else:
             return None
     return out
+
+
+def _is_abs(node: tuple) -> bool:
+    return node[0] == "func" and node[1] == "abs" and _label(node[2][0])
+
+
+def _abs_intervals(node: tuple) -> list[tuple] | None:
+    """'1 <= |z| <= 3/2' -> [-3/2, -1] and [1, 3/2]; '|x| < 2' -> (-2, 2); '|x| > 2' -> two rays."""
+    xs, ops = node[1], node[2]
+    if len(xs) == 3 and _is_abs(xs[1]) and all(op in ("<", "<=") for op in ops) \
+            and _symbol_free(xs[0]) and _symbol_free(xs[2]):
+        lo, hi, lo_in, hi_in = xs[0], xs[2], ops[0] == "<=", ops[1] == "<="
+        return [(("neg", hi), ("neg", lo), hi_in, lo_in), (lo, hi, lo_in, hi_in)]
+    if len(xs) == 2 and ops[0] in _FLIP and (_is_abs(xs[0]) or _is_abs(xs[1])):
+        v, op = (xs[1], ops[0]) if _is_abs(xs[0]) else (xs[0], _FLIP[ops[0]])
+        if not _symbol_free(v):
+            return None
+        if op in ("<", "<="):
+            return [(("neg", v), v, op == "<=", op == "<=")]
+        return [(("neg", OO), ("neg", v), False, op == ">="), (v, OO, op == ">=", False)]
+    return None
 
 
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -204,13 +360,15 @@ def _rel_interval(node: tuple) -> tuple | None:
     """'x > 2' -> (2, oo), '1 < x <= 3' -> (1, 3]: inequalities in one variable as intervals."""
     xs, ops = node[1], node[2]
     if len(xs) == 2 and ops[0] in _FLIP:
-        x, v, op = (xs[0], xs[1], ops[0]) if xs[0][0] == "sym" else (xs[1], xs[0], _FLIP[ops[0]])
-        if x[0] != "sym":
+        x, v, op = (xs[0], xs[1], ops[0]) if _label(xs[0]) or xs[0][0] == "neg" else (xs[1], xs[0], _FLIP[ops[0]])
+        if x[0] == "neg" and _label(x[1]):  # -x > -1 is x < 1
+            x, v, op = x[1], ("neg", v), _FLIP[op]
+        if not _label(x) or not _symbol_free(v):
             return None
         if op in ("<", "<="):
             return (("neg", OO), v, False, op == "<=")
         return (v, OO, op == ">=", False)
-    if len(xs) == 3 and xs[1][0] == "sym":
+    if len(xs) == 3 and _label(xs[1]) and _symbol_free(xs[0]) and _symbol_free(xs[2]):
         if all(op in ("<", "<=") for op in ops):
             return (xs[0], xs[2], ops[0] == "<=", ops[1] == "<=")
         if all(op in (">", ">=") for op in ops):
@@ -253,13 +411,13 @@ def _scalar(g: tuple, p: tuple, o: CheckOptions, sympy_ok: bool) -> bool:
 def _value_equal(g: tuple, p: tuple, o: CheckOptions, sympy_ok: bool) -> bool:
     dg, dp = decimal_info(g), decimal_info(p)
     try:
-        return exact_match(exact(g), exact(p), dg, dp, o.tolerance, o.rounding)
+        return exact_match(exact(g), exact(p), dg, dp, o.tolerance, o.min_digits)
     except NeedSympy:
         pass
     try:
         a, b = approx(g), approx(p)
         if dg.approx or dp.approx:
-            verdict = within(a, b, dg, dp, o.tolerance, o.rounding)
+            verdict = within(a, b, dg, dp, o.tolerance, o.min_digits)
             if verdict is not None:
                 return verdict
         elif abs(a - b) > 1e-9 * max(abs(a), abs(b)):
@@ -272,6 +430,6 @@ def _value_equal(g: tuple, p: tuple, o: CheckOptions, sympy_ok: bool) -> bool:
         raise NeedSympy
     from .symbolic import Unsupported, scalar_equal
     try:
-        return scalar_equal(g, p, dg, dp, o.tolerance, o.rounding)
+        return scalar_equal(g, p, dg, dp, o.tolerance, o.min_digits)
     except Unsupported:
         return False

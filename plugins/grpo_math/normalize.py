@@ -17,7 +17,7 @@ _REPLACE = [
     ("\\$", " "), ("\\%", "%"), ("{,}", ""), ("\\{", " \\lbrace "), ("\\}", " \\rbrace "),
     ("\\lbrace", " \\lbrace "), ("\\rbrace", " \\rbrace "),
     ("\\lvert", "|"), ("\\rvert", "|"), ("\\vert", "|"), ("\\mid", "|"),
-    ("\\emptyset", "\\varnothing"), ("\\in", "="), ("\\approx", "="),
+    ("\\emptyset", "\\varnothing"), ("\\in", "="),
 ]
 _UNICODE = str.maketrans({
     "\u2212": "-", "\u2013": "-", "\u00d7": "*", "\u00b7": "*", "\u22c5": "*", "\u00f7": "/",
@@ -29,18 +29,31 @@ _UNICODE_WORDS = [("\u2264", "<="), ("\u2265", ">="), ("\u2260", "!="), ("\u00b1
 _SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)[lrm]?(?![a-zA-Z])\s*(\\[{}|]|[()\[\]|.])?")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\u00b0")
 _STYLE = re.compile(r"\\(?:mathrm|mathbf|mathit|mathsf|boldsymbol|bm|textbf|textit|textrm|operatorname|rm|bf)\b\s*")
-_THIN_THOUSANDS = re.compile(r"(?<=\d)\\[,;:! ](?=\d{3}(?!\d))")  # 1\,000
+_THIN_THOUSANDS = re.compile(r"(?<=\d),?\\[,;:! ]\s*(?=\d{3}(?!\d))")  # 1\,000 and 11,\! 111
 _SPACE_CMD = re.compile(r"(?<!\\)\\ ")  # "\ " is a space, "\\ " a matrix row break
+_DOUBLED = re.compile(r"\\\\(?=[A-Za-z])")
 _TRAILING = re.compile(r"[\s.;,:]+$")
+# "x = 1/3 \\approx 0.33": the exact value is stated before the approximation
+_APPROX = re.compile(r"(?<=\S)\s*(?:\\approx|\\simeq|\u2248)(?:(?!\\approx|[,;]).)*", re.DOTALL)
+_GLUED_QUAD = re.compile(r"\\q?quad(?=[A-Za-z])")
+_LABEL_APPROX = re.compile(r"^\s*([A-Za-z](?:_\{?\w+\}?)?)\s*(?:\\approx|\\simeq|\u2248)")
+_LEAD_APPROX = re.compile(r"^\s*(?:\\approx|\\simeq|\u2248)\s*")
+_PERCENT_WORD = re.compile(r"(?<=\d)\s*(?:\\%|%|percent\b|per\s?cent\b|pct\b)", re.IGNORECASE)
 
 
 def clean(answer: str) -> str:
     """Canonical spelling of an answer: math delimiters, sizing, spacing and symbol commands removed."""
     s = answer.strip()
+    if "\\begin" not in s:
+        s = _DOUBLED.sub(r"\\", s)  # "\\\\le" from a doubly escaped string is the command \\le
     s = _strip_delimiters(s)
     s = s.translate(_UNICODE)
     for a, b in _UNICODE_WORDS:
         s = s.replace(a, b)
+    s = _GLUED_QUAD.sub(" ", s)  # "\\quadx_2": a spacing command glued to the next name
+    s = _LABEL_APPROX.sub(r"\1=", s)  # "x \\approx 11" states 11
+    s = _LEAD_APPROX.sub("", _APPROX.sub("", s))
+    s = _PERCENT_WORD.sub("%", s)
     s = _THIN_THOUSANDS.sub("", s)
     s = _SPACE_CMD.sub(" ", s)
     s = _SIZING.sub(_sizing_repl, s)

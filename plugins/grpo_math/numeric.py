@@ -162,7 +162,7 @@ def _approx(node: tuple, env: dict[str, float]) -> float:
     raise NeedSympy
 
 
-def within(a: float, b: float, da: Decimal, db: Decimal, tolerance: float, rounding: bool) -> bool | None:
+def within(a: float, b: float, da: Decimal, db: Decimal, tolerance: float, rounding: int) -> bool | None:
     """Compare two values of which one or both were written as decimals; None when too close to call."""
     allowed = allowed_error(a, b, da, db, tolerance, rounding)
     diff = abs(a - b)
@@ -174,17 +174,21 @@ def within(a: float, b: float, da: Decimal, db: Decimal, tolerance: float, round
     return None
 
 
-def allowed_error(a, b, da: Decimal, db: Decimal, tolerance: float, rounding: bool):
-    """Error allowed between two values when one or both sides are decimal approximations."""
+def allowed_error(a, b, da: Decimal, db: Decimal, tolerance: float, rounding: int):
+    """Error allowed between two values when one or both sides are decimal approximations.
+
+    ``rounding`` is the fewest significant digits a decimal needs to count as the other side rounded
+    (0: never).
+    """
     allowed = tolerance * max(abs(a), abs(b))
     if rounding and da.approx != db.approx:
         d = da if da.approx else db
-        if d.ulp is not None and d.digits >= 3:  # "0.3" for 1/3 is too coarse to be an answer
+        if d.ulp is not None and d.digits >= rounding:  # "0.3" for 1/3 is too coarse by default
             allowed = max(allowed, d.ulp / 2)
     return allowed
 
 
-def exact_match(a: Fraction, b: Fraction, da: Decimal, db: Decimal, tolerance: float, rounding: bool) -> bool:
+def exact_match(a: Fraction, b: Fraction, da: Decimal, db: Decimal, tolerance: float, rounding: int) -> bool:
     """Equality of two exact values; decimals on either side may differ within the allowed error."""
     if a == b:
         return True

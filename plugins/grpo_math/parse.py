@@ -24,7 +24,8 @@ class ParseError(ValueError):
     """The answer is not something the parser can read."""
 
 
-MAX_CHARS = 1000  # longer "answers" are garbage or derivations, never a final answer
+MAX_CHARS = 20000  # longer "answers" are garbage or derivations (a 10,000-digit integer still reads)
+CACHED_CHARS = 1000  # longer answers are parsed without the cache, so it stays small
 MAX_DEPTH = 40
 MAX_EXPONENT = 400  # digits of 10^k a literal like 1e400 may ask for
 
@@ -48,9 +49,14 @@ _JOIN = re.compile(r"[,;]|(?:and|or)(?![A-Za-z])|\\text\{\s*(?:and|or)\s*\}")
 _RELOPS = ("<=", ">=", "!=", "=", "<", ">")
 
 
-@lru_cache(maxsize=16384)
 def parse_answer(answer: str) -> tuple:
     """Parse an extracted answer into a node tree; raise ParseError when it cannot be read."""
+    if len(answer) > CACHED_CHARS:
+        return _parse(answer)
+    return _parse_cached(answer)
+
+
+def _parse(answer: str) -> tuple:
     s = clean(answer)
     if not s:
         raise ParseError("empty answer")
@@ -63,6 +69,21 @@ def parse_answer(answer: str) -> tuple:
         return _Parser(s).parse()
     except RecursionError:
         raise ParseError("answer nested too deeply") from None
+
+
+_parse_cached = lru_cache(maxsize=16384)(_parse)
+parse_answer.cache_clear = _parse_cached.cache_clear  # type: ignore[attr-defined]
+
+
+def digits_value(digits: str) -> int:
+    """int() of a digit string of any length (Python refuses over 4,300 digits in one call)."""
+    if len(digits) <= 4000:
+        return int(digits or "0")
+    value = 0
+    for k in range(0, len(digits), 4000):
+        chunk = digits[k:k + 4000]
+        value = value * 10 ** len(chunk) + int(chunk)
+    return value
 
 
 def as_text(node: tuple) -> tuple:
@@ -136,6 +157,8 @@ class _Parser:
         parts = [self.relation()]
         while self.take("\\cup") or self.take_plain_union():
             parts.append(self.relation())
+        if len(parts) > 1 and parts[0][0] == "eq":  # "z \\in [a,b] \\cup [c,d]": the name owns the union
+            return ("eq", parts[0][1], ("union", (parts[0][2], *parts[1:])))
         return parts[0] if len(parts) == 1 else ("union", tuple(parts))
 
     def take_plain_union(self) -> bool:
@@ -145,15 +168,23 @@ class _Parser:
             return True
         return False
 
+    def ratio(self) -> tuple:
+        """'7:32' and '12:00' as ordered tuples (a ratio is never reduced: 12:00 is not 1:00)."""
+        parts = [self.sum()]
+        while self.peek(":") and not self.peek(":="):
+            self.i += 1
+            parts.append(self.sum())
+        return parts[0] if len(parts) == 1 else ("tuple", tuple(parts), ":", ":")
+
     def relation(self) -> tuple:
-        operands, ops = [self.sum()], []
+        operands, ops = [self.ratio()], []
         while True:
             op = next((o for o in _RELOPS if self.peek(o)), None)
             if op is None:
                 break
             self.i += len(op)
             ops.append(op)
-            operands.append(self.sum())
+            operands.append(self.ratio())
         if not ops:
             return operands[0]
         if set(ops) == {"="}:  # "x = 5+5+1 = 11": the name and the last value
@@ -217,7 +248,7 @@ class _Parser:
         c = self.s[self.i]
         if c.isdigit() or c in "({" or (c == "." and self.s[self.i + 1:self.i + 2].isdigit()):
             return True
-        if c.isalpha():
+        if c.isascii() and c.isalpha():
             w = self.word_ahead()
             return w not in ("and", "or", "U")
         if c == "\\":
@@ -290,7 +321,7 @@ class _Parser:
             return ("func", "abs", (x,))
         if c == "\\":
             return self.command()
-        if c.isalpha():
+        if c.isascii() and c.isalpha():
             return self.letters()
         raise ParseError(f"unexpected {c!r} at position {self.i}")
 
@@ -321,11 +352,11 @@ class _Parser:
         rep = _REPEATING.match(self.s, self.i) if "." in text and not exp else None
         if rep:  # 0.1\overline{6} = 1/6: a repeating decimal is exact
             self.i = rep.end()
-            head = Fraction(int(whole or "0") * 10 ** len(frac) + int(frac or "0"), 10 ** len(frac))
+            head = Fraction(digits_value(whole) * 10 ** len(frac) + digits_value(frac), 10 ** len(frac))
             cycle = rep.group(1)
             return ("num", head + Fraction(int(cycle), (10 ** len(cycle) - 1) * 10 ** len(frac)), None, 1)
         digits = (whole + frac).lstrip("0") or "0"
-        value = Fraction(int(whole or "0") * 10 ** len(frac) + int(frac or "0"), 10 ** len(frac)) * Fraction(10) ** exp
+        value = Fraction(digits_value(whole) * 10 ** len(frac) + digits_value(frac), 10 ** len(frac)) * Fraction(10) ** exp
         ulp = Fraction(10) ** (exp - len(frac)) if frac else None
         return ("num", value, ulp, len(digits))
 
@@ -357,7 +388,7 @@ class _Parser:
         self.expect(closer)
         if len(items) == 1:
             return items[0]
-        return ("set", tuple(items))
+        return ("set", tuple(items), "bare")  # {1,3}: TeX grouping braces, loosely a set
 
     def arg(self, parens: bool = False) -> tuple:
         """One macro argument: {group}, one digit or letter, a command, or (group) for \\sqrt(2)."""
@@ -376,7 +407,7 @@ class _Parser:
         if c.isdigit():
             self.i += 1
             return ("num", Fraction(int(c)), None, 1)
-        if c.isalpha():
+        if c.isascii() and c.isalpha():
             self.i += 1
             return _letter(c)
         if c == "\\":
@@ -506,7 +537,7 @@ class _Parser:
     def subscript(self, name: str) -> tuple:
         if self.take("_"):
             sub = self.arg()
-            key = sub[1] if sub[0] == "sym" else str(sub[1]) if sub[0] == "num" else repr(sub)
+            key = _sub_key(sub)
             return ("sym", f"{name}_{key}")
         return ("sym", name)
 
@@ -532,9 +563,23 @@ class _Parser:
         self.i += 1
         if self.take("_"):
             sub = self.arg()
-            key = sub[1] if sub[0] == "sym" else str(sub[1]) if sub[0] == "num" else repr(sub)
+            key = _sub_key(sub)
             return ("sym", f"{run[0]}_{key}")
         return _letter(run[0])
+
+
+def _sub_key(sub: tuple) -> str:
+    """The name part of a subscript (a_1, x_{n}); a huge one is no name."""
+    if sub[0] == "sym":
+        return sub[1]
+    if sub[0] == "num" and sub[1].denominator == 1 and sub[1].numerator.bit_length() <= 300:
+        return str(sub[1].numerator)
+    if any(n[0] == "num" and n[1].numerator.bit_length() > 300 for n in walk(sub)):
+        raise ParseError("subscript too long")
+    key = repr(sub)
+    if len(key) > 200:
+        raise ParseError("subscript too long")
+    return key
 
 
 def _letter(c: str) -> tuple:

@@ -11,12 +11,12 @@ from pydantic import Field
 
 from grpo_plugins import Reward, RewardOptions, RewardResult, Sample
 
-from .equivalence import CheckOptions, check
-from .extract import extract_answer, extract_choice, extract_gold, gold_choice
+from .equivalence import CheckOptions, check, same_text
+from .extract import MAX_ANSWER, Extraction, extract_answer, extract_choice, extract_gold, gold_choice
 from .numeric import NeedSympy
-from .pool import CheckPool
+from .pool import CheckPool, WorkerStartError
 
-STATUSES = ("correct", "incorrect", "no_answer", "unparseable", "timeout")
+STATUSES = ("correct", "incorrect", "no_answer", "unparseable", "timeout", "error")
 CACHE_SIZE = 16384  # verdicts of (gold, answer) pairs the pool decided
 
 
@@ -33,8 +33,25 @@ class MathOptions(RewardOptions):
                                              "it states (3+ significant digits: 1.732 for \\sqrt{3})")
     percent: Literal["either", "fraction", "number"] = Field(
         "either", description="what 50\\% equals: 0.5 (fraction), 50 (number), or either")
-    fallback_number: bool = Field(False, description="use the last number of the completion when no answer "
-                                                     "is marked (box, <answer>, 'final answer is', ...)")
+    extraction: Extraction = Field(
+        "any", description="which answers count: any (a marked answer, else the last math span, else a completion "
+                           "that is an answer as a whole, else the last number: what Math-Verify and lighteval read), "
+                           "latex (marked or the last LaTeX math span), marked (only boxed, <answer>, 'final answer "
+                           "is', '####' or bold answers)")
+    rounding_digits: int = Field(3, ge=1, le=30, description="fewest significant digits a decimal needs to be "
+                                                             "accepted as the exact answer rounded (with rounding)")
+    relation_intervals: Literal["gold", "both"] = Field(
+        "gold", description="inequality against interval: gold (an inequality gold accepts the interval, an "
+                            "interval gold does not accept an inequality, as Math-Verify) or both")
+    bare_braces: Literal["any", "set"] = Field(
+        "any", description="what {1,3} (braces without backslashes) equals: any (the tuple (1,3) or the set), "
+                           "set (only the set \\{1,3\\})")
+    decimal_comma: Literal["auto", "never"] = Field(
+        "auto", description="auto: 2,74 is 2.74 where one side is a single number (never a thousands group "
+                            "like 1,000); never: a comma always separates answers")
+    choices: Literal["auto", "letters"] = Field(
+        "auto", description="multiple choice: auto (a gold that is a letter A-E), letters (also read the letter "
+                            "from golds like '(D) Alina' and from bare letters in completions)")
     correct: float = Field(1.0, description="value when the answer is correct")
     incorrect: float = Field(0.0, description="value when it is wrong, unparseable or timed out")
     no_answer: float = Field(0.0, description="value when the completion states no answer")
@@ -56,7 +73,8 @@ class MathReward(Reward):
     def __init__(self, options=None):
         super().__init__(options)
         o = self.options
-        self.check_options = CheckOptions(o.tolerance, o.percent, o.rounding)
+        self.check_options = CheckOptions(o.tolerance, o.percent, o.rounding, o.rounding_digits,
+                                          o.relation_intervals, o.bare_braces, o.decimal_comma)
         self._pool: CheckPool | None = None
         self._pool_lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, str], str] = OrderedDict()
@@ -93,17 +111,29 @@ class MathReward(Reward):
         infos: list[dict] = []
         hard: dict[tuple[str, str], list[int]] = {}  # symbolic checks, deduplicated
         for i, s in enumerate(samples):
-            info = self._verdict(i, s)
+            try:
+                info = self._verdict(i, s)
+            except (KeyError, ValueError) as exc:
+                if getattr(exc, "user_error", False):
+                    raise
+                info = _error_info(exc)
+            except Exception as exc:  # noqa: BLE001 - a verifier bug must not stop a training run
+                info = _error_info(exc)
             infos.append(info)
             if info["status"] is None:
                 hard.setdefault((info["gold"], info["extracted"]), []).append(i)
         if hard:
             keys = list(hard)
-            outcomes = self.pool.run([(g, p, tuple(self.check_options)) for g, p in keys])
+            try:
+                outcomes = self.pool.run([(g, p, tuple(self.check_options)) for g, p in keys])
+            except Exception as exc:  # noqa: BLE001 - a pool bug makes these checks errors, not a failed run
+                if isinstance(exc, WorkerStartError):
+                    raise  # a broken environment: every batch would fail, so say so at once
+                outcomes = [("error", f"{type(exc).__name__}: {exc}"[:300])] * len(keys)
             for key, (status, detail) in zip(keys, outcomes):
                 if status == "memory":
                     status, detail = "timeout", detail or "memory cap"
-                if status != "timeout":
+                if status not in ("timeout", "error"):
                     self._remember(key, status)
                 for i in hard[key]:
                     infos[i]["status"] = status
@@ -116,18 +146,23 @@ class MathReward(Reward):
         """Info for one sample; status None means a worker must decide."""
         o = self.options
         if o.answer_column not in s.columns:
-            raise KeyError(f"sample {i} has no gold column {o.answer_column!r} (columns: "
-                           f"{', '.join(sorted(s.columns)) or 'none'}); set option answer_column")
+            raise _user(KeyError(f"sample {i} has no gold column {o.answer_column!r} (columns: "
+                                 f"{', '.join(sorted(s.columns)) or 'none'}); set option answer_column"))
         try:
             gold = extract_gold(s.columns[o.answer_column])
         except ValueError as exc:
-            raise ValueError(f"sample {i}, column {o.answer_column!r}: {exc}") from None
-        found = extract_answer(s.text, o.fallback_number)
+            raise _user(ValueError(f"sample {i}, column {o.answer_column!r}: {exc}")) from None
+        text = s.text
+        if not isinstance(text, str):
+            raise TypeError(f"completion of sample {i} is {type(text).__name__}, not text")
+        if same_text(text, gold):  # identical strings are equal before any extraction or parsing
+            return {"status": "correct", "extracted": text.strip()[:MAX_ANSWER], "source": "identical", "gold": gold}
+        found = extract_answer(text, o.extraction)
         info = {"status": "no_answer", "extracted": found.text if found else None,
                 "source": found.source if found else None, "gold": gold}
-        letter = gold_choice(gold)
+        letter = gold_choice(gold, o.choices == "letters")
         if letter is not None:
-            picked = extract_choice(s.text, found.text if found else None)
+            picked = extract_choice(text, found.text if found else None, o.choices == "letters")
             info["extracted"] = picked if picked else info["extracted"]
             if picked is not None:
                 info["status"] = "correct" if picked == letter else "incorrect"
@@ -142,12 +177,23 @@ class MathReward(Reward):
             info["status"] = check(gold, found.text, self.check_options, sympy_ok=False)
         except NeedSympy:
             info["status"] = None
-        except (ArithmeticError, ValueError, TypeError, RecursionError) as exc:
-            # a reader bug on one odd answer must not fail the whole batch
-            info.update(status="unparseable", detail=f"{type(exc).__name__}: {exc}"[:300])
         return info
 
     def _remember(self, key: tuple[str, str], status: str) -> None:
+        if len(key[0]) + len(key[1]) > 2000:
+            return  # long pairs would bloat the cache and seldom repeat
         self._cache[key] = status
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
+
+
+def _user(exc: Exception) -> Exception:
+    """Mark a data error the user must fix (missing or bad gold column): it raises, naming the sample."""
+    exc.user_error = True
+    return exc
+
+
+def _error_info(exc: BaseException) -> dict:
+    """Info of a check the verifier itself failed on: status error, the exception named."""
+    return {"status": "error", "extracted": None, "source": None, "gold": None,
+            "detail": f"{type(exc).__name__}: {exc}"[:300]}

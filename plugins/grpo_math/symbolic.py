@@ -59,7 +59,7 @@ def to_sympy(node: tuple):
     raise Unsupported(f"{kind} is not a scalar expression")
 
 
-def scalar_equal(g: tuple, p: tuple, dg: Decimal, dp: Decimal, tolerance: float, rounding: bool) -> bool:
+def scalar_equal(g: tuple, p: tuple, dg: Decimal, dp: Decimal, tolerance: float, rounding: int) -> bool:
     """Equivalence of two scalar nodes: exact where both are exact, within tolerance for decimals."""
     a, b = to_sympy(g), to_sympy(p)
     if a == b:
