@@ -7,7 +7,7 @@ import threading
 
 from pydantic import Field
 
-from grpo_plugins import Reward, RewardOptions, RewardResult, Sample
+from grpo_plugins import MissingDependency, Reward, RewardOptions, RewardResult, Sample
 
 INSTALL_HINT = "math-verify is not installed; run: pip install 'grpo-plugins[math_verify]'"
 
@@ -20,7 +20,7 @@ def available() -> bool:
         return False
 
 
-class MathVerifyUnavailable(ValueError):
+class MathVerifyUnavailable(MissingDependency, ValueError):
     """The reward was asked for but its library is missing (the message is the fix)."""
 
 
