@@ -14,7 +14,7 @@ import click
 from .config import ConfigError, Problem, RunConfig, config_problems, load_run_config, parse_override, read_yaml
 from .errors import UserError
 from .host import RewardConfig, RewardError, RewardHost
-from .io import read_jsonl, write_jsonl_atomic
+from .io import finite_or_none, read_jsonl, write_jsonl_atomic
 from .manager import PluginManager, get_plugin_manager
 from .rewards import options_schema, sample_from_record
 
@@ -170,19 +170,29 @@ def check_config(config: str, overrides=()) -> None:
     """What ``check`` prints: every problem of any kind of run config (train, cycle, reward-only)."""
     from pathlib import Path
 
-    from .config import apply_overrides
+    from .config import read_config
 
-    data, index = read_yaml(config)
-    try:
-        apply_overrides(data, overrides)
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise ConfigError(config, [Problem("", None, f"bad override: {exc}")]) from None
-    _, _, problems = config_problems(data, index, run_config_model(data), Path(config).parent)
+    data, index = read_config(config, overrides)
+    cfg, manager, problems = config_problems(data, index, run_config_model(data), Path(config).parent)
+    if not problems and (getattr(cfg, "data", None) is not None or getattr(cfg, "model", None) is not None):
+        problems = dry_run_problems(cfg, manager, index)
     if problems:
         for p in problems:
             click.echo(p.format(config), err=True)
         raise click.ClickException(f"{len(problems)} problem(s) in {config}")
     click.echo(f"{config}: ok")
+
+
+def dry_run_problems(cfg, manager, index) -> list[Problem]:
+    """What a run would stop on before step 1 (paths, model, columns, bad rows), each with its key's line."""
+    from .config import _line_for
+    from .grpo.preflight import training_preflight
+
+    out = []
+    for p in training_preflight(cfg, manager):
+        loc = tuple(int(k) if k.isdigit() else k for k in p.path.replace("[", ".").replace("]", "").split("."))
+        out.append(Problem(p.path, _line_for(index, loc), p.message))
+    return out
 
 
 @cli.command("check")
@@ -206,15 +216,24 @@ def run_config_model(data: dict | None = None) -> type[RunConfig]:
 @cli.command("train")
 @click.argument("config", type=click.Path(dir_okay=False, exists=True))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
-def train_cmd(config, overrides):
+@click.option("--force", is_flag=True, help="resume even though settings differ from the run dir's config.yaml")
+def train_cmd(config, overrides, force):
     """Train with GRPO. Overrides use dotted keys: train.steps=20 rollout.temperature=0.8."""
     from .grpo.config import TrainConfig
+
+    from .config import read_config
 
     cfg, manager = load_run_config(config, overrides, model=TrainConfig)
     problems = cfg.training_problems()
     if problems:
         raise ConfigError(config, [Problem(p.split(":")[0], None, p.split(": ", 1)[1]) for p in problems])
+    problems = dry_run_problems(cfg, manager, read_config(config, overrides)[1])  # before the run dir is touched
+    if problems:
+        raise ConfigError(config, problems)
+    from .grpo.resolved import check_resume
     from .grpo.trainer import GRPOTrainer
+
+    check_resume(cfg, cfg.log.run_dir, force)
 
     trainer = GRPOTrainer(cfg, manager)
     try:
@@ -225,7 +244,7 @@ def train_cmd(config, overrides):
     if trainer.is_main:
         keys = [k for k in ("reward", "kl", "completions/mean_length", "before/eval/accuracy", "after/eval/accuracy")
                 if k in final]
-        click.echo(json.dumps({k: final[k] for k in keys}, indent=1))
+        click.echo(json.dumps({k: finite_or_none(final[k]) for k in keys}, indent=1))  # NaN -> null: valid JSON
         click.echo(f"run dir: {cfg.log.run_dir} (plot with: grpo-plugins plot {cfg.log.run_dir})")
 
 
@@ -255,7 +274,12 @@ def cycle_cmd(config, overrides, check):
     if check:  # the same validator as `grpo-plugins check`
         check_config(config, overrides)
         return
+    from .config import read_config
+
     cfg, manager = load_run_config(config, overrides, model=CycleConfig)
+    problems = dry_run_problems(cfg, manager, read_config(config, overrides)[1])
+    if problems:
+        raise ConfigError(config, problems)
     from .cycle.runner import Cycle
 
     report = Cycle(cfg, manager, log=lambda m: click.echo(m, err=True)).run()

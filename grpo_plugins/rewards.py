@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -143,10 +144,12 @@ class RewardResult:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.value is not None:
+        # numbers become floats; anything else (a string) is kept so the host can name the plugin
+        if isinstance(self.value, numbers.Real):
             self.value = float(self.value)
         if self.steps is not None:
-            self.steps = [(int(s), int(e), float(v)) for s, e, v in self.steps]
+            self.steps = [(int(s), int(e), float(v) if isinstance(v, numbers.Real) else v)
+                          for s, e, v in self.steps]
 
     @property
     def applicable(self) -> bool:
@@ -186,6 +189,10 @@ class Reward:
     def score(self, samples: list[Sample]) -> list[RewardResult]:  # pragma: no cover - abstract
         """Score a batch; return exactly one RewardResult per sample, in order."""
         raise NotImplementedError
+
+    def required_columns(self) -> list[str]:
+        """Dataset columns every row must have for this reward (with its options); checked before training."""
+        return []
 
     def close(self) -> None:
         """Release pools, containers or models the reward holds (called by the host on close)."""
