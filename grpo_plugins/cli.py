@@ -147,23 +147,47 @@ def score_cmd(ctx, rewards, options, input_path, output_path, batch_size, on_err
 
     configs = parse_reward_args(rewards, options, on_error, timeout)
     records = read_jsonl(input_path, required=("completion",))
+    lines = _record_lines(input_path)
     out = []
     with RewardHost(configs, manager=_manager(ctx)) as host:
+        _report_missing_columns(host, records, lines, input_path)
         bar = tqdm(total=len(records), desc="scoring", unit="sample", disable=not sys.stderr.isatty())
         for start in range(0, len(records), batch_size):
             chunk = records[start:start + batch_size]
             try:
                 scores = host.score([sample_from_record(r) for r in chunk])
             except RewardError as exc:
-                if exc.index is not None:
-                    raise RewardError(exc.label, exc.plugin, str(exc).split(": ", 1)[-1],
-                                      start + exc.index) from exc
+                if exc.index is not None:  # the batch index -> the input's sample number and line
+                    k = start + exc.index
+                    raise RewardError(exc.label, exc.plugin, f"{input_path}:{lines[k]}: " + str(exc).split(": ", 1)[-1],
+                                      k) from exc
                 raise
             out += [{**r, **scores.record(i)} for i, r in enumerate(chunk)]
             bar.update(len(chunk))
         bar.close()
     write_jsonl_atomic(output_path, out)
     click.echo(f"scored {len(out)} samples -> {output_path}", err=True)
+
+
+def _record_lines(path) -> list[int]:
+    """The line number of each record ``read_jsonl`` returns (it skips blank lines)."""
+    with open(path, encoding="utf-8") as fh:
+        return [n for n, line in enumerate(fh, 1) if line.strip()]
+
+
+def _report_missing_columns(host: RewardHost, records, lines, path) -> None:
+    """Rows lacking a column a reward requires: an error naming file:line under on_error=raise, else one
+    stderr line per row (the reward's on_error then scores it). Decided: with raise, no output at all."""
+    from .io import InputError
+
+    for cfg in host.configs:
+        for col in host.rewards[cfg.label].required_columns():
+            for k, r in enumerate(records):
+                if r.get(col) is None:
+                    msg = f"{path}:{lines[k]}: {col}: missing (reward {cfg.label!r} needs it)"
+                    if cfg.on_error == "raise":
+                        raise InputError(msg + "; add the column, or --on-error nan to score the other rows")
+                    click.echo(f"warning: {msg}; scored by on_error={cfg.on_error}", err=True)
 
 
 def check_config(config: str, overrides=()) -> None:

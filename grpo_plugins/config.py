@@ -180,7 +180,7 @@ def problems_from(err: ValidationError, index: dict[tuple, int], prefix: tuple,
             hint = unknown_key_hint(model, tuple(e["loc"])) if model is not None else ""
             msg = "unknown key" + (f" ({hint})" if hint else "")
         elif e["type"] != "missing":
-            msg = f"{msg}, got {e.get('input')!r}"
+            msg = f"{msg} ({e.get('input')!r})" if "got" in msg else f"{msg}, got {e.get('input')!r}"
         problems.append(Problem(_dotted(loc), _line_for(index, loc), msg))
     return problems
 

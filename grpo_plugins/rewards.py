@@ -51,7 +51,8 @@ def describe_validation_error(model: type[BaseModel], err: ValidationError) -> l
             expected = ""
             if isinstance(field_name, str) and field_name in model.model_fields:
                 expected = f" (expected {type_name(model.model_fields[field_name].annotation)})"
-            msg = f"{e['msg']}{expected}, got {e.get('input')!r}"
+            got = f" ({e.get('input')!r})" if "got" in e["msg"] else f", got {e.get('input')!r}"
+            msg = f"{e['msg']}{expected}{got}"
         problems.append((path, msg))
     return problems
 
