@@ -13,7 +13,7 @@ from pydantic import BaseModel
 # name per setting keeps a config and the resolved copy in the run dir unambiguous.
 TRL_NAMES: dict[str, tuple[str, str]] = {
     "max_completion_length": ("rollout.max_new_tokens", ""),
-    "max_prompt_length": ("data.max_prompt_tokens", ""),
+    "max_prompt_length": ("data.max_prompt_tokens", "a GRPOConfig field of older TRL versions"),
     "num_generations": ("rollout.num_generations", ""),
     "temperature": ("rollout.temperature", ""),
     "top_p": ("rollout.top_p", ""),

@@ -381,3 +381,56 @@ def test_wandb_in_report_to_without_wandb_is_one_line(tmp_path, tiny_dir):  # no
     cfg = _config(tmp_path, tiny_dir, log={"run_dir": str(tmp_path / "run"), "report_to": ["tensorboard", "wandb"]})
     res = _invoke(["check", str(cfg)])
     assert res.exit_code == 1 and "log.report_to: wandb is not installed (pip install wandb" in res.output
+
+
+def test_trl_names_are_real_trl_fields_and_all_in_the_docs_table():
+    import dataclasses
+    from pathlib import Path
+
+    import trl
+
+    from grpo_plugins.suggest import TRL_NAMES
+
+    fields = {f.name for cls in (trl.GRPOConfig, trl.ModelConfig) for f in dataclasses.fields(cls)}
+    older = {"max_prompt_length"}  # removed from GRPOConfig in recent TRL; still in older configs
+    assert [k for k in TRL_NAMES if k not in fields | older] == []
+    table = (Path(__file__).parents[1] / "docs" / "trl-names.md").read_text()
+    for trl_name, (ours, _) in TRL_NAMES.items():
+        assert f"| `{trl_name}` | `{ours}` |" in table
+
+
+def test_wandb_offline_logs_the_metrics(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    from grpo_plugins.grpo.metrics import MetricsLogger
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    log = MetricsLogger(tmp_path / "run", 2, tensorboard=False, progress=False, wandb=True, config={"seed": 7})
+    log.log(1, {"reward": 0.25, "kl": float("nan")})
+    log.log(2, {"reward": 0.8125})
+    log.close()
+    [data] = list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+    import time
+
+    deadline = time.monotonic() + 60  # wandb's writer is a separate process; on a loaded machine it lags
+    while b"0.8125" not in data.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    raw = data.read_bytes()
+    assert b"reward" in raw and b"0.8125" in raw and b"seed" in raw
+
+
+def test_a_finished_cycle_says_so_and_runs_nothing(tmp_path):
+    from pathlib import Path
+
+    from grpo_plugins.config import load_run_config
+    from grpo_plugins.cycle.config import CycleConfig
+    from grpo_plugins.cycle.runner import Cycle
+
+    demo = Path(__file__).parents[1] / "configs" / "cycle-demo.yaml"
+    cfg, manager = load_run_config(demo, [f"log.run_dir={tmp_path}"], model=CycleConfig)
+    (tmp_path / "cycle_state.json").write_text(json.dumps({"cycle": cfg.cycle.cycles, "phase": "grpo"}))
+    (tmp_path / "report.json").write_text(json.dumps({"cycles": [{"cycle": 2}]}))
+    said = []
+    assert Cycle(cfg, manager, log=said.append).run() == {"cycles": [{"cycle": 2}]}
+    assert said == ["all 3 cycles already finished; nothing to do (raise cycle.cycles to continue, "
+                    "or use a new log.run_dir)"]

@@ -123,8 +123,11 @@ def start_wandb(run_dir: Path, config: dict[str, Any] | None):
         raise SettingError("log.report_to", "wandb is not installed", "pip install wandb, or drop wandb from "
                                                                       "log.report_to") from None
     (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
-    return wandb.init(dir=str(run_dir), config=config, name=run_dir.name, resume="allow",
-                      id=f"grpo-{abs(hash(str(run_dir.resolve()))) % 10**10}")
+    import hashlib
+
+    # one wandb run per run dir, the same id on every resume
+    run_id = "grpo-" + hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:12]
+    return wandb.init(dir=str(run_dir), config=config, name=run_dir.name, resume="allow", id=run_id)
 
 
 def _fmt(v: Any) -> str:
