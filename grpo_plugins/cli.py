@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .config import ConfigError, Problem, RunConfig, config_problems, load_run_config, parse_override, read_yaml
+from .config import ConfigError, Problem, RunConfig, config_problems, load_run_config, parse_override
 from .errors import UserError
 from .host import RewardConfig, RewardError, RewardHost
 from .io import finite_or_none, read_jsonl, write_jsonl_atomic

@@ -8,6 +8,7 @@ import stat
 
 import pytest
 import yaml
+from hypothesis import given, settings, strategies as st
 from click.testing import CliRunner
 
 from grpo_plugins import Reward, RewardError, RewardResult, hookimpl
@@ -434,3 +435,45 @@ def test_a_finished_cycle_says_so_and_runs_nothing(tmp_path):
     assert Cycle(cfg, manager, log=said.append).run() == {"cycles": [{"cycle": 2}]}
     assert said == ["all 3 cycles already finished; nothing to do (raise cycle.cycles to continue, "
                     "or use a new log.run_dir)"]
+
+
+# --- property tests: the row scan and the value check never miss or invent a problem ---------------
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                     max_leaves=6)
+_row = st.one_of(_json, st.fixed_dictionaries({"prompt": st.text(max_size=5)}, optional={"answer": _json}),
+                 st.fixed_dictionaries({}, optional={"prompt": _json, "answer": _json}))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(_row, max_size=12), torn=st.integers(min_value=-1, max_value=11))
+def test_scan_reports_exactly_the_bad_lines(tmp_path_factory, rows, torn):
+    from grpo_plugins.grpo.preflight import MAX_ROW_PROBLEMS, scan_jsonl
+
+    path = tmp_path_factory.mktemp("scan") / "d.jsonl"
+    lines = [json.dumps(r) for r in rows]
+    if 0 <= torn < len(lines):
+        lines[torn] = lines[torn][:-1] + "\x00{"  # a line no JSON parser accepts
+    path.write_text("".join(x + "\n" for x in lines))
+    found = scan_jsonl(path, {"answer": "reward 'math'"}, "prompt")
+    bad = set()
+    for n, r in enumerate(rows, 1):
+        ok_prompt = isinstance(r, dict) and (isinstance(r.get("prompt"), str) or (
+            isinstance(r.get("prompt"), list) and r["prompt"] and all(isinstance(m, dict) and "content" in m
+                                                                      for m in r["prompt"])))
+        if n - 1 == torn or not ok_prompt or r.get("answer") is None:
+            bad.add(n)
+    named = {int(x.split(":")[1]) for x in found if not x.endswith("more bad rows")}
+    assert named <= bad and (named == bad or len(found) > MAX_ROW_PROBLEMS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(v=st.floats(allow_nan=True, allow_infinity=True) | st.integers(-10**6, 10**6) | st.none())
+def test_value_check_accepts_exactly_finite_numbers_and_none(v):
+    from grpo_plugins.host import _bad_value
+
+    ok = v is None or math.isfinite(float(v))
+    assert (_bad_value(RewardResult(v)) == "") == ok
+    assert (_bad_value(RewardResult(steps=[(0, 1, 0.5), (1, 2, v if v is not None else 0.0)])) == "") == \
+        (v is None or ok)

@@ -16,6 +16,7 @@ from ..manager import PluginManager
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 SCAN_LINES = 20_000  # rows read per file by the up-front scan; a huge file is checked this far
 MAX_ROW_PROBLEMS = 10  # bad rows listed per file before "... and more"
+_UNREADABLE = object()
 HUB_TIMEOUT = 5.0  # seconds: a hub look-up with no network fails fast instead of waiting 30 s
 
 
@@ -98,13 +99,14 @@ def scan_jsonl(path: Path, required: dict[str, str], prompt_column: str | None,
             if not line.strip():
                 continue
             found: list[str] = []
+            row: Any = _UNREADABLE
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 found.append(f"{path}:{lineno}: invalid JSON at column {exc.colno}: {exc.msg}")
-                row = None
-            if row is not None and not isinstance(row, dict):
-                found.append(f"{path}:{lineno}: expected a JSON object, got a JSON {type(row).__name__}")
+            if row is not _UNREADABLE and not isinstance(row, dict):
+                kind = {type(None): "null", list: "list", str: "string", bool: "boolean"}.get(type(row), "number")
+                found.append(f"{path}:{lineno}: expected a JSON object, got a JSON {kind}")
             elif isinstance(row, dict):
                 if prompt_column is not None:
                     if prompt_column not in row or row[prompt_column] is None:
