@@ -22,6 +22,11 @@ from test_trainer import tiny_dir  # noqa: F401  (module fixture: a tiny model a
 PLUGIN = '''
 from grpo_plugins import Reward, RewardResult, hookimpl
 
+class Picky(Reward):
+    name = "picky"
+    def score(self, samples):
+        return [RewardResult(float("nan")) for s in samples]
+
 class Gold(Reward):
     name = "gold"
     def required_columns(self):
@@ -44,6 +49,7 @@ class DigitSteps(Reward):
 def register_rewards(register):
     register(Gold)
     register(DigitSteps)
+    register(Picky)
 '''
 
 
@@ -477,3 +483,19 @@ def test_value_check_accepts_exactly_finite_numbers_and_none(v):
     assert (_bad_value(RewardResult(v)) == "") == ok
     assert (_bad_value(RewardResult(steps=[(0, 1, 0.5), (1, 2, v if v is not None else 0.0)])) == "") == \
         (v is None or ok)
+
+
+def test_a_reward_failing_in_training_names_the_data_row(tmp_path, tiny_dir):  # noqa: F811
+    cfg = _config(tmp_path, tiny_dir, rewards=[{"name": "picky"}], train={"steps": 1})
+    res = _invoke(["train", str(cfg)])
+    assert res.exit_code == 1
+    [line] = [x for x in res.output.splitlines() if x.startswith("Error:")]
+    rows = [json.loads(x) for x in (tiny_dir / "train.jsonl").read_text().splitlines()]
+    import re
+
+    m = re.fullmatch(r"Error: reward 'picky' \(plugin 'rewards'\) failed on sample 0: (\S+) row (\d+) \(0-based\), "
+                     r"completion 0: value is nan, expected a finite float or None \(not applicable\)", line)
+    from grpo_plugins.grpo.data import PromptSampler
+
+    first = PromptSampler(len(rows), seed=0).indices(2)[0]  # the step's first prompt: the trainer's own draw
+    assert m and m.group(1) == str(tiny_dir / "train.jsonl") and int(m.group(2)) == first

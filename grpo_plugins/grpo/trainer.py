@@ -38,7 +38,7 @@ import torch
 from . import advantages as A
 from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint, save_rank_rng
 from .data import PromptSampler, load_rows
-from ..host import RewardHost, Scores
+from ..host import RewardError, RewardHost, Scores
 from ..io import atomic_write_text
 from .loss import Norm, grpo_loss, reduce_metrics
 from .metrics import MetricsLogger
@@ -334,7 +334,14 @@ class GRPOTrainer:
         mask, truncated, rollouts = batch.mask, batch.truncated, batch.rollouts
         t_gen = time.perf_counter()
         # 3. rewards through the host (every column of the row goes to the rewards)
-        scores = self.host.score(rollouts, step=self.step)
+        try:
+            scores = self.host.score(rollouts, step=self.step)
+        except RewardError as exc:  # name the data row, not the index in this step's batch
+            if exc.index is None:
+                raise
+            row = global_idx[self.rank::self.world][exc.index // G]
+            raise RewardError(exc.label, exc.plugin, f"{cfg.data.train} row {row} (0-based), completion "
+                              f"{exc.index % G}: " + str(exc).split(": ", 1)[-1], exc.index) from exc
         t_score = time.perf_counter()
         # 4. advantages [B, T]
         if t.mask_truncated_completions:
