@@ -181,7 +181,7 @@ def _report_missing_columns(host: RewardHost, records, lines, path) -> None:
     from .io import InputError
 
     for cfg in host.configs:
-        for col in host.rewards[cfg.label].required_columns():
+        for col in host.rewards[cfg.label].required_columns() or ():
             for k, r in enumerate(records):
                 if r.get(col) is None:
                     msg = f"{path}:{lines[k]}: {col}: missing (reward {cfg.label!r} needs it)"

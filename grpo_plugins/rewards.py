@@ -191,9 +191,12 @@ class Reward:
         """Score a batch; return exactly one RewardResult per sample, in order."""
         raise NotImplementedError
 
-    def required_columns(self) -> list[str]:
-        """Dataset columns every row must have for this reward (with its options); checked before training."""
-        return []
+    def required_columns(self) -> list[str] | None:
+        """Dataset columns every row must have for this reward (with its options); None = not declared.
+
+        ``check``, ``train`` and ``score`` refuse rows without them before scoring (``serve`` infers
+        them from ``*_column`` options when a reward declares none)."""
+        return None
 
     def close(self) -> None:
         """Release pools, containers or models the reward holds (called by the host on close)."""

@@ -163,7 +163,7 @@ def required_columns(cfg, manager: PluginManager) -> dict[str, str]:
     for r in cfg.rewards:
         reward = manager.create_reward(r.name, r.options)
         try:
-            for col in reward.required_columns():
+            for col in reward.required_columns() or ():
                 out.setdefault(col, f"reward {r.label!r}")
         finally:
             reward.close()
