@@ -12,12 +12,13 @@ from typing import Any
 import click
 
 from .config import ConfigError, Problem, RunConfig, config_problems, load_run_config, parse_override
-from .errors import UserError
+from .errors import UserError, require
 from .host import RewardConfig, RewardError, RewardHost
-from .io import finite_or_none, read_jsonl, write_jsonl_atomic
+from .io import AtomicJsonlWriter, finite_or_none, iter_jsonl
 from .manager import PluginManager, get_plugin_manager
 from .rewards import options_schema, sample_from_record
 
+TRAIN_EXTRA = "pip install 'grpo-plugins[train]'"
 PLUGIN_HELP = "load a plugin from a local .py file (repeatable; before or after the command name)"
 
 
@@ -142,37 +143,49 @@ def parse_reward_args(rewards: tuple[str, ...], options: tuple[str, ...], on_err
 @click.option("--timeout", type=float, default=None, help="seconds per batch and reward")
 @click.pass_context
 def score_cmd(ctx, rewards, options, input_path, output_path, batch_size, on_error, timeout):
-    """Score a JSONL file of completions; every column reaches the rewards."""
+    """Score a JSONL file of completions; every column reaches the rewards.
+
+    Streams: reads and writes one batch at a time (memory stays flat as files grow); the output
+    appears only when every line is scored (temporary file, then rename).
+    """
+    from itertools import islice
+
     from tqdm import tqdm
 
     configs = parse_reward_args(rewards, options, on_error, timeout)
-    records = read_jsonl(input_path, required=("completion",))
-    lines = _record_lines(input_path)
-    out = []
-    with RewardHost(configs, manager=_manager(ctx)) as host:
-        _report_missing_columns(host, records, lines, input_path)
-        bar = tqdm(total=len(records), desc="scoring", unit="sample", disable=not sys.stderr.isatty())
-        for start in range(0, len(records), batch_size):
-            chunk = records[start:start + batch_size]
+    records = iter_jsonl(input_path, required=("completion",))
+    line_numbers = _record_lines(input_path)
+    tty = sys.stderr.isatty()
+    with RewardHost(configs, manager=_manager(ctx)) as host, AtomicJsonlWriter(output_path) as out:
+        bar = tqdm(desc="scoring", unit="sample", disable=not tty)
+        start = 0
+        while chunk := list(islice(records, batch_size)):
+            lines = list(islice(line_numbers, len(chunk)))
+            _report_missing_columns(host, chunk, lines, input_path)
             try:
                 scores = host.score([sample_from_record(r) for r in chunk])
             except RewardError as exc:
                 if exc.index is not None:  # the batch index -> the input's sample number and line
-                    k = start + exc.index
-                    raise RewardError(exc.label, exc.plugin, f"{input_path}:{lines[k]}: " + str(exc).split(": ", 1)[-1],
-                                      k) from exc
+                    raise RewardError(exc.label, exc.plugin, f"{input_path}:{lines[exc.index]}: "
+                                      + str(exc).split(": ", 1)[-1], start + exc.index) from exc
                 raise
-            out += [{**r, **scores.record(i)} for i, r in enumerate(chunk)]
+            for i, r in enumerate(chunk):
+                out.write({**r, **scores.record(i)})
+            start += len(chunk)
             bar.update(len(chunk))
+            if not tty and start // batch_size % PROGRESS_EVERY == 0:
+                click.echo(f"scored {start} samples", err=True)
         bar.close()
-    write_jsonl_atomic(output_path, out)
-    click.echo(f"scored {len(out)} samples -> {output_path}", err=True)
+    click.echo(f"scored {out.count} samples -> {output_path}", err=True)
 
 
-def _record_lines(path) -> list[int]:
-    """The line number of each record ``read_jsonl`` returns (it skips blank lines)."""
+PROGRESS_EVERY = 200  # batches between plain progress lines when stderr is not a terminal
+
+
+def _record_lines(path):
+    """The line number of each record ``iter_jsonl`` yields (it skips blank lines), lazily."""
     with open(path, encoding="utf-8") as fh:
-        return [n for n, line in enumerate(fh, 1) if line.strip()]
+        yield from (n for n, line in enumerate(fh, 1) if line.strip())
 
 
 def _report_missing_columns(host: RewardHost, records, lines, path) -> None:
@@ -243,6 +256,7 @@ def run_config_model(data: dict | None = None) -> type[RunConfig]:
 @click.option("--force", is_flag=True, help="resume even though settings differ from the run dir's config.yaml")
 def train_cmd(config, overrides, force):
     """Train with GRPO. Overrides use dotted keys: train.steps=20 rollout.temperature=0.8."""
+    require("torch", "transformers", "datasets", "accelerate", install=TRAIN_EXTRA)
     from .grpo.config import TrainConfig
 
     from .config import read_config
@@ -278,6 +292,7 @@ def train_cmd(config, overrides, force):
 @click.option("--key", "keys", multiple=True, help="metric to plot (repeatable; default: a standard set)")
 def plot_cmd(run_dir, out, keys):
     """Write PNG training curves from RUN_DIR/metrics.jsonl (and eval.json)."""
+    require("matplotlib", install=TRAIN_EXTRA)
     from .grpo.plot import plot_run
 
     path = plot_run(run_dir, out, list(keys) or None)
@@ -298,6 +313,7 @@ def cycle_cmd(config, overrides, check):
     if check:  # the same validator as `grpo-plugins check`
         check_config(config, overrides)
         return
+    require("torch", "transformers", "datasets", "accelerate", install=TRAIN_EXTRA)
     from .config import read_config
 
     cfg, manager = load_run_config(config, overrides, model=CycleConfig)
@@ -310,6 +326,21 @@ def cycle_cmd(config, overrides, check):
     last = report["cycles"][-1] if report["cycles"] else {}
     click.echo(json.dumps({k: v for k, v in last.items() if k != "seconds"}, indent=1, default=str))
     click.echo(f"report: {cfg.log.run_dir}/report.json, {cfg.log.run_dir}/report.png", err=True)
+
+
+@cli.command("serve")
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to bind; anything but loopback needs a bearer token")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port")
+@click.option("--token-file", type=click.Path(dir_okay=False), default=None,
+              help="file holding the bearer token clients must send (else env GRPO_SERVE_TOKEN)")
+def serve_cmd(config, host, port, token_file):
+    """Serve the config's rewards over HTTP: /score, OpenRLHF /get_reward, slime /slime, /health, /rewards."""
+    require("fastapi", "uvicorn", install="pip install 'grpo-plugins[serve]'")
+    from .serve import serve
+
+    serve(config, host=host, port=port, token_file=token_file)
 
 
 def attach_plugin_commands(group: click.Group, manager: PluginManager) -> None:

@@ -14,3 +14,16 @@ class SettingError(UserError, ValueError):
     def __init__(self, key: str, message: str, hint: str = ""):
         self.key, self.hint = key, hint
         super().__init__(f"{key}: {message}" + (f" ({hint})" if hint else ""))
+
+
+class MissingDependency(UserError, ImportError):
+    """A package a plugin needs is not installed; the message is the one-line fix."""
+
+
+def require(*modules: str, install: str) -> None:
+    """Raise MissingDependency (``needs sympy: pip install ...``) unless every module is importable."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingDependency(f"needs {', '.join(missing)}: {install}")

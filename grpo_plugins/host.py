@@ -91,26 +91,43 @@ def _in_thread(fn, *args) -> cf.Future:
     return fut
 
 
-class _ProcessRunner:
-    """A process pool for ``executor = "process"`` rewards; killed and replaced after a timeout."""
+def _import_local_plugins(files: dict[str, str]) -> None:
+    """Worker initializer: import the parent's ``--plugin`` files under their module names, so
+    rewards defined in them unpickle in the worker."""
+    import importlib.util
+    import sys
 
-    def __init__(self, workers: int):
-        self.workers = workers
-        self.pool: cf.ProcessPoolExecutor | None = None
+    for name, path in files.items():
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+
+
+class _ProcessRunner:
+    """Worker processes for ``executor = "process"`` rewards; all terminated and replaced after a timeout.
+
+    multiprocessing's Pool, because its ``terminate()`` is public (concurrent.futures can only stop
+    workers through a private attribute before Python 3.14)."""
+
+    def __init__(self, workers: int, local_files: dict[str, str]):
+        self.workers, self.local_files = workers, dict(local_files)
+        self.pool = None
 
     def submit(self, reward: Reward, samples: list[Sample]) -> cf.Future:
         if self.pool is None:
-            self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        return self.pool.submit(run_score, reward, samples)
+            ctx = multiprocessing.get_context("spawn")
+            self.pool = ctx.Pool(self.workers, initializer=_import_local_plugins, initargs=(self.local_files,))
+        fut: cf.Future = cf.Future()
+        self.pool.apply_async(run_score, (reward, samples), callback=fut.set_result, error_callback=fut.set_exception)
+        return fut
 
     def kill(self) -> None:
-        if self.pool is None:
-            return
-        procs = list(getattr(self.pool, "_processes", {}).values())
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            p.kill()
-        self.pool = None
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
 
 
 class RewardHost:
@@ -131,8 +148,8 @@ class RewardHost:
         if dup:
             raise ValueError(f"reward labels must be unique; repeated: {sorted(dup)} (set label: to tell them apart)")
         self.entries = {c.label: self.manager.reward_entry(c.name) for c in self.configs}
-        self.rewards: dict[str, Reward] = {c.label: self.entries[c.label].cls(c.options) for c in self.configs}
-        self._procs = {c.label: _ProcessRunner(process_workers) for c in self.configs
+        self.rewards: dict[str, Reward] = {c.label: self.manager.create_reward(c.name, c.options) for c in self.configs}
+        self._procs = {c.label: _ProcessRunner(process_workers, self.manager.local_files) for c in self.configs
                        if self.rewards[c.label].executor == "process"}
 
     def close(self) -> None:

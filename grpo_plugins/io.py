@@ -121,3 +121,41 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> None:
     """Write records as JSONL atomically."""
     atomic_write_text(path, "".join(dumps(r) + "\n" for r in records))
+
+
+class AtomicJsonlWriter:
+    """Stream JSONL lines into a temporary file beside ``path``; renamed over it only on success.
+
+    Use as a context manager: an exception inside the block removes the temporary file, so readers
+    of ``path`` see the old file or the complete new one, never a partial one, however long the stream.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.count = 0
+        self._fh = None
+        self._tmp: str | None = None
+
+    def __enter__(self) -> "AtomicJsonlWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self._fh = os.fdopen(fd, "w", encoding="utf-8")
+        return self
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record as a JSON line."""
+        self._fh.write(dumps(record) + "\n")
+        self.count += 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            self._fh.close()
+            if exc_type is None:
+                os.replace(self._tmp, self.path)
+                fsync_dir(self.path.parent)
+        finally:
+            if os.path.exists(self._tmp):
+                os.unlink(self._tmp)

@@ -201,6 +201,12 @@ class Reward:
     def close(self) -> None:
         """Release pools, containers or models the reward holds (called by the host on close)."""
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a process-executor reward travels to its worker without the plugin manager that made it
+        state = self.__dict__.copy()
+        state.pop("manager", None)
+        return state
+
 
 def validate_reward_class(cls: Any) -> None:
     """Raise TypeError when a registered class does not follow the reward contract."""
