@@ -11,10 +11,10 @@ from typing import Any
 
 import click
 
-from .config import ConfigError, Problem, RunConfig, config_problems, load_run_config, parse_override, read_yaml
+from .config import ConfigError, Problem, RunConfig, config_problems, load_run_config, parse_override
 from .errors import UserError, require
 from .host import RewardConfig, RewardError, RewardHost
-from .io import AtomicJsonlWriter, iter_jsonl
+from .io import AtomicJsonlWriter, finite_or_none, iter_jsonl
 from .manager import PluginManager, get_plugin_manager
 from .rewards import options_schema, sample_from_record
 
@@ -154,17 +154,20 @@ def score_cmd(ctx, rewards, options, input_path, output_path, batch_size, on_err
 
     configs = parse_reward_args(rewards, options, on_error, timeout)
     records = iter_jsonl(input_path, required=("completion",))
+    line_numbers = _record_lines(input_path)
     tty = sys.stderr.isatty()
     with RewardHost(configs, manager=_manager(ctx)) as host, AtomicJsonlWriter(output_path) as out:
         bar = tqdm(desc="scoring", unit="sample", disable=not tty)
         start = 0
         while chunk := list(islice(records, batch_size)):
+            lines = list(islice(line_numbers, len(chunk)))
+            _report_missing_columns(host, chunk, lines, input_path)
             try:
                 scores = host.score([sample_from_record(r) for r in chunk])
             except RewardError as exc:
-                if exc.index is not None:
-                    raise RewardError(exc.label, exc.plugin, str(exc).split(": ", 1)[-1],
-                                      start + exc.index) from exc
+                if exc.index is not None:  # the batch index -> the input's sample number and line
+                    raise RewardError(exc.label, exc.plugin, f"{input_path}:{lines[exc.index]}: "
+                                      + str(exc).split(": ", 1)[-1], start + exc.index) from exc
                 raise
             for i, r in enumerate(chunk):
                 out.write({**r, **scores.record(i)})
@@ -179,23 +182,54 @@ def score_cmd(ctx, rewards, options, input_path, output_path, batch_size, on_err
 PROGRESS_EVERY = 200  # batches between plain progress lines when stderr is not a terminal
 
 
+def _record_lines(path):
+    """The line number of each record ``iter_jsonl`` yields (it skips blank lines), lazily."""
+    with open(path, encoding="utf-8") as fh:
+        yield from (n for n, line in enumerate(fh, 1) if line.strip())
+
+
+def _report_missing_columns(host: RewardHost, records, lines, path) -> None:
+    """Rows lacking a column a reward requires: an error naming file:line under on_error=raise, else one
+    stderr line per row (the reward's on_error then scores it). Decided: with raise, no output at all."""
+    from .io import InputError
+
+    for cfg in host.configs:
+        for col in host.rewards[cfg.label].required_columns() or ():
+            for k, r in enumerate(records):
+                if r.get(col) is None:
+                    msg = f"{path}:{lines[k]}: {col}: missing (reward {cfg.label!r} needs it)"
+                    if cfg.on_error == "raise":
+                        raise InputError(msg + "; add the column, or --on-error nan to score the other rows")
+                    click.echo(f"warning: {msg}; scored by on_error={cfg.on_error}", err=True)
+
+
 def check_config(config: str, overrides=()) -> None:
     """What ``check`` prints: every problem of any kind of run config (train, cycle, reward-only)."""
     from pathlib import Path
 
-    from .config import apply_overrides
+    from .config import read_config
 
-    data, index = read_yaml(config)
-    try:
-        apply_overrides(data, overrides)
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise ConfigError(config, [Problem("", None, f"bad override: {exc}")]) from None
-    _, _, problems = config_problems(data, index, run_config_model(data), Path(config).parent)
+    data, index = read_config(config, overrides)
+    cfg, manager, problems = config_problems(data, index, run_config_model(data), Path(config).parent)
+    if not problems and (getattr(cfg, "data", None) is not None or getattr(cfg, "model", None) is not None):
+        problems = dry_run_problems(cfg, manager, index)
     if problems:
         for p in problems:
             click.echo(p.format(config), err=True)
         raise click.ClickException(f"{len(problems)} problem(s) in {config}")
     click.echo(f"{config}: ok")
+
+
+def dry_run_problems(cfg, manager, index) -> list[Problem]:
+    """What a run would stop on before step 1 (paths, model, columns, bad rows), each with its key's line."""
+    from .config import _line_for
+    from .grpo.preflight import training_preflight
+
+    out = []
+    for p in training_preflight(cfg, manager):
+        loc = tuple(int(k) if k.isdigit() else k for k in p.path.replace("[", ".").replace("]", "").split("."))
+        out.append(Problem(p.path, _line_for(index, loc), p.message))
+    return out
 
 
 @cli.command("check")
@@ -219,16 +253,25 @@ def run_config_model(data: dict | None = None) -> type[RunConfig]:
 @cli.command("train")
 @click.argument("config", type=click.Path(dir_okay=False, exists=True))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
-def train_cmd(config, overrides):
+@click.option("--force", is_flag=True, help="resume even though settings differ from the run dir's config.yaml")
+def train_cmd(config, overrides, force):
     """Train with GRPO. Overrides use dotted keys: train.steps=20 rollout.temperature=0.8."""
     require("torch", "transformers", "datasets", "accelerate", install=TRAIN_EXTRA)
     from .grpo.config import TrainConfig
+
+    from .config import read_config
 
     cfg, manager = load_run_config(config, overrides, model=TrainConfig)
     problems = cfg.training_problems()
     if problems:
         raise ConfigError(config, [Problem(p.split(":")[0], None, p.split(": ", 1)[1]) for p in problems])
+    problems = dry_run_problems(cfg, manager, read_config(config, overrides)[1])  # before the run dir is touched
+    if problems:
+        raise ConfigError(config, problems)
+    from .grpo.resolved import check_resume
     from .grpo.trainer import GRPOTrainer
+
+    check_resume(cfg, cfg.log.run_dir, force)
 
     trainer = GRPOTrainer(cfg, manager)
     try:
@@ -239,7 +282,7 @@ def train_cmd(config, overrides):
     if trainer.is_main:
         keys = [k for k in ("reward", "kl", "completions/mean_length", "before/eval/accuracy", "after/eval/accuracy")
                 if k in final]
-        click.echo(json.dumps({k: final[k] for k in keys}, indent=1))
+        click.echo(json.dumps({k: finite_or_none(final[k]) for k in keys}, indent=1))  # NaN -> null: valid JSON
         click.echo(f"run dir: {cfg.log.run_dir} (plot with: grpo-plugins plot {cfg.log.run_dir})")
 
 
@@ -271,7 +314,12 @@ def cycle_cmd(config, overrides, check):
         check_config(config, overrides)
         return
     require("torch", "transformers", "datasets", "accelerate", install=TRAIN_EXTRA)
+    from .config import read_config
+
     cfg, manager = load_run_config(config, overrides, model=CycleConfig)
+    problems = dry_run_problems(cfg, manager, read_config(config, overrides)[1])
+    if problems:
+        raise ConfigError(config, problems)
     from .cycle.runner import Cycle
 
     report = Cycle(cfg, manager, log=lambda m: click.echo(m, err=True)).run()

@@ -23,11 +23,11 @@ class Problem:
     """One problem in a config file: dotted path (``rewards[1].options.pattern``), line, message."""
 
     path: str
-    line: int | None
+    line: int | str | None  # a str names a place outside the file: a command-line override
     message: str
 
     def format(self, file: str) -> str:
-        where = f"{file}:{self.line}" if self.line else file
+        where = self.line if isinstance(self.line, str) else (f"{file}:{self.line}" if self.line else file)
         return f"{where}: {self.path or '(top level)'}: {self.message}"
 
 
@@ -111,10 +111,18 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
-    """Set ``key.path=value`` items into nested dicts (list items addressed by index)."""
+def apply_overrides(data: dict, overrides: Iterable[str], index: dict[tuple, Any] | None = None) -> dict:
+    """Set ``key.path=value`` items into nested dicts (list items addressed by index).
+
+    With ``index`` (the file's line index), each overridden path is marked as coming from the
+    command line, so a problem with it is blamed on the override, not on the file."""
     for item in overrides:
         keys, value = parse_override(item)
+        if index is not None:
+            path = tuple(int(k) if k.isdigit() else k for k in keys)
+            for k in [k for k in index if k[:len(path)] == path]:
+                del index[k]
+            index[path] = f"override {item!r}"
         node: Any = data
         for k in keys[:-1]:
             if isinstance(node, list):
@@ -148,16 +156,31 @@ def read_yaml(path: str | os.PathLike) -> tuple[dict, dict[tuple, int]]:
     return data, _line_index(text)
 
 
-def problems_from(err: ValidationError, index: dict[tuple, int], prefix: tuple) -> list[Problem]:
-    """Convert pydantic errors to Problems; unknown keys list the valid ones."""
+def read_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> tuple[dict, dict[tuple, Any]]:
+    """``read_yaml`` plus ``key=value`` overrides, each marked in the index as the override it came from."""
+    data, index = read_yaml(path)
+    for item in overrides:
+        try:
+            apply_overrides(data, [item], index)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ConfigError(str(path), [Problem("", f"override {item!r}", f"cannot apply: {exc}")]) from None
+    return data, index
+
+
+def problems_from(err: ValidationError, index: dict[tuple, int], prefix: tuple,
+                  model: type[BaseModel] | None = None) -> list[Problem]:
+    """Convert pydantic errors to Problems; unknown keys get did-you-mean and TRL-name hints."""
+    from .suggest import unknown_key_hint
+
     problems = []
     for e in err.errors():
         loc = prefix + tuple(e["loc"])
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            hint = unknown_key_hint(model, tuple(e["loc"])) if model is not None else ""
+            msg = "unknown key" + (f" ({hint})" if hint else "")
         elif e["type"] != "missing":
-            msg = f"{msg}, got {e.get('input')!r}"
+            msg = f"{msg} ({e.get('input')!r})" if "got" in msg else f"{msg}, got {e.get('input')!r}"
         problems.append(Problem(_dotted(loc), _line_for(index, loc), msg))
     return problems
 
@@ -196,7 +219,7 @@ def config_problems(data: dict, index: dict[tuple, int], model: type[M], base_di
     try:
         cfg = model.model_validate(data)
     except ValidationError as err:
-        problems += problems_from(err, index, ())
+        problems += problems_from(err, index, (), model)
     # check rewards even when another section is broken, so one run of `check` shows everything
     rewards_cfg = cfg
     if rewards_cfg is None:
@@ -220,18 +243,14 @@ def config_problems(data: dict, index: dict[tuple, int], model: type[M], base_di
     if manager is not None and rewards_cfg is not None:
         reward_list = rewards_cfg.rewards if cfg is not None else good
         problems += check_rewards(reward_list, index, manager)
-    problems.sort(key=lambda p: p.line or 0)
+    problems.sort(key=lambda p: (isinstance(p.line, str), p.line if isinstance(p.line, int) else 0))
     return (cfg if not problems else None), manager, problems
 
 
 def load_run_config(path: str | os.PathLike, overrides: Iterable[str] = (), model: type[M] = RunConfig,
                     manager: PluginManager | None = None) -> tuple[M, PluginManager]:
     """Load, override, validate a run config and its rewards; raise ConfigError listing every problem."""
-    data, index = read_yaml(path)
-    try:
-        apply_overrides(data, overrides)
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise ConfigError(str(path), [Problem("", None, f"bad override: {exc}")]) from None
+    data, index = read_config(path, overrides)
     cfg, manager, problems = config_problems(data, index, model, Path(path).parent, manager)
     if problems:
         raise ConfigError(str(path), problems)

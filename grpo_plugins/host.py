@@ -4,6 +4,7 @@ error boundary and time limit, and combines the outcome values with weights."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import math
 import multiprocessing
 import statistics
 import threading
@@ -183,10 +184,9 @@ class RewardHost:
             raise RewardError(label, plugin, f"returned {len(out)} results for {n} samples")
         results = []
         for i, r in enumerate(out):
-            if r is None or isinstance(r, (int, float)):
-                r = RewardResult(value=r)
             if not isinstance(r, RewardResult):
-                raise RewardError(label, plugin, f"result is {type(r).__name__}, expected RewardResult", i)
+                hint = f" (wrap it: RewardResult({r!r}))" if isinstance(r, (int, float)) or r is None else ""
+                raise RewardError(label, plugin, f"result is {type(r).__name__}, expected RewardResult{hint}", i)
             if self.rewards[label].granularity == "step" and r.steps is None and r.value is not None:
                 raise RewardError(label, plugin, "step reward returned no steps", i)
             results.append(r)
@@ -195,7 +195,7 @@ class RewardHost:
     def _failed(self, cfg: RewardConfig, message: str, kind: str) -> RewardResult:
         value = 0.0 if cfg.on_error == "zero" else float("nan")
         steps = [] if self.rewards[cfg.label].granularity == "step" else None
-        return RewardResult(value=value, steps=steps, info={"status": kind, "error": message})
+        return RewardResult(value=value, steps=steps, info={"status": kind, "error": message, "on_error": cfg.on_error})
 
     def _locate(self, cfg: RewardConfig, samples: list[Sample], deadline: float | None):
         """After a batch failed, rescore sample by sample so only the failing samples are marked."""
@@ -259,11 +259,22 @@ class RewardHost:
                         res.append(self._failed(cfg, str(RewardError(label, plugin, _describe(x), i)), kind))
                         errors += kind == "error"
                         timeouts += kind == "timeout"
+            for i, r in enumerate(res):  # values: a finite float or None; one bad value fails its sample only
+                bad = "" if "on_error" in r.info and "error" in r.info else _bad_value(r)  # not ours to check
+                if bad:
+                    if cfg.on_error == "raise":
+                        raise RewardError(label, plugin, bad, i)
+                    res[i] = self._failed(cfg, str(RewardError(label, plugin, bad, i)), "error")
+                    errors += 1
             results[label] = res
             values = [r.value for r in res if r.applicable]
             metrics[f"rewards/{label}/errors"] = float(errors)
             metrics[f"rewards/{label}/timeouts"] = float(timeouts)
-            metrics[f"rewards/{label}/not_applicable"] = float(n - len(values) - errors - timeouts)
+            if self.granularity(label) == "step":  # a step reward applies where it scored steps, not by value
+                metrics[f"rewards/{label}/not_applicable"] = float(
+                    sum(1 for r in res if not r.steps and "on_error" not in r.info))
+            else:
+                metrics[f"rewards/{label}/not_applicable"] = float(n - len(values) - errors - timeouts)
             if values:
                 metrics[f"rewards/{label}/mean"] = statistics.fmean(values)
                 # sample std (ddof=1), as torch.std and TRL report it
@@ -285,6 +296,23 @@ class RewardHost:
             parts = [c.weight * results[c.label][i].value for c in configs if results[c.label][i].applicable]
             totals.append(sum(parts) if parts else None)
         return totals
+
+
+def _bad_value(r: RewardResult) -> str:
+    """Why a plugin's result is not a finite float or None (outcome value and every step value); '' if fine."""
+    def problem(v: Any, what: str) -> str:
+        if v is None and what == "value":
+            return ""
+        if not isinstance(v, (int, float)):
+            return f"{what} is {type(v).__name__} {v!r}, expected a finite float or None (not applicable)"
+        if not math.isfinite(v):
+            return f"{what} is {v}, expected a finite float or None (not applicable)"
+        return ""
+
+    msg = problem(r.value, "value")
+    for k, (_, _, v) in enumerate(r.steps or []):
+        msg = msg or problem(v, f"steps[{k}] value")
+    return msg
 
 
 def _describe(exc: BaseException) -> str:

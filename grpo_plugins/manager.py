@@ -36,8 +36,12 @@ class UnknownRewardError(UserError, KeyError):
         super().__init__(name)
 
     def __str__(self) -> str:
+        from .suggest import did_you_mean
+
         avail = ", ".join(self.available) or "(none: no reward plugin is loaded; check GRPO_PLUGINS_LOAD)"
-        return f"unknown reward {self.name!r}; available rewards: {avail}"
+        close = did_you_mean(self.name, self.available)
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        return f"unknown reward {self.name!r}; {hint}available rewards: {avail}"
 
 
 @dataclass

@@ -25,20 +25,40 @@ def grpo_plugin_manager() -> PluginManager:
 
 @pytest.fixture
 def register_plugin(grpo_plugin_manager):
-    """Register plugin objects for one test; each is unregistered when the test ends, even on failure."""
+    """Register plugin objects for one test, installed or not; the registry is as before when the test ends.
+
+    A plugin object that is already registered (the installed entry point imported the same module)
+    is left alone. An installed plugin that registers the same reward names as the one under test is
+    taken out for the test (the plugin under test wins) and put back afterwards."""
+    manager = grpo_plugin_manager
     registered: list[object] = []
+    displaced: list[tuple[str, object]] = []
 
     def register(plugin: object, name: str | None = None) -> str:
-        name = grpo_plugin_manager.register(plugin, name=name)
+        if manager.pm.is_registered(plugin):
+            return manager.pm.get_name(plugin)
+        name = manager.register(plugin, name=name)
         registered.append(plugin)
+        ours = {k for k, e in manager.rewards().items() if e.plugin == name}
+        for key, plugins in manager.registry.clashes.items():
+            for other in plugins:
+                if other != name and (key in ours or name in plugins):
+                    obj = manager.pm.get_plugin(other)
+                    if obj is not None:
+                        displaced.append((other, obj))
+                        manager.unregister(name=other)
         return name
 
     try:
         yield register
     finally:
         for plugin in reversed(registered):
-            if grpo_plugin_manager.pm.is_registered(plugin):
-                grpo_plugin_manager.unregister(plugin)
+            if manager.pm.is_registered(plugin):
+                manager.unregister(plugin)
+        for other, obj in displaced:
+            if not manager.pm.is_registered(obj):
+                manager.register(obj, name=other, version=manager.versions.get(other, ""),
+                                 source=manager.sources.get(other, "inline"))
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -50,7 +51,8 @@ def describe_validation_error(model: type[BaseModel], err: ValidationError) -> l
             expected = ""
             if isinstance(field_name, str) and field_name in model.model_fields:
                 expected = f" (expected {type_name(model.model_fields[field_name].annotation)})"
-            msg = f"{e['msg']}{expected}, got {e.get('input')!r}"
+            got = f" ({e.get('input')!r})" if "got" in e["msg"] else f", got {e.get('input')!r}"
+            msg = f"{e['msg']}{expected}{got}"
         problems.append((path, msg))
     return problems
 
@@ -143,10 +145,12 @@ class RewardResult:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.value is not None:
+        # numbers become floats; anything else (a string) is kept so the host can name the plugin
+        if isinstance(self.value, numbers.Real):
             self.value = float(self.value)
         if self.steps is not None:
-            self.steps = [(int(s), int(e), float(v)) for s, e, v in self.steps]
+            self.steps = [(int(s), int(e), float(v) if isinstance(v, numbers.Real) else v)
+                          for s, e, v in self.steps]
 
     @property
     def applicable(self) -> bool:
@@ -186,6 +190,13 @@ class Reward:
     def score(self, samples: list[Sample]) -> list[RewardResult]:  # pragma: no cover - abstract
         """Score a batch; return exactly one RewardResult per sample, in order."""
         raise NotImplementedError
+
+    def required_columns(self) -> list[str] | None:
+        """Dataset columns every row must have for this reward (with its options); None = not declared.
+
+        ``check``, ``train`` and ``score`` refuse rows without them before scoring (``serve`` infers
+        them from ``*_column`` options when a reward declares none)."""
+        return None
 
     def close(self) -> None:
         """Release pools, containers or models the reward holds (called by the host on close)."""

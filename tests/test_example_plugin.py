@@ -3,18 +3,17 @@
 import json
 import subprocess
 import sys
-import venv
 from pathlib import Path
+
+from test_first_hour_guide import layered_venv
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "grpo-length-plugin"
 
 
 def test_installed_plugin_is_discovered_and_scores(tmp_path):
-    env_dir = tmp_path / "venv"
-    # system site-packages make the installed grpo-plugins visible; the example goes only into the venv
+    # the parent's packages stay visible (grpo-plugins itself); the example goes only into the venv,
     # with no pip of its own, so the installing pip and setuptools are this environment's (offline)
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
-    py = str(env_dir / "bin" / "python")
+    py = layered_venv(tmp_path / "venv")
     subprocess.run([sys.executable, "-m", "pip", "--python", py, "install", "-q", "--no-deps", "--no-build-isolation",
                     "--no-index", str(EXAMPLE)], check=True, capture_output=True, timeout=300)
     res = subprocess.run([py, "-m", "grpo_plugins", "plugins"], capture_output=True, text=True, timeout=120)

@@ -125,7 +125,7 @@ def test_unknown_reward_lists_available():
     m.register(Q(), name="q")
     with pytest.raises(UnknownRewardError) as ei:
         m.reward_entry("twn")
-    assert str(ei.value) == "unknown reward 'twn'; available rewards: twin"
+    assert str(ei.value) == "unknown reward 'twn'; did you mean 'twin'? available rewards: twin"
 
 
 def test_load_file_plugin(tmp_path):

@@ -79,5 +79,6 @@ def test_needed_columns_from_options():
     m = PluginManager(allow=["math", "code", "format"])
     with RewardHost([{"name": "math", "options": {"answer_column": "gold"}}, {"name": "code"}, {"name": "format"}],
                     m) as host:
-        # math fails without its gold column; code scores a row without tests as not applicable
-        assert p.needed_columns(host) == {"math": ["gold"], "code": [], "format": []}
+        # math and code declare their columns (Reward.required_columns, issue 15): a row without gold or
+        # tests is refused before scoring; format declares none and has no *_column option
+        assert p.needed_columns(host) == {"math": ["gold"], "code": ["tests"], "format": []}

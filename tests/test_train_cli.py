@@ -60,7 +60,7 @@ def test_train_with_overrides_then_plot(tmp_path, tiny_dir):  # noqa: F811
                 "completions/mean_length", "clip_ratio/region_mean", "frac_reward_zero_std", "step_time"):
         assert key in rows[0], key
     assert list((tmp_path / "run" / "tb").iterdir())  # TensorBoard events
-    assert (tmp_path / "run" / "checkpoints" / "latest").read_text().strip() == "step-2"
+    assert (tmp_path / "run" / "latest").read_text().strip() == "checkpoint-2"
     res = runner.invoke(_cli(), ["plot", str(tmp_path / "run"), "--out", str(tmp_path / "c.png")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

@@ -171,7 +171,7 @@ def test_resume_after_a_kill_gives_the_same_metrics(tiny_dir, tmp_path, manager)
     killed.train_step = dies_during_step_4
     with pytest.raises(SystemExit):
         killed.train()
-    assert (tmp_path / "b" / "checkpoints" / "latest").read_text().strip() == "step-2"
+    assert (tmp_path / "b" / "latest").read_text().strip() == "checkpoint-2"
     assert len(_metrics(tmp_path / "b")) == 3  # step 3 was logged but never checkpointed
 
     resumed = GRPOTrainer(make_config(tiny_dir, tmp_path / "b", **common), mgr)
@@ -180,8 +180,10 @@ def test_resume_after_a_kill_gives_the_same_metrics(tiny_dir, tmp_path, manager)
     a, b = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
     assert [r["step"] for r in b] == [1, 2, 3, 4]
     assert a == b
-    wa = torch.load(tmp_path / "a" / "checkpoints" / "step-4" / "model.pt")
-    wb = torch.load(tmp_path / "b" / "checkpoints" / "step-4" / "model.pt")
+    from safetensors.torch import load_file
+
+    wa = load_file(tmp_path / "a" / "checkpoint-4" / "model.safetensors")
+    wb = load_file(tmp_path / "b" / "checkpoint-4" / "model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 

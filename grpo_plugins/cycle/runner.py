@@ -72,7 +72,10 @@ class Cycle:
         """Run every remaining phase of every remaining cycle; returns report.json's content."""
         self.root.mkdir(parents=True, exist_ok=True)
         state = self.state()
-        if state["cycle"] > 0 or state["phase"] != PHASES[0]:
+        if state["cycle"] >= self.cfg.cycle.cycles:
+            self.log(f"all {self.cfg.cycle.cycles} cycles already finished; nothing to do "
+                     f"(raise cycle.cycles to continue, or use a new log.run_dir)")
+        elif state["cycle"] > 0 or state["phase"] != PHASES[0]:
             self.log(f"resuming at cycle {state['cycle']}, phase {state['phase']}")
         while state["cycle"] < self.cfg.cycle.cycles:
             k = state["cycle"]

@@ -1,10 +1,13 @@
 """Checkpoints: model, optimiser, scheduler, RNG states and data position, written atomically.
 
-Layout: ``RUN_DIR/checkpoints/step-N/`` holding ``model.pt``, ``optimizer.pt``, ``scheduler.pt``,
-``rng-RANK.pt`` and ``state.json`` (step, data position, metrics of the last step). A checkpoint is
-written into a temporary folder, flushed to disk and renamed into place; ``latest`` is then
-replaced atomically. A kill at any moment leaves either the previous or the new checkpoint, never a
-half-written one, and resuming loses at most the steps since the last save.
+Layout (TRL's): ``RUN_DIR/checkpoint-N/`` holding a ``save_pretrained`` model and tokenizer
+(``AutoModelForCausalLM.from_pretrained("RUN_DIR/checkpoint-N")`` loads it; a LoRA run holds the
+adapter plus ``model.pt``, the full state it resumes from), ``optimizer.pt``, ``scheduler.pt``,
+``rng-RANK.pt`` and ``state.json`` (step, data position, metrics of the last step); ``RUN_DIR/latest``
+names the newest. Runs written before this layout (``RUN_DIR/checkpoints/step-N/model.pt``) still
+resume. A checkpoint is written into a temporary folder, flushed to disk and renamed into place;
+``latest`` is then replaced atomically. A kill at any moment leaves either the previous or the new
+checkpoint, never a half-written one, and resuming loses at most the steps since the last save.
 """
 
 from __future__ import annotations
@@ -53,17 +56,52 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     fsync_dir(path.parent)
 
 
+PREFIX = "checkpoint-"
+OLD_ROOT, OLD_PREFIX = "checkpoints", "step-"  # the layout before checkpoint-N
+
+
+def _numbered(root: Path, prefix: str) -> list[tuple[int, Path]]:
+    out = []
+    for p in root.glob(prefix + "*"):
+        tail = p.name[len(prefix):]
+        if tail.isdigit() and (p / "state.json").exists():
+            out.append((int(tail), p))
+    return sorted(out)
+
+
+def _save_pretrained(model, tokenizer, path: Path, state_dict) -> None:
+    """save_pretrained without transformers' shard-writing bar, which floods a log that is not a terminal."""
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(path, state_dict=state_dict)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(path)
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
 def save_checkpoint(root: str | os.PathLike, step: int, model_state: dict, optimizer, scheduler,
-                    state: dict[str, Any], keep: int = 2, is_main: bool = True, rank: int = 0) -> Path:
-    """Write ``step-N`` atomically and point ``latest`` at it; drop all but the ``keep`` newest."""
+                    state: dict[str, Any], keep: int = 2, is_main: bool = True, rank: int = 0,
+                    model=None, tokenizer=None) -> Path:
+    """Write ``checkpoint-N`` atomically and point ``latest`` at it; drop all but the ``keep`` newest.
+
+    With ``model`` (and ``tokenizer``) the weights are written with ``save_pretrained`` so
+    ``from_pretrained`` loads the folder; without, as ``model.pt``."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step}"
-    tmp = root / f".tmp-step-{step}"
+    final = root / f"{PREFIX}{step}"
+    tmp = root / f".tmp-{PREFIX}{step}"
     if is_main:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        _save(model_state, tmp / "model.pt")
+        if model is None or hasattr(model, "peft_config"):
+            _save(model_state, tmp / "model.pt")  # a LoRA adapter alone cannot restore the run
+        if model is not None:
+            _save_pretrained(model, tokenizer, tmp, None if hasattr(model, "peft_config") else model_state)
         _save(optimizer.state_dict(), tmp / "optimizer.pt")
         _save(scheduler.state_dict(), tmp / "scheduler.pt")
         _save(rng_state(), tmp / f"rng-{rank}.pt")
@@ -74,8 +112,7 @@ def save_checkpoint(root: str | os.PathLike, step: int, model_state: dict, optim
         os.rename(tmp, final)
         fsync_dir(root)
         atomic_write_text(root / "latest", final.name + "\n")
-        steps = sorted((int(p.name.split("-")[1]), p) for p in root.glob("step-*") if p.name.split("-")[1].isdigit())
-        for _, old in steps[:-keep]:
+        for _, old in _numbered(root, PREFIX)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -85,23 +122,47 @@ def save_rank_rng(ckpt: Path, rank: int) -> None:
     _save(rng_state(), Path(ckpt) / f"rng-{rank}.pt")
 
 
-def latest_checkpoint(root: str | os.PathLike) -> Path | None:
-    """The checkpoint ``latest`` names, else the newest complete ``step-N``; None when there is none."""
-    root = Path(root)
-    pointer = root / "latest"
-    if pointer.exists():
-        cand = root / pointer.read_text().strip()
-        if (cand / "state.json").exists():
-            return cand
-    steps = sorted((int(p.name.split("-")[1]), p) for p in root.glob("step-*")
-                   if p.name.split("-")[1].isdigit() and (p / "state.json").exists())
-    return steps[-1][1] if steps else None
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint ``latest`` names, else the newest complete ``checkpoint-N`` (or old ``checkpoints/step-N``)."""
+    run_dir = Path(run_dir)
+    for root, prefix in ((run_dir, PREFIX), (run_dir / OLD_ROOT, OLD_PREFIX)):
+        pointer = root / "latest"
+        if pointer.exists():
+            cand = root / pointer.read_text().strip()
+            if (cand / "state.json").exists():
+                return cand
+        found = _numbered(root, prefix)
+        if found:
+            return found[-1][1]
+    return None
+
+
+def _load_model_state(path: Path, model, map_location) -> None:
+    """model.pt when present; else the save_pretrained safetensors (shards too), tied weights re-tied."""
+    if (path / "model.pt").exists():
+        model.load_state_dict(torch.load(path / "model.pt", map_location=map_location, weights_only=True))
+        return
+    from safetensors.torch import load_file
+
+    index = path / "model.safetensors.index.json"
+    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
+    sd: dict[str, torch.Tensor] = {}
+    for f in files:
+        sd.update(load_file(str(path / f), device=str(map_location)))
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
+    own = model.state_dict()
+    loaded_ptrs = {own[k].data_ptr() for k in sd if k in own}
+    untied = [k for k in missing if own[k].data_ptr() not in loaded_ptrs]  # tied copies are saved once
+    if untied or unexpected:
+        raise RuntimeError(f"{path}: checkpoint does not match the model (missing {untied[:5]}, unexpected {unexpected[:5]})")
 
 
 def load_checkpoint(path: Path, model, optimizer, scheduler, rank: int = 0, map_location="cpu") -> dict[str, Any]:
     """Restore model, optimiser, scheduler and this rank's RNG; return state.json's contents."""
     path = Path(path)
-    model.load_state_dict(torch.load(path / "model.pt", map_location=map_location, weights_only=True))
+    _load_model_state(path, model, map_location)
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=map_location, weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location=map_location, weights_only=True))
     rng_file = path / f"rng-{rank}.pt"

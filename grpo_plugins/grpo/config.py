@@ -107,9 +107,13 @@ class EvalSection(Section):
 
 
 class LogSection(Section):
-    run_dir: str = Field("runs/grpo", description="metrics.jsonl, tb/, checkpoints/, eval.json, samples.jsonl")
-    tensorboard: bool = True
-    progress: bool = Field(True, description="tqdm progress bar")
+    run_dir: str = Field("runs/grpo", description="config.yaml, metrics.jsonl, tb/, checkpoint-N/, eval.json, samples.jsonl")
+    tensorboard: bool = Field(True, description="false drops tensorboard from report_to")
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(
+        default_factory=lambda: ["tensorboard"], description="where scalars go besides metrics.jsonl (wandb: pip "
+                                                             "install wandb; WANDB_MODE=offline works)")
+    progress: bool = Field(True, description="tqdm progress bar on a terminal")
+    every: int = Field(10, ge=1, description="without a progress bar (stderr not a terminal): a plain line every N steps")
     samples: int = Field(2, ge=0, description="completions written to samples.jsonl each step")
     print_samples_every: int = Field(0, ge=0, description="print a table of sample completions every N steps")
 

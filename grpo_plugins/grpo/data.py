@@ -16,19 +16,21 @@ def load_rows(source: str, split: str = "train", subset: str | None = None):
     """A ``datasets.Dataset`` from a file, a ``save_to_disk`` folder, or a hub dataset name."""
     import datasets
 
+    from ..io import InputError  # a user's mistake: one Error: line, not a traceback
+
     p = Path(source)
     if p.is_file():
         kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}.get(p.suffix.lower())
         if kind is None:
-            raise ValueError(f"{source}: unsupported data file type {p.suffix!r} (use .jsonl, .json, .parquet, .csv)")
+            raise InputError(f"{source}: unsupported data file type {p.suffix!r} (use .jsonl, .json, .parquet, .csv)")
         return datasets.load_dataset(kind, data_files=str(p), split="train")
     if p.is_dir() and ((p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists()):
         ds = datasets.load_from_disk(str(p))
         return ds[split] if isinstance(ds, datasets.DatasetDict) else ds
     if p.exists():
-        raise ValueError(f"{source}: not a data file or a saved dataset folder")
+        raise InputError(f"{source}: not a data file or a saved dataset folder")
     if source.endswith((".jsonl", ".json", ".parquet", ".csv")):
-        raise ValueError(f"{source}: file not found")
+        raise InputError(f"{source}: file not found")
     return datasets.load_dataset(source, subset, split=split)
 
 

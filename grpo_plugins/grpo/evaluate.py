@@ -11,7 +11,7 @@ def greedy_accuracy(trainer, rows, max_new_tokens: int | None = None) -> dict[st
     A completion is correct when that reward's value is at least ``eval.threshold``."""
     cfg = trainer.cfg
     max_new = max_new_tokens or cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
-    label = cfg.eval.reward or cfg.rewards[0].label
+    label = getattr(trainer, "eval_label", None) or cfg.eval.reward or cfg.rewards[0].label
     rows = list(rows)
     correct = n = lengths = 0
     state = torch.get_rng_state()  # greedy decoding draws no numbers, but keep training's RNG untouched

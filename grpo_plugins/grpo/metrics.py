@@ -26,13 +26,18 @@ class MetricsLogger:
     """Writes each step's metrics everywhere at once. Only the main process logs."""
 
     def __init__(self, run_dir: str | Path, total_steps: int, start_step: int = 0, tensorboard: bool = True,
-                 progress: bool = True, enabled: bool = True):
+                 progress: bool = True, enabled: bool = True, every: int = 10, wandb: bool = False,
+                 config: dict[str, Any] | None = None):
         self.run_dir = Path(run_dir)
         self.enabled = enabled
+        self.total, self.every = total_steps, every
         self.tb = None
         self.bar = None
+        self.wandb = None
         if not enabled:
             return
+        if wandb:
+            self.wandb = start_wandb(self.run_dir, config)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for name in ("metrics.jsonl", "samples.jsonl"):
             _truncate_jsonl(self.run_dir / name, start_step)
@@ -60,16 +65,23 @@ class MetricsLogger:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)) and v is not None and math.isfinite(v):
                     self.tb.add_scalar(k, v, step)
-        if self.bar is not None:
+        if self.wandb is not None:
+            self.wandb.log({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)},
+                           step=step)
+        if self.bar is not None and not self.bar.disable:
             self.bar.update(1)
             short = {k: metrics[k] for k in ("reward", "kl", "completions/mean_length") if k in metrics}
             self.bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in short.items() if v is not None})
+        elif step % self.every == 0 or step == self.total:
+            print(progress_line(step, self.total, metrics), file=sys.stderr, flush=True)
 
     def log_eval(self, step: int, metrics: dict[str, Any]) -> None:
         if self.enabled and self.tb is not None:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)):
                     self.tb.add_scalar(k, v, step)
+        if self.enabled and self.wandb is not None:
+            self.wandb.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
 
     def samples(self, step: int, rows: list[dict[str, Any]], print_table: bool = False) -> None:
         if not self.enabled or not rows:
@@ -83,7 +95,7 @@ class MetricsLogger:
     def write(self, text: str) -> None:
         if not self.enabled:
             return
-        if self.bar is not None:
+        if self.bar is not None and not self.bar.disable:
             self.bar.write(text, file=sys.stderr)
         else:
             print(text, file=sys.stderr)
@@ -95,19 +107,60 @@ class MetricsLogger:
         self.samples_file.close()
         if self.tb is not None:
             self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
         if self.bar is not None:
             self.bar.close()
 
 
-def sample_table(step: int, rows: list[dict[str, Any]], width: int = 60) -> str:
-    """A small text table of prompt | completion | reward | advantage."""
-    def cut(s: Any) -> str:
-        s = str(s).replace("\n", "\\n")
-        return s if len(s) <= width else s[: width - 1] + "~"
+def start_wandb(run_dir: Path, config: dict[str, Any] | None):
+    """A wandb run logging into RUN_DIR/wandb (WANDB_MODE=offline needs no account or network)."""
+    from ..errors import SettingError
 
-    lines = [f"step {step} samples", f"{'prompt':<24} | {'completion':<{width}} | reward | adv"]
+    try:
+        import wandb
+    except ImportError:
+        raise SettingError("log.report_to", "wandb is not installed", "pip install wandb, or drop wandb from "
+                                                                      "log.report_to") from None
+    (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
+    import hashlib
+
+    # one wandb run per run dir, the same id on every resume
+    run_id = "grpo-" + hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:12]
+    return wandb.init(dir=str(run_dir), config=config, name=run_dir.name, resume="allow", id=run_id)
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}"
+
+
+def progress_line(step: int, total: int, metrics: dict[str, Any]) -> str:
+    """The plain progress line printed without a terminal: step, reward, kl, length, step time."""
+    return (f"step {step}/{total}  reward {_fmt(metrics.get('reward'))}  kl {_fmt(metrics.get('kl'))}  "
+            f"length {_fmt(metrics.get('completions/mean_length'))}  step_time {_fmt(metrics.get('step_time'))}s")
+
+
+def sample_table(step: int, rows: list[dict[str, Any]], width: int = 60, prompt_width: int = 32) -> str:
+    """A text table of prompt tail | completion | each reward's value | total | advantage.
+
+    The prompt's tail, not its head: chat prompts all start with the same template text."""
+    def flat(s: Any) -> str:
+        return str(s).replace("\n", "\\n")
+
+    def head(s: Any, w: int) -> str:
+        s = flat(s)
+        return s if len(s) <= w else s[: w - 1] + "~"
+
+    def tail(s: Any, w: int) -> str:
+        s = flat(s)
+        return s if len(s) <= w else "~" + s[-(w - 1):]
+
+    labels = sorted({k for r in rows for k in (r.get("rewards") or {})})
+    cols = "".join(f" | {lab[:10]:>10}" for lab in labels)
+    lines = [f"step {step} samples",
+             f"{'prompt (end)':<{prompt_width}} | {'completion':<{width}}{cols} | {'reward':>6} | adv"]
     for r in rows:
-        reward = "None" if r.get("reward") is None else f"{r['reward']:.3f}"
-        lines.append(f"{cut(r.get('prompt'))[:24]:<24} | {cut(r.get('completion')):<{width}} | {reward:>6} | "
-                     f"{r.get('advantage', 0.0):+.2f}")
+        vals = "".join(f" | {_fmt((r.get('rewards') or {}).get(lab)):>10}" for lab in labels)
+        lines.append(f"{tail(r.get('prompt'), prompt_width):<{prompt_width}} | {head(r.get('completion'), width):<{width}}"
+                     f"{vals} | {_fmt(r.get('reward')):>6} | {r.get('advantage', 0.0):+.2f}")
     return "\n".join(lines)

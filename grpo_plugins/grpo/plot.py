@@ -27,6 +27,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, keys: list[str]
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     run_dir = Path(run_dir)
     rows = read_metrics(run_dir)
@@ -62,6 +63,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, keys: list[str]
             ax.plot(xs, _smooth(ys, max(1, len(ys) // 20)), color="tab:blue")
             ax.set_title(key)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers: no tick at 2.5
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")

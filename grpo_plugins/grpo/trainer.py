@@ -38,12 +38,13 @@ import torch
 from . import advantages as A
 from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint, save_rank_rng
 from .data import PromptSampler, load_rows
-from ..host import RewardHost, Scores
+from ..host import RewardError, RewardHost, Scores
 from ..io import atomic_write_text
 from .loss import Norm, grpo_loss, reduce_metrics
 from .metrics import MetricsLogger
 from ..errors import SettingError
 from ..manager import PluginManager
+from ..rewards import message_text
 from ..steps import step_end_tokens, token_offsets
 from .config import TrainConfig
 from .generation import Generator, Rollout, completion_mask
@@ -168,7 +169,7 @@ class GRPOTrainer:
             if cfg.data.eval_size:
                 self.eval_rows = self.eval_rows.select(range(min(cfg.data.eval_size, len(self.eval_rows))))
         self.host = RewardHost(cfg.rewards, manager=self.manager)
-        self.eval_label = cfg.eval.reward or cfg.rewards[0].label
+        self.eval_label = self._eval_label()
         self.sampler = PromptSampler(len(self.train_rows), seed=cfg.train.seed)
         t = cfg.train
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
@@ -228,15 +229,36 @@ class GRPOTrainer:
                            local_rank=self.accelerator.local_process_index, world_size=self.world,
                            trust_remote_code=m.trust_remote_code)
 
+    def _eval_label(self) -> str:
+        """eval.reward, else the first outcome reward; a step reward only with a warning (it rarely reaches 1)."""
+        cfg = self.cfg
+        if cfg.eval.reward:
+            return cfg.eval.reward
+        outcome = [c.label for c in cfg.rewards if self.host.granularity(c.label) == "outcome"]
+        if outcome:
+            return outcome[0]
+        if cfg.data.eval and self.is_main:
+            print(f"warning: no outcome reward; held-out accuracy uses step reward {cfg.rewards[0].label!r} "
+                  f"(value >= eval.threshold {cfg.eval.threshold}); set eval.reward to choose", flush=True)
+        return cfg.rewards[0].label
+
     # --- the loop --------------------------------------------------------------------------
 
     def train(self) -> dict[str, Any]:
         """Run (or resume) the whole run; returns the final step's metrics plus eval results."""
         cfg = self.cfg
-        ckpt = latest_checkpoint(self.run_dir / "checkpoints") if cfg.checkpoint.resume else None
+        ckpt = latest_checkpoint(self.run_dir) if cfg.checkpoint.resume else None
         if ckpt is not None:
             self._resume(ckpt)
-        else:
+            finished = self._finished()
+            if finished is not None:
+                return finished
+        if self.is_main:
+            from .resolved import write_resolved
+
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_resolved(cfg, self.run_dir)
+        if ckpt is None:
             if cfg.sft.steps:
                 self.sft()
                 if self.is_main:
@@ -249,8 +271,10 @@ class GRPOTrainer:
                 self.eval_results["before"] = self.evaluate()
                 self._write_eval()
                 self._print_eval("before", self.eval_results["before"])
-        self.logger = MetricsLogger(self.run_dir, cfg.train.steps, self.step, cfg.log.tensorboard,
-                                    cfg.log.progress, enabled=self.is_main)
+        self.logger = MetricsLogger(self.run_dir, cfg.train.steps, self.step,
+                                    cfg.log.tensorboard and "tensorboard" in cfg.log.report_to, cfg.log.progress,
+                                    enabled=self.is_main, every=cfg.log.every, wandb="wandb" in cfg.log.report_to,
+                                    config=cfg.model_dump(mode="json"))
         previous = self._install_sigint()
         try:
             while self.step < cfg.train.steps and not self._stop:
@@ -267,7 +291,7 @@ class GRPOTrainer:
                 self.logger.write(f"interrupted: saving a checkpoint at step {self.step}")
                 self.save()
                 raise KeyboardInterrupt
-            if self.step and (latest_checkpoint(self.run_dir / "checkpoints") or Path()).name != f"step-{self.step}":
+            if self.step and (latest_checkpoint(self.run_dir) or Path()).name != f"checkpoint-{self.step}":
                 self.save()
         finally:
             self._restore_sigint(previous)
@@ -279,6 +303,20 @@ class GRPOTrainer:
             self._print_eval("after", self.eval_results["after"])
         if self.is_main:
             self.export(self.run_dir / "final")
+        return {**self.last_metrics, **{f"{k}/{m}": v for k, ev in self.eval_results.items() if k in ("before", "after")
+                                        for m, v in ev.items()}}
+
+    def _finished(self) -> dict[str, Any] | None:
+        """A resumed run that already reached train.steps and was exported: say so, change nothing."""
+        if self.step < self.cfg.train.steps or not (self.run_dir / "final").is_dir():
+            return None
+        if (self.run_dir / "eval.json").exists():
+            self.eval_results = json.loads((self.run_dir / "eval.json").read_text())
+        if self.eval_rows is not None and "after" not in self.eval_results:
+            return None  # killed between the last step and the final evaluation: finish it
+        if self.is_main:
+            print(f"run already finished at step {self.step} (train.steps={self.cfg.train.steps}); nothing to do "
+                  f"(raise train.steps to continue, or use a new log.run_dir)", flush=True)
         return {**self.last_metrics, **{f"{k}/{m}": v for k, ev in self.eval_results.items() if k in ("before", "after")
                                         for m, v in ev.items()}}
 
@@ -296,7 +334,14 @@ class GRPOTrainer:
         mask, truncated, rollouts = batch.mask, batch.truncated, batch.rollouts
         t_gen = time.perf_counter()
         # 3. rewards through the host (every column of the row goes to the rewards)
-        scores = self.host.score(rollouts, step=self.step)
+        try:
+            scores = self.host.score(rollouts, step=self.step)
+        except RewardError as exc:  # name the data row, not the index in this step's batch
+            if exc.index is None:
+                raise
+            row = global_idx[self.rank::self.world][exc.index // G]
+            raise RewardError(exc.label, exc.plugin, f"{cfg.data.train} row {row} (0-based), completion "
+                              f"{exc.index % G}: " + str(exc).split(": ", 1)[-1], exc.index) from exc
         t_score = time.perf_counter()
         # 4. advantages [B, T]
         if t.mask_truncated_completions:
@@ -360,14 +405,18 @@ class GRPOTrainer:
             "loss": sum(losses) / len(losses),
             "reward": float(totals.nanmean()),
             "reward_std": float(A.group_stats(grouped)[2].nanmean()),
-            "frac_reward_zero_std": A.zero_std_fraction(totals, G),
+            # a group gives no signal when every advantage in it is zero (outcome: equal rewards; step-only
+            # runs: equal step rewards), which the summed outcome reward cannot tell when there is none
+            "frac_reward_zero_std": A.zero_std_fraction(totals, G) if outcome_r is not None else
+            float((adv.abs().sum(-1).view(-1, G).sum(-1) == 0).float().mean()),
             **{k: v for k, v in scores.metrics.items() if k.startswith("rewards/")},
             **_step_reward_metrics(scores),
             "completions/mean_length": float(lengths.mean()),
             "completions/min_length": float(lengths.min()),
             "completions/max_length": float(lengths.max()),
             "completions/clipped_ratio": float(truncated.float().mean()),
-            **reduce_metrics({k: v / t.num_iterations for k, v in sums.items()}),
+            **_terminated_lengths(lengths, truncated),
+            **self._clip_extremes(reduce_metrics({k: v / t.num_iterations for k, v in sums.items()})),
             "entropy": entropy_sum / max(tokens_local, 1.0),
             "advantages/mean_abs": float(adv.abs().sum() / mask.sum().clamp(min=1)),
             "grad_norm": sum(grad_norms) / len(grad_norms) if grad_norms else None,
@@ -380,7 +429,8 @@ class GRPOTrainer:
             "tokens_per_second": float(mask.sum()) / max(t_gen - t0, 1e-9),
         }
         if self.logger is not None and cfg.log.samples:
-            show = [{"prompt": r.prompt_text, "completion": r.text, "reward": r.reward, "advantage": r.advantage}
+            show = [{"prompt": r.prompt if isinstance(r.prompt, str) else message_text(r.prompt, roles=("user",)),
+                     "completion": r.text, "rewards": r.rewards, "reward": r.reward, "advantage": r.advantage}
                     for r in rollouts[: cfg.log.samples]]
             every = cfg.log.print_samples_every
             self.logger.samples(self.step + 1, show, print_table=bool(every) and (self.step + 1) % every == 0)
@@ -481,6 +531,14 @@ class GRPOTrainer:
                 out[idx, :Tc] = token_logprobs(model, ids, am, Tc, self.cfg.rollout.temperature)[0].float()
         return out
 
+    def _clip_extremes(self, m: dict[str, float]) -> dict[str, float]:
+        """TRL's clip_ratio/low_min and /high_max: the extremes of the per-process clip ratios."""
+        low, high = m.get("clip_ratio/low_mean", 0.0), m.get("clip_ratio/high_mean", 0.0)
+        if self.world > 1:
+            both = self.accelerator.gather(torch.tensor([[low, high]], device=self.device)).cpu()
+            low, high = float(both[:, 0].min()), float(both[:, 1].max())
+        return {**m, "clip_ratio/low_min": low, "clip_ratio/high_max": high}
+
     def _all_sum(self, x: float) -> float:
         if self.world == 1:
             return x
@@ -520,11 +578,11 @@ class GRPOTrainer:
     def save(self) -> Path:
         """Checkpoint the current step (model, optimiser, scheduler, RNG, data position)."""
         self.accelerator.wait_for_everyone()
-        root = self.run_dir / "checkpoints"
         state = {"sampler": self.sampler.state_dict(), "num_tokens": self.num_tokens,
                  "eval": self.eval_results, "last_metrics": self.last_metrics}
-        path = save_checkpoint(root, self.step, self.policy.state_dict(), self.optimizer, self.scheduler, state,
-                               keep=self.cfg.checkpoint.keep, is_main=self.is_main, rank=self.rank)
+        path = save_checkpoint(self.run_dir, self.step, self.policy.state_dict(), self.optimizer, self.scheduler, state,
+                               keep=self.cfg.checkpoint.keep, is_main=self.is_main, rank=self.rank,
+                               model=self.policy, tokenizer=self.tokenizer)
         self.accelerator.wait_for_everyone()
         if not self.is_main:
             save_rank_rng(path, self.rank)
@@ -570,6 +628,16 @@ class GRPOTrainer:
     def _restore_sigint(previous) -> None:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def _terminated_lengths(lengths: torch.Tensor, truncated: torch.Tensor) -> dict[str, float]:
+    """TRL's completions/{mean,min,max}_terminated_length: lengths of completions that ended with EOS (0 if none)."""
+    done = lengths[~truncated.to(lengths.device)]
+    if done.numel() == 0:
+        return {f"completions/{k}_terminated_length": 0.0 for k in ("mean", "min", "max")}
+    return {"completions/mean_terminated_length": float(done.mean()),
+            "completions/min_terminated_length": float(done.min()),
+            "completions/max_terminated_length": float(done.max())}
 
 
 def _step_reward_metrics(scores: Scores) -> dict[str, float]:

@@ -63,6 +63,10 @@ class CodeReward(Reward):
                     self._backend = create_backend(o.backend, self.manager, **kw)
             return self._backend
 
+    def required_columns(self) -> list[str]:
+        """The tests column, unless the options give tests for every sample."""
+        return [self.options.tests_column] if self.options.tests is None else []
+
     def score(self, samples: list[Sample]) -> list[RewardResult]:
         jobs, index = [], []
         results: list[RewardResult | None] = [None] * len(samples)

@@ -98,6 +98,10 @@ class MathReward(Reward):
                 self._pool = CheckPool(o.workers or default_workers(), o.timeout, o.memory_mb)
             return self._pool
 
+    def required_columns(self) -> list[str]:
+        """The gold answer's column."""
+        return [self.options.answer_column]
+
     def close(self) -> None:
         """Kill the worker processes (a later score starts new ones)."""
         with self._pool_lock:

@@ -1,0 +1,214 @@
+"""The dry run of a training run (``check`` and the start of ``train``): every path exists, the model
+resolves, the data loads and has the columns each reward needs, every bad row named by file and line.
+Nothing here loads weights or writes to the run dir."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..config import Problem
+from ..manager import PluginManager
+
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+SCAN_LINES = 20_000  # rows read per file by the up-front scan; a huge file is checked this far
+MAX_ROW_PROBLEMS = 10  # bad rows listed per file before "... and more"
+_UNREADABLE = object()
+HUB_TIMEOUT = 5.0  # seconds: a hub look-up with no network fails fast instead of waiting 30 s
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _looks_local(source: str) -> bool:
+    """A path, not a hub name: has a data suffix, starts with . / ~, or has more than one slash."""
+    return (source.endswith(DATA_SUFFIXES) or source.startswith((".", "/", "~")) or source.count("/") > 1
+            or os.sep != "/" and os.sep in source)
+
+
+@functools.lru_cache(maxsize=64)  # data.train and data.eval often name the same hub dataset
+def _hub_problem(name: str, repo_type: str) -> str | None:
+    """None when the hub name resolves (cached locally or found online); else why not, in one line."""
+    try:
+        from huggingface_hub import HfApi, try_to_load_from_cache
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+    except ImportError:  # pragma: no cover - transformers brings huggingface_hub
+        return None
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return f"{name!r} is not a local {'directory' if repo_type == 'model' else 'file or folder'} " \
+               f"and not a hub name (org/name)"
+    probe = "config.json" if repo_type == "model" else "README.md"
+    try:
+        if isinstance(try_to_load_from_cache(name, probe, repo_type=repo_type), str):
+            return None
+    except Exception:  # noqa: BLE001 - a cache we cannot read is the same as no cache
+        pass
+    if _offline():
+        return f"{name!r} is not a local path and not in the hub cache, and the hub is off (HF_HUB_OFFLINE is set)"
+    try:
+        api = HfApi()
+        (api.model_info if repo_type == "model" else api.dataset_info)(name, timeout=HUB_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - any failure means it will not load
+        kind = type(exc).__name__
+        if "NotFound" in kind or "401" in str(exc) or "404" in str(exc):
+            return f"{name!r} is not a local path and the hub has no {repo_type} of that name"
+        return (f"{name!r} is not a local path and the hub cannot be reached ({kind}); "
+                f"offline? use a local path or set HF_HUB_OFFLINE=1 with the {repo_type} in the cache")
+    return None
+
+
+def check_model(key: str, source: str) -> list[Problem]:
+    """The model folder holds a config.json, or the hub name resolves."""
+    p = Path(source).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
+            return [Problem(key, None, f"{source}: folder has no config.json (not a save_pretrained model)")]
+        return []
+    if p.exists():
+        return [Problem(key, None, f"{source}: a file, expected a model folder or a hub name")]
+    if _looks_local(source):
+        return [Problem(key, None, f"{source}: folder not found")]
+    msg = _hub_problem(source, "model")
+    return [Problem(key, None, msg)] if msg else []
+
+
+def _prompt_problem(value: Any) -> str | None:
+    if isinstance(value, str):
+        return None
+    if isinstance(value, list) and value and all(isinstance(m, dict) and "content" in m for m in value):
+        return None
+    return f"expected a string or a list of {{role, content}} messages, got {type(value).__name__}"
+
+
+def scan_jsonl(path: Path, required: dict[str, str], prompt_column: str | None,
+               limit: int = SCAN_LINES) -> list[str]:
+    """``file:line: field: problem`` for the first bad rows of a JSONL file (first ``limit`` lines)."""
+    out: list[str] = []
+    extra = 0
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if lineno > limit:
+                break
+            if not line.strip():
+                continue
+            found: list[str] = []
+            row: Any = _UNREADABLE
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                found.append(f"{path}:{lineno}: invalid JSON at column {exc.colno}: {exc.msg}")
+            if row is not _UNREADABLE and not isinstance(row, dict):
+                kind = {type(None): "null", list: "list", str: "string", bool: "boolean"}.get(type(row), "number")
+                found.append(f"{path}:{lineno}: expected a JSON object, got a JSON {kind}")
+            elif isinstance(row, dict):
+                if prompt_column is not None:
+                    if prompt_column not in row or row[prompt_column] is None:
+                        found.append(f"{path}:{lineno}: {prompt_column}: missing (data.prompt_column)")
+                    elif (why := _prompt_problem(row[prompt_column])) is not None:
+                        found.append(f"{path}:{lineno}: {prompt_column}: {why}")
+                for col, who in required.items():
+                    if row.get(col) is None:
+                        found.append(f"{path}:{lineno}: {col}: missing ({who} needs it)")
+            for f in found:
+                if len(out) < MAX_ROW_PROBLEMS:
+                    out.append(f)
+                else:
+                    extra += 1
+    if extra:
+        out.append(f"{path}: ... and {extra} more bad rows")
+    return out
+
+
+def check_data(key: str, source: str, required: dict[str, str], prompt_column: str | None,
+               split: str = "train", subset: str | None = None) -> list[Problem]:
+    """The data source exists and loads, and its rows have the prompt and every required column."""
+    p = Path(source).expanduser()
+    if p.is_file() and p.suffix.lower() == ".jsonl":
+        return [Problem(key, None, line) for line in scan_jsonl(p, required, prompt_column)]
+    if not p.exists():
+        if _looks_local(source):
+            return [Problem(key, None, f"{source}: file not found")]
+        msg = _hub_problem(source, "dataset")
+        # a hub dataset that resolves is checked for columns when train loads it, not downloaded here
+        return [Problem(key, None, msg)] if msg else []
+    from .data import load_rows
+
+    try:
+        rows = load_rows(source, split, subset)
+    except Exception as exc:  # noqa: BLE001 - every load failure is the user's data
+        return [Problem(key, None, f"{source}: cannot load: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")]
+    columns = set(rows.column_names)
+    need = ({prompt_column: "data.prompt_column"} if prompt_column else {}) | required
+    missing = [f"{c} ({who} needs it)" for c, who in need.items() if c not in columns]
+    if missing:
+        return [Problem(key, None, f"{source}: no column {', '.join(missing)}; columns: {', '.join(sorted(columns))}")]
+    out = []
+    for i, row in enumerate(rows.select(range(min(len(rows), SCAN_LINES)))):
+        for c, who in need.items():
+            if row.get(c) is None and len(out) < MAX_ROW_PROBLEMS:
+                out.append(Problem(key, None, f"{source}: row {i}: {c}: missing ({who} needs it)"))
+    return out
+
+
+def required_columns(cfg, manager: PluginManager) -> dict[str, str]:
+    """{column: "reward 'label'"} for every configured reward's ``required_columns()``."""
+    out: dict[str, str] = {}
+    for r in cfg.rewards:
+        reward = manager.create_reward(r.name, r.options)
+        try:
+            for col in reward.required_columns() or ():
+                out.setdefault(col, f"reward {r.label!r}")
+        finally:
+            reward.close()
+    return out
+
+
+def _built_by_tiny(cfg, source: str | None) -> bool:
+    """The offline demo's files are built on the first ``train``; not finding them yet is fine."""
+    if cfg.tiny is None or source is None:
+        return False
+    try:
+        Path(source).resolve().relative_to(Path(cfg.tiny.dir).resolve())
+    except ValueError:
+        return False
+    return not Path(source).exists()
+
+
+def training_preflight(cfg, manager: PluginManager) -> list[Problem]:
+    """Every problem a run would meet before step 1: model, data and sft paths, columns, bad rows, eval reward."""
+    problems: list[Problem] = []
+    if cfg.model is not None and not _built_by_tiny(cfg, cfg.model.name_or_path):
+        problems += check_model("model.name_or_path", cfg.model.name_or_path)
+        if cfg.model.tokenizer:
+            problems += check_model("model.tokenizer", cfg.model.tokenizer)
+    needs = required_columns(cfg, manager) if cfg.rewards else {}
+    d = cfg.data
+    if d is not None:
+        if not _built_by_tiny(cfg, d.train):
+            problems += check_data("data.train", d.train, needs, d.prompt_column, d.split, d.subset)
+        if d.eval and not _built_by_tiny(cfg, d.eval):
+            problems += check_data("data.eval", d.eval, needs, d.prompt_column, d.eval_split, d.subset)
+    if cfg.sft.data and not _built_by_tiny(cfg, cfg.sft.data):
+        problems += check_data("sft.data", cfg.sft.data, {"completion": "sft"}, "prompt")
+    if "wandb" in cfg.log.report_to:
+        import importlib.util
+
+        if importlib.util.find_spec("wandb") is None:
+            problems.append(Problem("log.report_to", None, "wandb is not installed (pip install wandb, or drop "
+                                                           "wandb from log.report_to)"))
+    labels = [r.label for r in cfg.rewards]
+    if cfg.eval.reward is not None and cfg.eval.reward not in labels:
+        from ..suggest import did_you_mean
+
+        close = did_you_mean(cfg.eval.reward, labels)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        problems.append(Problem("eval.reward", None, f"{cfg.eval.reward!r} is not a configured reward label "
+                                                     f"({hint}labels: {', '.join(labels) or 'none'})"))
+    return problems
