@@ -21,6 +21,7 @@ from typing import Any
 
 import grpo_sandbox
 from grpo_sandbox.harness import CANDIDATE_ENV, run_job
+from grpo_sandbox.image import IMAGE_FILES
 
 from . import SandboxBackend, SandboxUnavailable, error_verdict, uid_base
 from .cgroups import RunCgroup
@@ -54,13 +55,15 @@ def _root_binds() -> list[str]:
 class BwrapBox:
     """The harness's box for one run: spawns the runner under bubblewrap as ``uid``."""
 
-    def __init__(self, uid: int | None, python: str, extra_binds: list[str], runner_dir: str,
-                 cgroup: RunCgroup | None = None):
-        self.uid, self.python, self.extra_binds, self.cgroup = uid, python, extra_binds, cgroup
+    def __init__(self, uid: int | None, tester_uid: int | None, python: str, extra_binds: list[str],
+                 runner_dir: str, cgroup: RunCgroup | None = None):
+        self.uid, self.tester_uid, self.python, self.extra_binds, self.cgroup = uid, tester_uid, python, extra_binds, cgroup
         self.runner_dir = runner_dir
 
-    def spawn(self, cmd_r: int, res_w: int, limits: dict) -> subprocess.Popen:
-        """Start the runner in a fresh bubblewrap sandbox with the two harness pipes."""
+    def spawn(self, fds: list[int], limits: dict, role: str = "candidate") -> subprocess.Popen:
+        """Start the runner (or the tester) in a fresh bubblewrap sandbox with its pipes."""
+        uid = self.uid if role == "candidate" else self.tester_uid
+        script = "runner.py" if role == "candidate" else "tester.py"
         size = str(int(limits["disk_mb"]) * 1024 * 1024)
         argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                 *_root_binds()]
@@ -71,23 +74,23 @@ class BwrapBox:
                  "--clearenv"]
         for k, v in CANDIDATE_ENV.items():
             argv += ["--setenv", k, v]
-        argv += ["--", self.python, "-I", "-S", "/opt/grpo_sandbox/runner.py", str(cmd_r), str(res_w)]
-        ids = {"user": self.uid, "group": self.uid, "extra_groups": []} if self.uid is not None else {}
+        argv += ["--", self.python, "-I", "-S", f"/opt/grpo_sandbox/{script}", *map(str, fds)]
+        ids = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                pass_fds=(cmd_r, res_w), start_new_session=True, **ids)
-        if self.cgroup is not None:
+                                pass_fds=fds, start_new_session=True, **ids)
+        if self.cgroup is not None and role == "candidate":
             # the whole tree's memory (tmpfs pages included) and process count, like a container's
             mem = int(limits["memory_mb"] + limits["disk_mb"] + TREE_OVERHEAD_MB) * 1024 * 1024
             self.cgroup.set_limits(mem, int(limits["pids"]) + 4)
-            self.cgroup.adopt(proc.pid, self.uid)  # before the harness sends the code
+            self.cgroup.adopt(proc.pid, uid)  # before the harness sends the code
         return proc
 
-    def runner_limits(self, limits: dict) -> dict:
+    def runner_limits(self, limits: dict, role: str = "candidate") -> dict:
         """rlimits the runner applies inside the sandbox."""
         return {"cpu_s": limits["cpu_s"], "disk_mb": limits["disk_mb"], "as_mb": limits["memory_mb"],
                 "nproc": limits["pids"] if self.uid is not None else None}
 
-    def kill(self, proc: subprocess.Popen) -> None:
+    def kill(self, proc: subprocess.Popen, role: str = "candidate") -> None:
         """Kill bubblewrap's monitor (its pid namespace dies with it) and collect the exit status."""
         if proc.poll() is None:
             try:
@@ -98,8 +101,9 @@ class BwrapBox:
         # bubblewrap reports a child killed by signal N as exit status 128+N
         if proc.returncode is not None and proc.returncode > 128:
             proc.returncode = -(proc.returncode - 128)
-        if self.uid is not None:
-            _kill_uid(self.uid)
+        uid = self.uid if role == "candidate" else self.tester_uid
+        if uid is not None:
+            _kill_uid(uid)
 
     def oom_kills(self) -> int:
         """OOM kills so far in this slot's cgroup (0 without one: RLIMIT_AS bounds each process)."""
@@ -138,7 +142,7 @@ class LocalBackend(SandboxBackend):
     name = "local"
 
     def __init__(self, limits: dict[str, Any] | None = None, parallel: int | None = None):
-        super().__init__(limits, min(parallel or os.cpu_count() or 1, 50))  # one uid each, from a block of 50
+        super().__init__(limits, min(parallel or os.cpu_count() or 1, 25))  # two uids each, from a block of 50
         if shutil.which("bwrap") is None:
             raise SandboxUnavailable("bubblewrap (bwrap) is not installed; apt-get install bubblewrap")
         self.python, self.extra_binds = _python()
@@ -152,14 +156,19 @@ class LocalBackend(SandboxBackend):
             raise SandboxUnavailable(f"bubblewrap cannot run {self.python} in a sandbox here "
                                      f"(namespaces, or a path the sandbox uid cannot read): {probe.stderr.strip()}")
         root = os.geteuid() == 0
-        self._uids = [uid_base() + 50 + i for i in range(min(self.parallel, 50))]
+        self._uids = [uid_base() + 50 + i for i in range(self.parallel)]
+        self._tester_uids = [uid_base() + 75 + i for i in range(self.parallel)]
         self._cgroups = [RunCgroup.create(f"grpo-sandbox-{uid}") if root else None for uid in self._uids]
         # bubblewrap opens bind sources as the unprivileged uid, which may not reach a checkout under
         # /root: bind a world-readable copy of the (stdlib-only, secret-free) runner instead
         self._runner_dir = tempfile.mkdtemp(prefix="grpo-sandbox-runner-")
         os.chmod(self._runner_dir, 0o755)
-        shutil.copy(RUNNER, os.path.join(self._runner_dir, "runner.py"))
-        os.chmod(os.path.join(self._runner_dir, "runner.py"), 0o644)
+        pkg = os.path.join(self._runner_dir, "grpo_sandbox")
+        os.mkdir(pkg)
+        os.chmod(pkg, 0o755)
+        for name in IMAGE_FILES:
+            shutil.copy(RUNNER.parent / name, os.path.join(pkg, name))
+            os.chmod(os.path.join(pkg, name), 0o644)
         # False: memory and pids are bounded per process (rlimits) only, not for the whole tree
         self.tree_memory_limit = all(c is not None for c in self._cgroups)
 
@@ -175,8 +184,11 @@ class LocalBackend(SandboxBackend):
             return error_verdict(str(exc))
         slot = self._slots.get()
         try:
-            uid = self._uids[slot] if os.geteuid() == 0 else None
-            return run_job(job, BwrapBox(uid, self.python, self.extra_binds, self._runner_dir, self._cgroups[slot]))
+            root = os.geteuid() == 0
+            uid, tuid = (self._uids[slot], self._tester_uids[slot]) if root else (None, None)
+            box = BwrapBox(uid, tuid, self.python, self.extra_binds, os.path.join(self._runner_dir, "grpo_sandbox"),
+                           self._cgroups[slot])
+            return run_job(job, box)
         finally:
             self._slots.put(slot)
 
