@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 RECIPE = HERE / "recipe"
 BASE_REPO = "grpo-sandbox-base"
 REPO = "grpo-sandbox"
-IMAGE_FILES = ("__init__.py", "harness.py", "compare.py", "asserts.py", "process.py", "runner.py", "tester.py", "server.py")
+IMAGE_FILES = ("__init__.py", "harness.py", "compare.py", "asserts.py", "process.py", "runner.py", "tester.py", "zygote.py", "server.py")
 
 
 def _digest(paths) -> str:

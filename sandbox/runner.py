@@ -236,6 +236,7 @@ def serve(mod, req_fd, send):
             out = {"stop": True}
         except BaseException as exc:
             out = {"error": error_record(exc)}
+        out["rid"] = req.get("rid") if type(req) is dict else None
         send(out)
 
 

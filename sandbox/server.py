@@ -1,6 +1,7 @@
 """The warm server inside a sandbox container: reads jobs as length-prefixed JSON frames on stdin,
-runs each through the harness (one forked candidate process per run, as an unprivileged uid) and
-writes the verdict frame to stdout. It is pid 1 of the container, so after every run it can kill
+runs each through the harness and writes the verdict frame to stdout. Candidate and tester
+processes are forked by a zygote (``zygote.py``: a pre-imported interpreter started before the
+first job) and drop to their unprivileged uids. It is pid 1 of the container, so after every run it can kill
 every other process in it and reap them; a run never sees a file or process of the one before.
 
 Usage (the image's command): python3 -I -u /opt/grpo_sandbox/server.py  with env SANDBOX_UID
@@ -18,6 +19,9 @@ import time
 # the image holds this package at /opt/grpo_sandbox (stdlib only); -I leaves the script's dir off sys.path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from grpo_sandbox import harness  # noqa: E402
+from grpo_sandbox.zygote import Zygote, ZygoteGone  # noqa: E402
+
+PRELOAD = ("grpo_sandbox.runner", "grpo_sandbox.tester", "pickle", "json", "traceback", "unittest", "io")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, "runner.py")
@@ -29,19 +33,26 @@ SCRATCH = ("/work", "/tmp", "/dev/shm", "/dev/mqueue")  # POSIX queues outlive p
 class DockerBox:
     """Runs the candidate as ``uid`` and the tester as another uid in this container; cleans up as pid 1."""
 
-    def __init__(self, uid: int):
+    def __init__(self, uid: int, zygote=None):
         self.uid = uid
         self.tester_uid = uid + TESTER_UID_OFFSET
+        self.zygote = zygote  # forks pre-imported interpreters; None: start each one with exec
 
     def spawn(self, fds: list[int], limits: dict, role: str = "candidate") -> subprocess.Popen:
         """Start the runner (or the tester) as its unprivileged uid in its own session, with the pipes."""
         uid = self.uid if role == "candidate" else self.tester_uid
         script = RUNNER if role == "candidate" else TESTER
+        adj = 1000 if role == "candidate" else 500
+        cwd = "/work" if role == "candidate" else "/"
+        if self.zygote is not None:
+            try:
+                return self.zygote.spawn(role, uid, adj, cwd, harness.CANDIDATE_ENV, fds)
+            except ZygoteGone:
+                self.zygote = None  # from now on, a fresh interpreter per process
         return subprocess.Popen(
             [sys.executable, "-I", "-S", script, *map(str, fds)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=fds,
-            cwd="/work" if role == "candidate" else "/", env=harness.CANDIDATE_ENV, start_new_session=True,
-            preexec_fn=lambda: become(uid, 1000 if role == "candidate" else 500),
+            cwd=cwd, env=harness.CANDIDATE_ENV, start_new_session=True, preexec_fn=lambda: become(uid, adj),
         )
 
     def runner_limits(self, limits: dict, role: str = "candidate") -> dict:
@@ -49,8 +60,9 @@ class DockerBox:
         return {"cpu_s": limits["cpu_s"], "disk_mb": limits["disk_mb"], "as_mb": limits["memory_mb"],
                 "nproc": limits["pids"]}
 
-    def kill(self, proc: subprocess.Popen, role: str = "candidate") -> None:
-        """Kill every process of the role's uid (the whole tree, daemons included), then reap them."""
+    def kill(self, proc, role: str = "candidate") -> None:
+        """Kill every process of the role's uid (the whole tree, daemons included), then reap them
+        (the zygote, root, is never among them)."""
         uid = self.uid if role == "candidate" else self.tester_uid
         for _ in range(1000):
             _kill_as(uid)
@@ -242,7 +254,9 @@ def write_frame(stream, obj) -> None:
 
 def main() -> None:
     uid = int(os.environ.get("SANDBOX_UID", "10001"))
-    box = DockerBox(uid)
+    # forked before the first job is read, so the zygote never holds any job's data
+    zygote = Zygote(PRELOAD) if os.environ.get("SANDBOX_ZYGOTE", "1") == "1" else None
+    box = DockerBox(uid, zygote)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     box.reset()
     write_frame(stdout, {"ready": True, "uid": uid})

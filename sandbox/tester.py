@@ -58,8 +58,9 @@ class Channel:
         out = io.BytesIO()
         pickler = pickle.Pickler(out, protocol=4)
         pickler.persistent_id = lambda obj: obj._id if type(obj) is Proxy else None
+        rid = os.urandom(6).hex()  # answers must echo it: stray lines from the candidate's threads break the run
         try:
-            pickler.dump({"op": op, **kw})
+            pickler.dump({"op": op, "rid": rid, **kw})
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
             raise TypeError(f"argument cannot cross to the candidate's process: {exc}") from None
         data = out.getvalue()
@@ -71,6 +72,8 @@ class Channel:
         except OSError:
             self._lost("the candidate process ended")
         msg = self._answer()
+        if msg.get("rid") != rid:
+            self._lost("an answer to a request that was not made")
         if "error" in msg:
             raise _exception(msg["error"])
         if "stop" in msg:

@@ -644,3 +644,35 @@ def test_namespaces_ptrace_and_mounts_refused(backend):
     """))
     assert v["status"] == "passed", v
     assert v["stdout"].split("\n")[:5] == ["unshare_user -1", "unshare_net -1", "ptrace -1", "mount -1", "fork ok"]
+
+
+def test_nothing_reaches_the_next_run_through_the_zygote():
+    """The docker backend forks every process from a pre-imported zygote: what one run changes in
+    its (copied) memory, modules, environment and files is gone for the next, in the same container."""
+    b = make_backend("docker", parallel=1)
+    try:
+        first = b.run(job("""
+            import builtins, os, sys, json
+            os.environ['LEAK'] = '1'
+            builtins.LEAK = 1
+            json.LEAK = 1
+            for m in list(sys.modules.values()):
+                try: m.LEAK = 1
+                except Exception: pass
+            sys.path.insert(0, '/work/leak')
+            open('/tmp/leak', 'w').write('x')
+            print(os.getppid() != 1, sys.modules['__main__'].__file__)
+        """))
+        assert first["status"] == "passed", first
+        second = b.run(job("""
+            import builtins, os, sys, json
+            print(os.environ.get('LEAK'), hasattr(builtins, 'LEAK'), hasattr(json, 'LEAK'),
+                  any(getattr(m, 'LEAK', None) == 1 for m in list(sys.modules.values())),
+                  '/work/leak' in sys.path, os.path.exists('/tmp/leak'))
+        """))
+        assert second["status"] == "passed", second
+        assert second["stdout"].split() == ["None", "False", "False", "False", "False", "False"]
+        assert first["box"]["uid"] == second["box"]["uid"] and second["box"]["run"] == first["box"]["run"] + 1
+        assert first["stdout"].split()[0] == "True"  # forked by the zygote, not by the server (pid 1)
+    finally:
+        b.close()

@@ -76,7 +76,8 @@ class _Container:
         config = client.api.create_container_config(
             image, ["python3", "-I", "-u", "/opt/grpo_sandbox/server.py"],
             stdin_open=True, user="0",
-            environment={"SANDBOX_UID": str(self.uid)},
+            # one hash seed for every process the zygote forks, as PYTHONHASHSEED=0 gives fresh ones
+            environment={"SANDBOX_UID": str(self.uid), "PYTHONHASHSEED": "0"},
             labels={LABEL: "1", f"{LABEL}.owner": str(os.getpid())},
             host_config=host_config,
         )
