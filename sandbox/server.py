@@ -21,7 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from grpo_sandbox import harness  # noqa: E402
 from grpo_sandbox.zygote import Zygote, ZygoteGone  # noqa: E402
 
-PRELOAD = ("grpo_sandbox.runner", "grpo_sandbox.tester", "pickle", "json", "traceback", "unittest", "io")
+# pytest too: its import is most of a pytest-format run (the system site-packages are on the server's path)
+PRELOAD = ("grpo_sandbox.runner", "grpo_sandbox.tester", "pickle", "json", "traceback", "unittest", "io", "pytest",
+           "_pytest.python", "_pytest.assertion.rewrite", "_pytest.unittest", "_pytest.fixtures")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, "runner.py")
@@ -65,7 +67,8 @@ class DockerBox:
         (the zygote, root, is never among them)."""
         uid = self.uid if role == "candidate" else self.tester_uid
         for _ in range(1000):
-            _kill_as(uid)
+            if _alive(uid):  # the common case, a program that exited and left nothing, skips the fork
+                _kill_as(uid)
             if proc.returncode is None:
                 proc.wait()
             _reap()
