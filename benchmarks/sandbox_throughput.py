@@ -299,7 +299,7 @@ def main() -> None:
     print(f"\n`grpo-plugins sandbox exec --backend docker --parallel {args.parallel}`, {args.trivial} trivial "
           f"programs end to end (CLI start, pool start, runs, output): {cli:.1f} programs/s")
     for (w, s), rs in runs.items():
-        cpu = [r[5] for r in rs if r[5]]
+        cpu = [r[5] for r in rs if r[5] and r[5] > 0]  # a container retired mid-measure reads negative
         if cpu:
             c = med(cpu)
             print(f"- {w}, {s}: {c:.1f} CPU ms per program (containers + engine + host, median), "
