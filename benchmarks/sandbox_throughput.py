@@ -1,11 +1,14 @@
-"""Sandbox throughput: programs/s and latency percentiles for trivial programs and for 100
-function-with-asserts problems, on the warm docker pool, beside a `docker run`-per-program
-baseline (same isolation flags), the local bubblewrap backend and a bare subprocess (no isolation).
+"""Sandbox throughput: programs/s and latency percentiles for trivial programs, HumanEval-style
+function-with-asserts problems, unittest and pytest problems and C++ stdio problems (compile
+included), on the warm docker pool and the local bubblewrap backend, beside `docker run` per
+program (same isolation flags), `docker exec` into one running container, and a bare subprocess
+(no isolation); plus the per-call cost of the trust boundary (tester <-> candidate round trip).
 
-    python3 benchmarks/sandbox_throughput.py [--parallel 2] [--trivial 200] [--docker-run 40]
+    python3 benchmarks/sandbox_throughput.py [--parallel 2] [--trivial 200] [--docker-run 40] [--repeats 3]
 
 Every setup runs the same programs with `--parallel` workers; latency is per program, as a worker
-sees it. The docker pool is warmed before timing (a training run pays that once).
+sees it. The docker pool is warmed before timing (a training run pays that once). The baselines
+run the same test code in the same process as the program (no trust boundary).
 """
 
 from __future__ import annotations
@@ -57,6 +60,35 @@ def problems(n: int = 100) -> list[tuple[str, str]]:
     return out
 
 
+def unittest_problems(n: int) -> list[tuple[str, str]]:
+    """n (solution, TestCase module) pairs: three test methods each."""
+    out = []
+    for src, asserts in problems(n):
+        lines = [a[len("assert "):] for a in asserts.splitlines()]
+        body = "".join(f"    def test_{i}(self):\n        self.assertTrue({ln})\n" for i, ln in enumerate(lines))
+        out.append((src, "import unittest\nclass TestCases(unittest.TestCase):\n" + body))
+    return out
+
+
+def pytest_problems(n: int) -> list[tuple[str, str]]:
+    """n (solution, pytest file) pairs: three test functions each, importing solution."""
+    out = []
+    for src, asserts in problems(n):
+        body = "".join(f"def test_{i}():\n    {ln}\n" for i, ln in enumerate(asserts.splitlines()))
+        out.append((src, "from solution import f\n" + body))
+    return out
+
+
+CPP = ("#include <cstdio>\nint main() {{ long long a, b; if (scanf(\"%lld %lld\", &a, &b) != 2) return 1; "
+       "printf(\"%lld\\n\", a * {k} + b); }}\n")
+
+
+def cpp_problems(n: int) -> list[tuple[str, list[tuple[str, str]]]]:
+    """n (C++ source, [(stdin, stdout)] x 3) problems."""
+    return [(CPP.format(k=k), [(f"{a} {b}\n", f"{a * k + b}\n") for a, b in ((1, 2), (5, -3), (10**9, 7))])
+            for k in range(2, n + 2)]
+
+
 def pct(values: list[float], q: float) -> float:
     """The q-th percentile (nearest rank), in milliseconds."""
     s = sorted(values)
@@ -97,6 +129,24 @@ def _comm(pid: str) -> str:
         return ""
 
 
+def boundary_cost(pool, reps: int = 5) -> dict:
+    """Milliseconds per test call across the trust boundary: one run with 1 call vs one with 2001."""
+    def run(n):
+        code = f"for i in range({n}):\n    assert f(i) == 2 * i\n"
+        job = {"code": "def f(x):\n    return 2 * x", "tests": {"kind": "assert", "code": code}}
+        t = time.perf_counter()
+        v = pool.run(job)
+        assert v["status"] == "passed", v
+        return time.perf_counter() - t
+
+    small, big = [], []
+    for _ in range(reps):  # interleaved, so machine load hits both alike
+        small.append(run(1))
+        big.append(run(2001))
+    diffs = sorted((b - s) / 2000 * 1000 for s, b in zip(small, big))
+    return {"best_ms": diffs[0], "median_ms": diffs[len(diffs) // 2]}
+
+
 def timed(fn, items, parallel):
     """Run fn over items with `parallel` workers; (wall seconds, per-item latencies, results)."""
     def one(item):
@@ -114,7 +164,7 @@ def timed(fn, items, parallel):
 # virtualenv's site-packages can make `python -I` several times slower to start)
 BARE_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 DOCKER_RUN_FLAGS = ["--rm", "-i", "--network", "none", "--read-only", "--tmpfs", "/work:size=256m,mode=1777",
-                    "--tmpfs", "/tmp:size=256m,mode=1777", "--memory", "1376m", "--memory-swap", "1376m",
+                    "--tmpfs", "/tmp:size=256m,mode=1777,exec", "--memory", "1376m", "--memory-swap", "1376m",
                     "--pids-limit", "72", "--cpus", "1", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
                     "--user", "10001:10001", "--log-driver", "none"]
 
@@ -123,7 +173,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--parallel", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--trivial", type=int, default=200, help="trivial programs per setup")
-    ap.add_argument("--docker-run", type=int, default=40, help="programs for the docker-run baseline (slow)")
+    ap.add_argument("--docker-run", type=int, default=40, help="programs for the docker run / exec baselines")
+    ap.add_argument("--pytest", type=int, default=30, help="pytest problems")
+    ap.add_argument("--cpp", type=int, default=10, help="C++ problems")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats of every setup")
     args = ap.parse_args()
 
     reason = start_engine()
@@ -135,65 +188,140 @@ def main() -> None:
     image = pool.image
     probs = problems(100)
     workloads = {
-        "trivial": [("print(1)", None)] * args.trivial,
-        "100 asserts problems": probs,
+        "trivial": [("trivial", "print(1)", None)] * args.trivial,
+        "100 HumanEval-style (3 asserts)": [("assert", c, t) for c, t in probs],
+        "100 unittest (3 tests)": [("unittest", c, t) for c, t in unittest_problems(100)],
+        f"{args.pytest} pytest (3 tests)": [("pytest", c, t) for c, t in pytest_problems(args.pytest)],
+        f"{args.cpp} C++ stdio (3 cases, compile incl.)": [("cpp", c, t) for c, t in cpp_problems(args.cpp)],
     }
 
     def via_backend(b):
         def run(item):
-            code, asserts = item
+            kind, code, tests = item
             job = {"code": code}
-            if asserts:
-                job["tests"] = {"kind": "assert", "entry_point": "f", "code": asserts}
+            if kind == "cpp":
+                job["language"] = "cpp"
+                job["tests"] = {"kind": "stdio", "cases": [{"stdin": i, "stdout": o} for i, o in tests]}
+            elif kind == "assert":
+                job["tests"] = {"kind": "assert", "entry_point": "f", "code": tests}
+            elif kind in ("unittest", "pytest"):
+                job["tests"] = {"kind": kind, "code": tests}
             v = b.run(job)
             return v["status"] == "passed"
         return run
 
+    def command(item, python):
+        """argv of one program (with its tests, in-process) for the baselines."""
+        kind, code, tests = item
+        if kind == "cpp":
+            checks = " && ".join(f'[ "$(printf "%s" "${{{2 * i + 2}}}" | /tmp/p$$)" = "$(printf "%s" "${{{2 * i + 3}}}")" ]'
+                                 for i in range(len(tests)))
+            script = f'printf "%s" "$1" | g++ -O2 -std=c++17 -x c++ -o /tmp/p$$ - && {checks}; r=$?; rm -f /tmp/p$$; exit $r'
+            return ["sh", "-c", script, "sh", code, *[x for case in tests for x in case]]
+        if kind == "unittest":
+            src = code + "\n" + tests + "\nimport sys\nsys.exit(not unittest.main(exit=False).result.wasSuccessful())\n"
+            return [python, "-I", "-S", "-c", src]
+        if kind == "pytest":
+            src = ("import os, sys, tempfile\nd = tempfile.mkdtemp()\n"
+                   f"open(os.path.join(d, 'solution.py'), 'w').write({code!r})\n"
+                   f"open(os.path.join(d, 'test_s.py'), 'w').write({tests!r})\n"
+                   "sys.path.insert(0, d)\nimport pytest\n"
+                   "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', d]))\n")
+            return [python, "-I", "-c", src]
+        return [python, "-I", "-S", "-c", code + "\n" + (tests or "")]
+
     def bare(item):
-        code, asserts = item
-        p = subprocess.run([BARE_PYTHON, "-I", "-S", "-c", code + "\n" + (asserts or "")], capture_output=True)
-        return p.returncode == 0
+        return subprocess.run(command(item, BARE_PYTHON), capture_output=True).returncode == 0
 
     def docker_run(item):
-        code, asserts = item
-        p = subprocess.run(["docker", "run", *DOCKER_RUN_FLAGS, image, "python3", "-I", "-S", "-c",
-                            code + "\n" + (asserts or "")], capture_output=True)
+        p = subprocess.run(["docker", "run", *DOCKER_RUN_FLAGS, image, *command(item, "python3")],
+                           capture_output=True)
+        return p.returncode == 0
+
+    exec_box = subprocess.run(["docker", "run", "-d", *[f for f in DOCKER_RUN_FLAGS if f != "-i"], image,
+                               "sleep", "infinity"], capture_output=True, text=True, check=True).stdout.strip()
+
+    def docker_exec(item):
+        p = subprocess.run(["docker", "exec", exec_box, *command(item, "python3")], capture_output=True)
         return p.returncode == 0
 
     pool_fn = via_backend(pool)
     setups = [("docker pool (warm)", pool_fn, None), ("local (bubblewrap)", via_backend(local), None),
-              ("docker run per program", docker_run, args.docker_run), ("bare subprocess (no isolation)", bare, None)]
-    rows = []
-    for wname, items in workloads.items():
-        for sname, fn, cap in setups:
-            its = items[:cap] if cap else items
-            timed(fn, its[: 2 * args.parallel], args.parallel)  # warm caches, not counted
-            cpu0 = pool_cpu(pool) if fn is pool_fn else None
-            wall, lat, ok = timed(fn, its, args.parallel)
-            # CPU per program counts every process involved, so it does not depend on what else
-            # the machine is doing (the wall-clock rates do)
-            cpu_ms = 1000 * (pool_cpu(pool) - cpu0) / len(its) if cpu0 is not None else None
-            rows.append((wname, sname, len(its), sum(ok), len(its) / wall, pct(lat, 50), pct(lat, 99), cpu_ms))
-            print(f"{wname:22} {sname:32} n={len(its):4} ok={sum(ok):4} {len(its) / wall:7.1f}/s "
-                  f"p50 {pct(lat, 50):6.0f} ms  p99 {pct(lat, 99):6.0f} ms"
-                  + (f"  cpu {cpu_ms:.1f} ms/program" if cpu_ms else ""), file=sys.stderr)
+              ("docker run per program", docker_run, args.docker_run),
+              ("docker exec (one container)", docker_exec, args.docker_run),
+              ("bare subprocess (no isolation)", bare, None)]
+    # repeats interleave the setups, so a burst of load elsewhere on the machine hits all of them
+    runs: dict[tuple[str, str], list[tuple]] = {}
+    for rep in range(args.repeats):
+        for wname, items in workloads.items():
+            for sname, fn, cap in setups:
+                its = items[:cap] if cap else items
+                if rep == 0:
+                    timed(fn, its[: 2 * args.parallel], args.parallel)  # warm caches, not counted
+                cpu0 = pool_cpu(pool) if fn is pool_fn else None
+                wall, lat, ok = timed(fn, its, args.parallel)
+                # CPU per program counts every process involved, so it depends less on what else
+                # the machine is doing than the wall-clock rates do
+                cpu_ms = 1000 * (pool_cpu(pool) - cpu0) / len(its) if cpu0 is not None else None
+                runs.setdefault((wname, sname), []).append(
+                    (len(its), sum(ok), len(its) / wall, pct(lat, 50), pct(lat, 99), cpu_ms))
+                print(f"[{rep + 1}/{args.repeats}] {wname:22} {sname:32} n={len(its):4} ok={sum(ok):4} "
+                      f"{len(its) / wall:7.1f}/s p50 {pct(lat, 50):6.0f} ms  p99 {pct(lat, 99):6.0f} ms"
+                      + (f"  cpu {cpu_ms:.1f} ms/program" if cpu_ms else ""), file=sys.stderr)
+    subprocess.run(["docker", "rm", "-f", exec_box], capture_output=True)
+    per_call = boundary_cost(pool)
     pool.close()
+    local.close()
+    cli = cli_rate(args.trivial, args.parallel)
 
-    print(f"\nparallel={args.parallel}, cpus={os.cpu_count()}, load average at the end: "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
-    print("| workload | setup | programs | passed | programs/s | p50 ms | p99 ms |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for w, s, n, ok, rate, p50, p99, _ in rows:
-        print(f"| {w} | {s} | {n} | {ok} | {rate:.1f} | {p50:.0f} | {p99:.0f} |")
-    bare_p = {w: (p50, p99) for w, s, n, ok, rate, p50, p99, _ in rows if s.startswith("bare")}
-    print("\noverhead over a bare subprocess (p50 / p99 ms):")
-    for w, s, n, ok, rate, p50, p99, _ in rows:
+    def med(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2]
+
+    print(f"\nparallel={args.parallel}, cpus={os.cpu_count()}, repeats={args.repeats} (interleaved), "
+          f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
+    print("| workload | setup | programs | passed | programs/s best | median | x bare (median) | p50 ms | p99 ms |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    bare = {w: r for (w, s), r in runs.items() if s.startswith("bare")}
+    for (w, s), rs in runs.items():
+        rates = [r[2] for r in rs]
+        ratio = med(rates) / med([r[2] for r in bare[w]])
+        print(f"| {w} | {s} | {rs[0][0]} | {min(r[1] for r in rs)} | {max(rates):.1f} | {med(rates):.1f} | "
+              f"{ratio:.2f} | {med([r[3] for r in rs]):.0f} | {med([r[4] for r in rs]):.0f} |")
+    print("\noverhead over a bare subprocess, medians over repeats (p50 / p99 ms):")
+    for (w, s), rs in runs.items():
         if not s.startswith("bare"):
-            print(f"- {w}, {s}: {p50 - bare_p[w][0]:.0f} / {p99 - bare_p[w][1]:.0f}")
-    for w, s, n, ok, rate, p50, p99, cpu_ms in rows:
-        if cpu_ms:
-            print(f"- {w}, {s}: {cpu_ms:.1f} CPU ms per program (containers + engine + host), "
-                  f"so about {1000 * (os.cpu_count() or 1) / cpu_ms:.0f} programs/s if the cores were idle")
+            b = bare[w]
+            print(f"- {w}, {s}: {med([r[3] for r in rs]) - med([r[3] for r in b]):.0f} / "
+                  f"{med([r[4] for r in rs]) - med([r[4] for r in b]):.0f}")
+    print(f"\ntrust boundary: {per_call['median_ms'] * 1000:.0f} us per test call (median of 5 interleaved "
+          f"pairs; best {per_call['best_ms'] * 1000:.0f} us), tester -> candidate -> tester, decoded")
+    print(f"\n`grpo-plugins sandbox exec --backend docker --parallel {args.parallel}`, {args.trivial} trivial "
+          f"programs end to end (CLI start, pool start, runs, output): {cli:.1f} programs/s")
+    for (w, s), rs in runs.items():
+        cpu = [r[5] for r in rs if r[5] and r[5] > 0]  # a container retired mid-measure reads negative
+        if cpu:
+            c = med(cpu)
+            print(f"- {w}, {s}: {c:.1f} CPU ms per program (containers + engine + host, median), "
+                  f"so about {1000 * (os.cpu_count() or 1) / c:.0f} programs/s if the cores were idle")
+
+
+def cli_rate(n: int, parallel: int) -> float:
+    """Programs/s of `grpo-plugins sandbox exec` on n trivial programs, start-up included."""
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        inp, out = os.path.join(d, "in.jsonl"), os.path.join(d, "out.jsonl")
+        with open(inp, "w") as fh:
+            fh.writelines(json.dumps({"code": f"print({i})"}) + "\n" for i in range(n))
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "grpo_plugins", "sandbox", "exec", "--input", inp, "--output", out,
+                        "--backend", "docker", "--parallel", str(parallel)], check=True, capture_output=True)
+        wall = time.perf_counter() - t
+        with open(out) as fh:
+            assert sum(json.loads(ln)["status"] == "passed" for ln in fh) == n
+    return n / wall
 
 
 if __name__ == "__main__":

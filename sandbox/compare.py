@@ -12,9 +12,21 @@ class ProtocolError(Exception):
     """The candidate side sent something the runner never would: tampering."""
 
 
-def decode(tagged):
-    """Rebuild a builtin value from the runner's tagged JSON; opaque objects become an Opaque marker."""
-    if not isinstance(tagged, dict) or "t" not in tagged:
+def decode(tagged, handle=None):
+    """Rebuild a builtin value from the runner's tagged JSON (see _decode); anything malformed,
+    too deep or too large to rebuild is a ProtocolError, never an exception of the harness."""
+    try:
+        return _decode(tagged, handle)
+    except ProtocolError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError, OverflowError, MemoryError) as exc:
+        raise ProtocolError(f"malformed value ({type(exc).__name__})") from None
+
+
+def _decode(tagged, handle=None):
+    """Rebuild a builtin value from the runner's tagged JSON. Handles become ``handle(tagged)``
+    (the tester's proxies) or, without a factory, an Opaque marker, as opaque objects do."""
+    if type(tagged) is not dict or "t" not in tagged:
         raise ProtocolError("malformed value")
     t, v = tagged["t"], tagged.get("v")
     if t == "none":
@@ -27,14 +39,14 @@ def decode(tagged):
         return v if type(v) is int else _bad(t)
     if t == "str" and type(v) is str:
         return v
-    if t == "float":
+    if t == "float" and type(v) is str:
         return float(v)
-    if t == "complex":
+    if t == "complex" and type(v) is list and len(v) == 2 and all(type(x) is str for x in v):
         return complex(float(v[0]), float(v[1]))
-    if t == "bytes":
+    if t == "bytes" and type(v) is str:
         return bytes.fromhex(v)
-    if t in ("list", "tuple", "set", "frozenset"):
-        items = [decode(x) for x in v]
+    if t in ("list", "tuple", "set", "frozenset") and type(v) is list:
+        items = [_decode(x, handle) for x in v]
         if t in ("set", "frozenset"):
             items = [Opaque("unhashable") if isinstance(x, (list, dict, set)) else x for x in items]
             try:
@@ -42,13 +54,17 @@ def decode(tagged):
             except TypeError:
                 return Opaque("unhashable set")
         return items if t == "list" else tuple(items)
-    if t == "dict":
+    if t == "dict" and type(v) is list:
         try:
-            return {decode(k): decode(val) for k, val in v}
-        except TypeError:
+            return {_decode(k, handle): _decode(val, handle) for k, val in v}
+        except (TypeError, ValueError):
             return Opaque("unhashable key")
     if t == "object":
         return Opaque(str(tagged.get("type", "?")))
+    if t == "handle":
+        return handle(tagged) if handle is not None else Opaque(str(tagged.get("type", "?")))
+    if t == "raw" and handle is not None:
+        return tagged  # the names answer: the tester decodes each entry itself
     return _bad(t)
 
 
@@ -81,11 +97,14 @@ def same(got, expected, tol: float | None = None, json_mode: bool = False) -> bo
     if tg is bool or te is bool:
         return tg is te and got == expected
     if tg in (int, float) and te in (int, float):
-        if tol is not None and (tg is float or te is float):
-            if math.isnan(got) or math.isnan(expected):
-                return False
-            return abs(got - expected) <= tol * max(1.0, abs(expected))
-        return got == expected
+        try:
+            if tol is not None and (tg is float or te is float):
+                if math.isnan(got) or math.isnan(expected):
+                    return False
+                return abs(got - expected) <= tol * max(1.0, abs(expected))
+            return got == expected
+        except OverflowError:  # an int beyond float range (10**400) against a float: not close
+            return False
     if tg in (list, tuple) and te in (list, tuple) and (tg is te or json_mode):
         return len(got) == len(expected) and all(same(a, b, tol, json_mode) for a, b in zip(got, expected))
     if tg is not te:
@@ -124,7 +143,7 @@ def apply_compare(op: str, a, b) -> bool:
             return any(same(a, x) for x in b) if isinstance(b, (list, tuple, set, frozenset)) else bool(a in b)
         if op == "not in":
             return not (any(same(a, x) for x in b) if isinstance(b, (list, tuple, set, frozenset)) else a in b)
-    except TypeError:
+    except (TypeError, OverflowError, ValueError):
         return False
     return False
 

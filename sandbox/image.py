@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 RECIPE = HERE / "recipe"
 BASE_REPO = "grpo-sandbox-base"
 REPO = "grpo-sandbox"
-IMAGE_FILES = ("__init__.py", "harness.py", "compare.py", "asserts.py", "process.py", "runner.py", "server.py")
+IMAGE_FILES = ("__init__.py", "harness.py", "compare.py", "asserts.py", "process.py", "runner.py", "tester.py", "zygote.py", "server.py")
 
 
 def _digest(paths) -> str:
@@ -87,10 +87,12 @@ def build_image(client=None, force: bool = False, log=print) -> str:
     return tag
 
 
-def _prune(client, keep: set[str]) -> None:
-    """Remove older sandbox tags (every recipe change makes one); images in use stay."""
+def _prune(client, keep: set[str], newest: int = 4) -> None:
+    """Remove older sandbox tags (every recipe change makes one), keeping the ``newest`` few per
+    repository, so checkouts of different versions sharing one engine do not delete each other's."""
     for repo in (REPO, BASE_REPO):
-        for img in client.images.list(name=repo):
+        imgs = sorted(client.images.list(name=repo), key=lambda i: i.attrs.get("Created", ""), reverse=True)
+        for img in imgs[newest:]:
             for t in img.tags:
                 if t not in keep:
                     try:

@@ -8,7 +8,6 @@ import json
 import marshal
 import os
 import re
-import secrets
 import select
 import signal
 import time
@@ -40,29 +39,29 @@ class ProcessRun:
     """One candidate process: streams stdout/stderr with a cap, exchanges runner messages, times out."""
 
     def __init__(self, box, mode: str, code: str, limits: dict, deadline: float, stdin: str | None = None,
-                 extra: dict | None = None):
-        self.limits, self.deadline = limits, deadline
-        self.nonce = secrets.token_hex(16)
+                 extra: dict | None = None, role: str = "candidate", extra_fds: tuple = ()):
+        self.limits, self.deadline, self.role = limits, deadline, role
         self.stdout, self.stderr = bytearray(), bytearray()
         self.out_total = 0
         self.err_total = 0
         self._err_tail = b""
-        self.violation: str | None = None  # output_limit / timeout / protocol
+        self.violation: str | None = None  # output_limit / timeout / memory_limit
         self._res_buf = bytearray()
         self._messages: list[dict] = []
+        self.peers: list[ProcessRun] = []  # other processes of the run whose output is pumped meanwhile
         cmd_r, self.cmd_w = os.pipe()
         self.res_r, res_w = os.pipe()
         self._oom0 = box.oom_kills()
-        self.proc = box.spawn(cmd_r, res_w, limits)
+        self.proc = box.spawn([cmd_r, res_w, *extra_fds], limits, role)
         self.finished = False
         box.runs.append(self)  # run_job kills whatever did not finish (an exception mid-run)
         os.close(cmd_r)
         os.close(res_w)
         self._out = bytearray()  # frames for the runner, written as the pipe accepts them
         os.set_blocking(self.cmd_w, False)
-        header = {"nonce": self.nonce, "mode": mode, "code": code, "limits": box.runner_limits(limits), **(extra or {})}
+        header = {"mode": mode, "code": code, "limits": box.runner_limits(limits, role), **(extra or {})}
         self.send(header)
-        self._stdin = (stdin or "").encode()
+        self._stdin = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
         self._stdin_fd = self.proc.stdin.fileno()
         os.set_blocking(self._stdin_fd, False)
         self._fds = {self.proc.stdout.fileno(): "out", self.proc.stderr.fileno(): "err", self.res_r: "res"}
@@ -109,62 +108,81 @@ class ProcessRun:
         return self._messages.pop(0)
 
     def _pump(self, until: float | None = None) -> bool:
-        if self.violation or not self._fds:
+        """Move bytes for this run and its peers once; False when this run is done or a limit hit."""
+        runs = [self, *[p for p in self.peers if not p.finished]]
+        if any(r.violation for r in runs) or not self._fds:
             return False
         left = min(self.deadline, until or self.deadline) - time.monotonic()
         if left <= 0:
             if time.monotonic() >= self.deadline:
                 self.violation = "timeout"
             return False
-        wfds = [self._stdin_fd] if self._stdin_fd is not None else []
-        if self._out:
-            wfds.append(self.cmd_w)
-        rfds = list(self._fds) + ([self._pidfd] if self._pidfd is not None and not self._exited else [])
-        r, w = wait_fds(rfds, wfds, min(left, 1.0 if self._pidfd is not None else 0.02))
-        if self._pidfd is not None and self._pidfd in r:
-            self._exited = True
-            r.remove(self._pidfd)
-        if self._exited and not r and not w:
-            return False  # the runner is gone and nothing more is flowing
-        if self._out and self.cmd_w in w:
-            self._flush_out()
-            w.remove(self.cmd_w)
-        if w:
-            try:
-                n = os.write(self._stdin_fd, self._stdin[:65536])
-                self._stdin = self._stdin[n:]
-            except OSError:
-                self._stdin = b""
-            if not self._stdin:
-                self._close_stdin()
+        rmap, wmap = {}, {}
+        for run in runs:
+            if run._stdin_fd is not None:
+                wmap[run._stdin_fd] = (run, "stdin")
+            if run._out:
+                wmap[run.cmd_w] = (run, "cmd")
+            for fd in run._fds:
+                rmap[fd] = (run, "io")
+            if run._pidfd is not None and not run._exited:
+                rmap[run._pidfd] = (run, "pid")
+        r, w = wait_fds(list(rmap), list(wmap), min(left, 1.0 if self._pidfd is not None else 0.02))
+        moved = False
         for fd in r:
-            kind = self._fds[fd]
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                del self._fds[fd]
-                continue
-            if kind == "out":
-                self.out_total += len(chunk)
-                keep = self.limits["output_bytes"] - len(self.stdout)
-                self.stdout += chunk[:max(keep, 0)]
-                if self.out_total > self.limits["output_bytes"]:
-                    self.violation = "output_limit"
-            elif kind == "err":
-                self.err_total += len(chunk)
-                # keep the head and the tail: the tail has the traceback that names a limit
-                if len(self.stderr) < STDERR_KEEP:
-                    self.stderr += chunk[:STDERR_KEEP - len(self.stderr)]
-                else:
-                    self._err_tail = (self._err_tail + chunk)[-STDERR_KEEP:]
-                if self.err_total > self.limits["output_bytes"]:
-                    self.violation = "output_limit"
+            run, what = rmap[fd]
+            if what == "pid":
+                run._exited = True
             else:
-                self._res_buf += chunk
-                self._split_messages()
-        return not self.violation
+                run._read(fd)
+                moved = True
+        for fd in w:
+            run, what = wmap[fd]
+            moved = True
+            if what == "cmd":
+                run._flush_out()
+            else:
+                run._write_stdin()
+        if self._exited and not moved:
+            return False  # the runner is gone and nothing more is flowing
+        return not any(run.violation for run in runs)
+
+    def _write_stdin(self):
+        try:
+            n = os.write(self._stdin_fd, self._stdin[:65536])
+            self._stdin = self._stdin[n:]
+        except OSError:
+            self._stdin = b""
+        if not self._stdin:
+            self._close_stdin()
+
+    def _read(self, fd):
+        kind = self._fds[fd]
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            del self._fds[fd]
+            return
+        if kind == "out":
+            self.out_total += len(chunk)
+            keep = self.limits["output_bytes"] - len(self.stdout)
+            self.stdout += chunk[:max(keep, 0)]
+            if self.out_total > self.limits["output_bytes"]:
+                self.violation = "output_limit"
+        elif kind == "err":
+            self.err_total += len(chunk)
+            # keep the head and the tail: the tail has the traceback that names a limit
+            if len(self.stderr) < STDERR_KEEP:
+                self.stderr += chunk[:STDERR_KEEP - len(self.stderr)]
+            else:
+                self._err_tail = (self._err_tail + chunk)[-STDERR_KEEP:]
+            if self.err_total > self.limits["output_bytes"]:
+                self.violation = "output_limit"
+        else:
+            self._res_buf += chunk
+            self._split_messages()
 
     def _split_messages(self):
         while b"\n" in self._res_buf:
@@ -174,8 +192,10 @@ class ProcessRun:
                 msg = json.loads(line)
             except ValueError:
                 raise ProtocolError("result line is not JSON") from None
-            if not isinstance(msg, dict) or msg.get("nonce") != self.nonce:
-                raise ProtocolError("result without the run's nonce")
+            except RecursionError:
+                raise ProtocolError("result line nested too deep") from None
+            if type(msg) is not dict:
+                raise ProtocolError("result line is not an object")
             self._messages.append(msg)
         if len(self._res_buf) > MAX_RESULT_LINE:
             raise ProtocolError("result line too large")
@@ -206,11 +226,13 @@ class ProcessRun:
                 else:
                     time.sleep(0.002)
         finally:
-            box.kill(self.proc)
+            box.kill(self.proc, self.role)
             if self._pidfd is not None:
                 os.close(self._pidfd)
-        if not self.violation and box.oom_kills() > self._oom0:
-            self.violation = "memory_limit"  # any process of the tree, even one the program waited out
+        if box.oom_kills() > self._oom0:
+            # an OOM kill anywhere in the run's cgroup decides, whatever came after it (a parent
+            # that waited out its killed children, a wall clock spent waiting for them)
+            self.violation = "memory_limit"
         if self._err_tail:
             self.stderr += b"\n[... stderr truncated ...]\n" + self._err_tail
         for fd in (self.cmd_w, self.res_r):
@@ -240,8 +262,8 @@ def classify(exit_code: int | None, violation: str | None, stderr: bytes, box, e
             # box, so an unexplained SIGKILL is the hard CPU rlimit (SIGXCPU was ignored)
             return "timeout"
         return "runtime_error"
-    if "MemoryError" in text:
-        return "memory_limit"
+    if "MemoryError" in text or "Cannot allocate memory" in text or "std::bad_alloc" in text:
+        return "memory_limit"  # malloc, mmap (ENOMEM under the address-space cap), C++ new
     if "No space left on device" in text or "[Errno 28]" in text or "Disk quota exceeded" in text or \
             "File too large" in text:
         return "disk_limit"

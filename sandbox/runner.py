@@ -1,9 +1,15 @@
 """The candidate side of a sandboxed run (untrusted: everything here shares a process with the
-candidate). It applies hard rlimits, runs the candidate's code, and answers the harness's
-requests one at a time over a pipe. It decides nothing: values go back as tagged JSON and the
-harness compares them in a process the candidate cannot reach.
+candidate). It applies hard rlimits, loads the candidate's code, and answers requests one at a
+time. It decides nothing: values go back as type-tagged JSON (handles for anything that is not
+plain data) and are compared in another process, under another uid, that the candidate cannot
+reach. Patching anything here (encode, os.write, marshal, builtins) only changes what the
+candidate answers, which it controls anyway.
 
-Usage: python3 -I -S runner.py CMD_FD RESULT_FD   (stdlib only; runs inside the sandbox)
+Modes: ``script`` (the program as a real ``__main__``), ``call`` (harness requests: call one
+function), ``serve`` (the trusted tester's requests: names, calls, attributes, iteration on
+handles), ``exec`` (exec a binary, e.g. a compiled C++ program, from memory).
+
+Usage: python3 -I -S runner.py CMD_FD RESULT_FD [REQ_FD ANS_FD]   (stdlib only; runs in the sandbox)
 """
 
 import marshal
@@ -12,7 +18,8 @@ import resource
 import sys
 from _json import encode_basestring_ascii as _quote  # the C half of json: no `re` import, fast start
 
-MAX_DEPTH = 200  # deeper values are reported as opaque so encoding cannot recurse forever
+MAX_DEPTH = 200  # deeper values cross as handles, so encoding cannot recurse forever
+MAX_HANDLES = 100_000
 
 
 def set_limits(limits):
@@ -35,11 +42,31 @@ def set_limits(limits):
         resource.setrlimit(which, (value, value))
 
 
-def encode(value, depth=0):
-    """Tag a value with its exact builtin type; anything else becomes an opaque object tag."""
+class Handles:
+    """Objects that are not plain data stay here; the other side gets their id."""
+
+    def __init__(self):
+        self.objs = []
+
+    def put(self, obj):
+        if len(self.objs) >= MAX_HANDLES:
+            raise MemoryError("too many handles")
+        self.objs.append(obj)
+        return len(self.objs) - 1
+
+    def get(self, i):
+        return self.objs[i]
+
+
+def encode(value, handles=None, depth=0):
+    """Tag a value with its exact builtin type; anything else becomes a handle (or an opaque tag)."""
     t = type(value)  # type(), not isinstance: subclasses of int/str could carry a lying __eq__
     if depth > MAX_DEPTH:
-        return {"t": "object", "type": "too deep"}
+        return _handle(value, handles)
+    if t is Raw:  # the names answer, already encoded
+        return {"t": "raw", "v": list(value)}
+    if t is Handle:  # a forced handle (iterators)
+        return _handle(value.obj, handles)
     if t is int:
         # hex: int <-> decimal str conversion is capped at 4300 digits, base 16 is not
         return {"t": "int", "v": value} if value.bit_length() <= 63 else {"t": "int", "hex": hex(value)}
@@ -52,40 +79,21 @@ def encode(value, depth=0):
     if t is bytes:
         return {"t": "bytes", "v": value.hex()}
     if t in (list, tuple):
-        return {"t": t.__name__, "v": [encode(x, depth + 1) for x in value]}
+        return {"t": t.__name__, "v": [encode(x, handles, depth + 1) for x in value]}
     if t in (set, frozenset):  # sorted: equal sets encode equally whatever their iteration order
-        return {"t": t.__name__, "v": sorted((encode(x, depth + 1) for x in value), key=dumps)}
+        return {"t": t.__name__, "v": sorted((encode(x, handles, depth + 1) for x in value), key=dumps)}
     if t is dict:
-        items = [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in dict.items(value)]
+        items = [[encode(k, handles, depth + 1), encode(v, handles, depth + 1)] for k, v in dict.items(value)]
         return {"t": "dict", "v": sorted(items, key=lambda kv: dumps(kv[0]))}
-    return {"t": "object", "type": t.__name__[:100]}
+    return _handle(value, handles)
 
 
-def strict_compare(op, a, b):
-    """A comparison in the candidate's process that never calls the candidate's dunder methods:
-    equality on exact-type encodings (ints and floats by value), ordering only between plain
-    numbers or strings, membership by strict equality."""
-    num = (int, float)
-    if op in ("==", "!="):
-        if type(a) in num and type(b) in num:
-            hit = a == b
-        else:
-            hit = encode(a) == encode(b)
-        return hit if op == "==" else not hit
-    if op in ("is", "is not"):
-        return (a is b) if op == "is" else (a is not b)
-    if op in ("in", "not in"):
-        if type(b) is str and type(a) is str:
-            hit = a in b
-        elif type(b) in (list, tuple, set, frozenset, dict):
-            hit = any(strict_compare("==", a, x) for x in b)
-        else:
-            hit = False
-        return hit if op == "in" else not hit
-    plain = (type(a) in num and type(b) in num) or (type(a) is str and type(b) is str)
-    if not plain:
-        return False
-    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+def _handle(value, handles):
+    name = type(value).__name__
+    name = name[:100] if type(name) is str else "?"
+    if handles is None:
+        return {"t": "object", "type": name}
+    return {"t": "handle", "id": handles.put(value), "type": name, "call": callable(value)}
 
 
 def dumps(obj):
@@ -104,12 +112,13 @@ def dumps(obj):
     return "{" + ",".join([_quote(k) + ":" + dumps(v) for k, v in obj.items()]) + "}"
 
 
-def read_frame(fd):
-    """One length-prefixed marshal frame from the harness (trusted direction), or None at EOF."""
+def read_frame(fd, loads=marshal.loads):
+    """One length-prefixed frame from the trusted side, or None at EOF."""
     head = _read_exact(fd, 4)
     if head is None:
         return None
-    return marshal.loads(_read_exact(fd, int.from_bytes(head, "big")) or b"")
+    body = _read_exact(fd, int.from_bytes(head, "big"))
+    return None if body is None else loads(body)
 
 
 def _read_exact(fd, n):
@@ -122,65 +131,177 @@ def _read_exact(fd, n):
     return buf
 
 
-def main():
-    cmd_fd, res_fd = int(sys.argv[1]), int(sys.argv[2])
-    job = read_frame(cmd_fd)
-    nonce = job["nonce"]
-
+def writer(fd):
+    """A function that writes one JSON line to ``fd``."""
     def send(msg):
-        msg["nonce"] = nonce
         data = (dumps(msg) + "\n").encode()
         while data:
-            data = data[os.write(res_fd, data):]
+            data = data[os.write(fd, data):]
+    return send
 
+
+def new_module(name, filename):
+    """A real module object registered in sys.modules, so pickle and multiprocessing find its names."""
+    mod = type(sys)(name)
+    mod.__file__ = filename
+    mod.__builtins__ = __builtins__
+    sys.modules[name] = mod
+    return mod
+
+
+def main():
+    fds = [int(a) for a in sys.argv[1:]]
+    cmd_fd, res_fd = fds[0], fds[1]
+    job = read_frame(cmd_fd)
+    send = writer(res_fd)
     set_limits(job["limits"])
-    code = job["code"]
-    if job["mode"] == "script":
+    mode = job["mode"]
+    if mode == "exec":
+        run_exec(job, cmd_fd, res_fd)
+        return
+    if mode == "script":
         # the harness's pipes are closed so the program sees only stdin/stdout/stderr
         os.close(cmd_fd)
         os.close(res_fd)
         sys.argv = ["main.py"]
-        ns = {"__name__": "__main__", "__file__": "main.py", "__builtins__": __builtins__}
-        exec(compile(code, "main.py", "exec"), ns)
+        # a real __main__ module: pickle and multiprocessing look functions and classes up there
+        mod = new_module("__main__", "/work/main.py")
+        exec(compile(job["code"], "main.py", "exec"), mod.__dict__)
         return
-    ns = {"__name__": "solution", "__builtins__": __builtins__}
+    mod = new_module("solution", "/work/solution.py")
+    ns = mod.__dict__
     try:
-        exec(compile(code, "solution.py", "exec"), ns)
+        exec(compile(job["code"], "solution.py", "exec"), ns)
     except BaseException as exc:  # SystemExit included: a solution must define, not exit
         send({"load_error": format_error(exc)})
         return
-    if job.get("entry_point") and job["entry_point"] in ns:
-        ns["candidate"] = ns[job["entry_point"]]  # HumanEval's check(candidate) convention
-    current = [None]
-
-    def check(op, a, b):
-        # an assert inside a test statement: the harness decides, from the two values
-        send({"i": current[0], "check": [op, encode(a), None if op in ("truth", "not") else encode(b)]})
-
-    # bound after the candidate's code ran, so its own definitions of these names are replaced
-    ns["__grpo_cmp__"] = strict_compare
-    ns["__grpo_check__"] = check
     send({"ready": True})
+    if mode == "serve":
+        os.close(cmd_fd)
+        serve(mod, fds[2], writer(fds[3]))
+        return
     target = None
-    while True:
+    while True:  # call mode: the harness sends argument lists and compares what comes back
         req = read_frame(cmd_fd)
         if req is None or "end" in req:
             break
-        i = current[0] = req["i"]
+        i = req["i"]
         try:
-            if "stmt" in req:
-                exec(compile(req["stmt"], f"test_{i}", "exec"), ns)
-                value = None
-            elif "expr" in req:
-                value = eval(compile(req["expr"], f"test_{i}", "eval"), ns)
-            else:
-                if target is None:
-                    target = resolve(ns, job)
-                value = target(*req["args"])
-            out = {"i": i, "value": encode(value)}
+            if target is None:
+                target = resolve(ns, job)
+            out = {"i": i, "value": encode(target(*req["args"]))}
         except BaseException as exc:
             out = {"i": i, "error": format_error(exc)}
         send(out)
+
+
+def run_exec(job, cmd_fd, res_fd):
+    """Exec ``argv`` (or a binary sent in the job, from an anonymous memory file) in place of the runner."""
+    os.close(cmd_fd)
+    os.close(res_fd)
+    argv = job["argv"]
+    env = job.get("env") or dict(os.environ)
+    if job.get("binary") is not None:
+        fd = os.memfd_create("prog", 0)
+        data = memoryview(job["binary"])
+        while data:
+            data = data[os.write(fd, data):]
+        os.execve(fd, argv, env)
+    os.execve(argv[0], argv, env)
+
+
+def serve(mod, req_fd, send):
+    """Answer the tester's requests: every value crosses as tagged data, other objects as handles."""
+    import pickle
+
+    handles = Handles()
+    handles.put(mod)  # handle 0: the solution module
+
+    class Loader(pickle.Unpickler):
+        def persistent_load(self, pid):  # a handle the tester passes back as an argument
+            return handles.get(pid)
+
+    def loads(data):
+        import io
+
+        return Loader(io.BytesIO(data)).load()
+
+    while True:
+        req = read_frame(req_fd, loads)
+        if req is None:
+            return
+        try:
+            out = {"value": encode(answer(req, handles, mod), handles)}
+        except StopIteration:
+            out = {"stop": True}
+        except BaseException as exc:
+            out = {"error": error_record(exc)}
+        out["rid"] = req.get("rid") if type(req) is dict else None
+        send(out)
+
+
+def answer(req, handles, mod):
+    """One request of the tester: names of the module, call, attribute, iteration, container ops."""
+    op = req["op"]
+    if op == "names":
+        out = []
+        for name, value in list(mod.__dict__.items()):
+            if name.startswith("__") or type(name) is not str:
+                continue
+            if type(value) is type(sys):  # an imported module: the tester imports its own copy
+                out.append([name, {"t": "module", "v": str(getattr(value, "__name__", ""))[:200]}])
+            else:
+                out.append([name, encode(value, handles)])
+        return Raw(out)
+    obj = handles.get(req["h"])
+    if op == "call":
+        return obj(*req.get("args", ()), **req.get("kw", {}))
+    if op == "getattr":
+        return getattr(obj, req["name"])
+    if op == "setattr":
+        setattr(obj, req["name"], req["value"])
+        return None
+    if op == "iter":
+        return Handle(iter(obj))
+    if op == "next":
+        return next(obj)
+    if op == "len":
+        return len(obj)
+    if op == "getitem":
+        return obj[req["key"]]
+    if op == "setitem":
+        obj[req["key"]] = req["value"]
+        return None
+    if op == "contains":
+        return req["item"] in obj
+    if op == "str":
+        return str(obj)
+    if op == "repr":
+        return repr(obj)
+    raise ValueError(f"unknown op {op!r}")
+
+
+class Raw(list):
+    """An already-encoded list (the names answer)."""
+
+
+class Handle:
+    """Force a handle for a value even when it is plain data (iterators)."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+
+def error_record(exc):
+    """An exception as data: builtin exception classes by name, anything else as CandidateError."""
+    t = type(exc)
+    builtin = getattr(t, "__module__", None) == "builtins" and isinstance(exc, Exception)
+    try:
+        msg = str(exc)[:1000]
+    except BaseException:
+        msg = "?"
+    return {"type": t.__name__ if builtin else "CandidateError", "name": str(t.__name__)[:100], "msg": msg,
+            "tb": format_error(exc)[-800:]}
 
 
 def resolve(ns, job):
@@ -195,10 +316,13 @@ def resolve(ns, job):
 
 def format_error(exc):
     """``TypeName: message`` plus the last lines of the traceback, kept short."""
-    import traceback  # only on errors: it pulls in linecache and friends
+    try:
+        import traceback  # only on errors: it pulls in linecache and friends
 
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:])
-    return f"{type(exc).__name__}: {str(exc)[:300]}\n{tb[-1000:]}"
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:])
+        return f"{type(exc).__name__}: {str(exc)[:300]}\n{tb[-1000:]}"
+    except BaseException:  # a candidate's exception whose __str__ raises
+        return f"{type(exc).__name__}"
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The warm server inside a sandbox container: reads jobs as length-prefixed JSON frames on stdin,
-runs each through the harness (one forked candidate process per run, as an unprivileged uid) and
-writes the verdict frame to stdout. It is pid 1 of the container, so after every run it can kill
+runs each through the harness and writes the verdict frame to stdout. Candidate and tester
+processes are forked by a zygote (``zygote.py``: a pre-imported interpreter started before the
+first job) and drop to their unprivileged uids. It is pid 1 of the container, so after every run it can kill
 every other process in it and reap them; a run never sees a file or process of the one before.
 
 Usage (the image's command): python3 -I -u /opt/grpo_sandbox/server.py  with env SANDBOX_UID
@@ -9,7 +10,6 @@ Usage (the image's command): python3 -I -u /opt/grpo_sandbox/server.py  with env
 import ctypes
 import json
 import os
-import shutil
 import signal
 import struct
 import subprocess
@@ -19,42 +19,60 @@ import time
 # the image holds this package at /opt/grpo_sandbox (stdlib only); -I leaves the script's dir off sys.path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from grpo_sandbox import harness  # noqa: E402
+from grpo_sandbox.zygote import Zygote, ZygoteGone  # noqa: E402
 
-RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
+# pytest too: its import is most of a pytest-format run (the system site-packages are on the server's path)
+PRELOAD = ("grpo_sandbox.runner", "grpo_sandbox.tester", "pickle", "json", "traceback", "unittest", "io", "pytest",
+           "_pytest.python", "_pytest.assertion.rewrite", "_pytest.unittest", "_pytest.fixtures")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUNNER = os.path.join(HERE, "runner.py")
+TESTER = os.path.join(HERE, "tester.py")
+TESTER_UID_OFFSET = 1 << 24  # the tester's uid: never a candidate's, never a host user's
 SCRATCH = ("/work", "/tmp", "/dev/shm", "/dev/mqueue")  # POSIX queues outlive processes too
 
 
 class DockerBox:
-    """Runs the candidate as ``uid`` in this container; cleans up as pid 1."""
+    """Runs the candidate as ``uid`` and the tester as another uid in this container; cleans up as pid 1."""
 
-    def __init__(self, uid: int):
+    def __init__(self, uid: int, zygote=None):
         self.uid = uid
+        self.tester_uid = uid + TESTER_UID_OFFSET
+        self.zygote = zygote  # forks pre-imported interpreters; None: start each one with exec
 
-    def spawn(self, cmd_r: int, res_w: int, limits: dict) -> subprocess.Popen:
-        """Start the runner as the unprivileged uid in its own session, with the two harness pipes."""
+    def spawn(self, fds: list[int], limits: dict, role: str = "candidate") -> subprocess.Popen:
+        """Start the runner (or the tester) as its unprivileged uid in its own session, with the pipes."""
+        uid = self.uid if role == "candidate" else self.tester_uid
+        script = RUNNER if role == "candidate" else TESTER
+        adj = 1000 if role == "candidate" else 500
+        cwd = "/work" if role == "candidate" else "/"
+        if self.zygote is not None:
+            try:
+                return self.zygote.spawn(role, uid, adj, cwd, harness.CANDIDATE_ENV, fds)
+            except ZygoteGone:
+                self.zygote = None  # from now on, a fresh interpreter per process
         return subprocess.Popen(
-            [sys.executable, "-I", "-S", RUNNER, str(cmd_r), str(res_w)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(cmd_r, res_w),
-            cwd="/work", env=harness.CANDIDATE_ENV, user=self.uid, group=self.uid, extra_groups=[],
-            start_new_session=True,
+            [sys.executable, "-I", "-S", script, *map(str, fds)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=fds,
+            cwd=cwd, env=harness.CANDIDATE_ENV, start_new_session=True, preexec_fn=lambda: become(uid, adj),
         )
 
-    def runner_limits(self, limits: dict) -> dict:
+    def runner_limits(self, limits: dict, role: str = "candidate") -> dict:
         """rlimits the runner applies: the memory cgroup backs RLIMIT_AS up for the whole tree."""
         return {"cpu_s": limits["cpu_s"], "disk_mb": limits["disk_mb"], "as_mb": limits["memory_mb"],
                 "nproc": limits["pids"]}
 
-    def kill(self, proc: subprocess.Popen) -> None:
-        """Kill every process in the container but this one, then reap them all."""
+    def kill(self, proc, role: str = "candidate") -> None:
+        """Kill every process of the role's uid (the whole tree, daemons included), then reap them
+        (the zygote, root, is never among them)."""
+        uid = self.uid if role == "candidate" else self.tester_uid
         for _ in range(1000):
-            try:
-                os.kill(-1, signal.SIGKILL)  # from pid 1: every other process in the namespace
-            except ProcessLookupError:
-                pass
+            if _alive(uid):  # the common case, a program that exited and left nothing, skips the fork
+                _kill_as(uid)
             if proc.returncode is None:
                 proc.wait()
             _reap()
-            if not _others_alive():
+            if not _alive(uid):
                 return
             time.sleep(0.001)
         raise RuntimeError("processes survived SIGKILL")
@@ -76,25 +94,58 @@ class DockerBox:
         """Empty the scratch mounts and IPC objects, as the run uid (root here cannot enter its 0700 dirs)."""
         if not any(os.listdir(top) for top in SCRATCH if os.path.isdir(top)) and not _ipc_objects():
             return  # the common case: the run left nothing, so skip the fork
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.setgroups([])
-                os.setgid(self.uid)
-                os.setuid(self.uid)
-                for top in SCRATCH:
-                    _wipe(top)
-                _remove_sysv_ipc()
-                code = 0
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError("scratch cleanup failed")
+        for uid in (self.uid, self.tester_uid):  # the tester's private dir is its own to remove
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    os.setgroups([])
+                    os.setresgid(uid, uid, uid)
+                    os.setresuid(uid, uid, uid)
+                    for top in SCRATCH:
+                        _wipe(top, uid)
+                    _remove_sysv_ipc()
+                    code = 0
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise RuntimeError("scratch cleanup failed")
+            if not any(os.listdir(top) for top in SCRATCH if os.path.isdir(top)):
+                break
         for top in SCRATCH:
             if os.path.isdir(top) and os.listdir(top):
                 raise RuntimeError(f"{top} not empty after cleanup")
+
+
+def become(uid: int, oom_adj: int) -> None:
+    """In a child, before exec: raise its OOM score, then drop to ``uid`` with no supplementary
+    groups. The OOM killer then takes the candidate first, then the tester, before the server:
+    memfd and tmpfs pages are in no process's RSS, so by size alone the server could look like
+    the biggest process. (Without CAP_SYS_RESOURCE, which engines in containers cannot grant, a
+    process may lower its own score back to the server's, not below.)"""
+    with open("/proc/self/oom_score_adj", "w") as fh:
+        fh.write(str(oom_adj))
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+
+
+
+def _kill_as(uid: int) -> None:
+    """kill(-1, SIGKILL) as ``uid``: every process of that uid at once, however fast it forks."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, signal.SIGKILL)
+        except BaseException:
+            pass
+        os._exit(0)
+    os.waitpid(pid, 0)
 
 
 def _reap() -> None:
@@ -107,11 +158,13 @@ def _reap() -> None:
             return
 
 
-def _others_alive() -> bool:
-    me = os.getpid()
+def _alive(uid: int) -> bool:
+    """Whether a live (not zombie) process of ``uid`` is left."""
     for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != me:
+        if name.isdigit():
             try:
+                if os.stat(f"/proc/{name}").st_uid != uid:
+                    continue
                 with open(f"/proc/{name}/stat") as fh:
                     state = fh.read().rsplit(")", 1)[1].split()[0]
             except (OSError, IndexError):
@@ -121,22 +174,40 @@ def _others_alive() -> bool:
     return False
 
 
-def _wipe(top: str) -> None:
+def _wipe(top: str, uid: int) -> None:
+    """Remove everything under ``top`` that ``uid`` owns, whatever its modes and depth: an iterative
+    walk (no recursion limit) that gives each directory back its owner's rwx before entering it."""
     if not os.path.isdir(top):
         return
-    for name in os.listdir(top):
-        path = os.path.join(top, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            for root, dirs, _ in os.walk(path):  # the owner can always chmod back what it locked
-                os.chmod(root, 0o700)
-                for d in dirs:
-                    p = os.path.join(root, d)
-                    if not os.path.islink(p):
-                        os.chmod(p, 0o700)
-            os.chmod(path, 0o700)
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
+    stack = [(top, False)]
+    while stack:
+        path, listed = stack.pop()
+        if listed:
+            if path != top:
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    pass  # someone else's entries inside: the other uid's pass removes them
+            continue
+        if path != top:
+            try:
+                os.chmod(path, 0o700)
+            except OSError:
+                continue  # not ours
+        stack.append((path, True))
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    if e.stat(follow_symlinks=False).st_uid == uid:
+                        stack.append((e.path, False))
+                else:
+                    os.unlink(e.path)
+            except OSError:
+                pass
 
 
 def _ipc_objects() -> bool:
@@ -186,7 +257,9 @@ def write_frame(stream, obj) -> None:
 
 def main() -> None:
     uid = int(os.environ.get("SANDBOX_UID", "10001"))
-    box = DockerBox(uid)
+    # forked before the first job is read, so the zygote never holds any job's data
+    zygote = Zygote(PRELOAD) if os.environ.get("SANDBOX_ZYGOTE", "1") == "1" else None
+    box = DockerBox(uid, zygote)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     box.reset()
     write_frame(stdout, {"ready": True, "uid": uid})

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from grpo_sandbox.asserts import assert_items
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from grpo_sandbox.asserts import split_tests
 from grpo_sandbox.compare import Opaque, ProtocolError, apply_compare, decode, same, stdout_matches
 from grpo_sandbox.harness import LIMIT_DEFAULTS, merge_limits
 from grpo_sandbox.runner import encode
@@ -19,6 +22,7 @@ def test_encode_decode_roundtrip(value):
 
 
 def test_custom_objects_never_equal_anything():
+    """Without a handle table (call tests), objects are opaque: they equal nothing."""
     class Liar:
         def __eq__(self, other):
             return True
@@ -51,51 +55,48 @@ def test_decode_rejects_malformed():
             decode(bad)
 
 
-def test_assert_items_keep_literals_outside():
-    code = ("assert f(1) == 'SECRET'\nassert 3 == f(2)\nassert f(0)\nassert not f(9)\n"
-            "assert f(1) > 2 and f(2) in [7, 8]\n")
-    items = assert_items(code)
-    sent = [o["expr"] for it in items for o in it.get("operands", []) if "expr" in o]
-    assert sent == ["f(1)", "f(2)", "f(0)", "f(9)", "f(1)", "f(2)"]
-    assert all("SECRET" not in s and "7" not in s for s in sent)
-    assert [it.get("compare") for it in items] == ["==", "==", None, None, ">", "in"]
+def test_split_tests_one_test_per_assert():
+    code = ("import math\nassert f(1) == 'SECRET'\nassert True, 'x'\nfor x in [1]:\n    assert f(x)\n"
+            "def helper(y):\n    assert y\nMETADATA = {}\n")
+    items = split_tests(code)
+    assert [(it["src"].split("\n")[0], it["test"]) for it in items] == [
+        ("import math", False), ("assert f(1) == 'SECRET'", True), ("for x in [1]:", True), ("def helper(y):", False)]
 
 
-def test_assert_items_humaneval_check():
+def test_split_tests_humaneval_check():
     code = ("METADATA = {}\n\ndef check(candidate):\n    import math\n    assert candidate(2) == 4\n"
             "    assert True, 'debug line'\n\ncheck(f)\n")
-    items = assert_items(code)
-    assert items[0] == {"stmt": "import math", "checks": 0}
-    assert items[1]["operands"] == [{"expr": "candidate(2)"}, {"literal": 4}]
-    assert len(items) == 2  # METADATA, `assert True` and the check(f) call are dropped
+    items = split_tests(code)
+    assert [it["src"] for it in items] == ["import math", "assert candidate(2) == 4"]
 
 
-def test_nested_asserts_are_reported_and_compares_hardened():
-    code = ("def check(candidate):\n    for x in range(3):\n        assert candidate(x) == 2 * x, 'm'\n"
-            "    assert all(candidate(y) == 2 * y for y in [1, 2])\n")
-    loop, gen = assert_items(code)
-    assert loop["checks"] == 1 and "assert" not in loop["stmt"]  # counted as a test, decided outside
-    assert loop["stmt"].strip().endswith("__grpo_check__('==', candidate(x), 2 * x)")
-    assert gen["operands"][0]["expr"] == "all((__grpo_cmp__('==', candidate(y), 2 * y) for y in [1, 2]))"
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=3), kids, max_size=3),
+                    max_leaves=20))
+@settings(max_examples=300, deadline=None)
+def test_decode_never_raises_but_protocol_error(obj):
+    """Whatever JSON the candidate sends, decoding either gives a value or a ProtocolError."""
+    try:
+        decode(obj)
+    except ProtocolError:
+        pass
 
 
-def test_strict_compare_in_candidate_process():
-    from grpo_sandbox.runner import strict_compare
+@given(st.one_of(st.integers(), st.floats(allow_nan=True), st.just(10**400), st.just(-(10**400))),
+       st.one_of(st.integers(), st.floats(allow_nan=True), st.just(10**400)),
+       st.one_of(st.none(), st.floats(min_value=0, max_value=1)))
+def test_same_never_raises_on_numbers(a, b, tol):
+    assert same(a, b, tol) in (True, False)
 
-    class Liar(int):
-        def __eq__(self, other):
-            return True
 
-        def __lt__(self, other):
-            return True
-
-        __hash__ = int.__hash__
-
-    assert not strict_compare("==", Liar(0), 5) and strict_compare("!=", Liar(0), 5)
-    assert not strict_compare("<", Liar(9), 5) and not strict_compare("in", Liar(1), [2, 3])
-    assert strict_compare("==", {1, 2, 3}, {3, 2, 1}) and strict_compare("==", {"a": 1, "b": 2}, {"b": 2, "a": 1})
-    assert strict_compare("==", 2, 2.0) and not strict_compare("==", True, 1)
-    assert strict_compare("in", "b", "abc") and strict_compare("<", "a", "b")
+def test_deep_and_huge_values_do_not_break_the_harness():
+    deep = {"t": "int", "v": 1}
+    for _ in range(100_000):
+        deep = {"t": "list", "v": [deep]}
+    with pytest.raises(ProtocolError):
+        decode(deep)
+    assert not same(10**400, 1.5, 1e-6) and not same(10**400, 1.5)
+    assert decode(encode(10**400)) == 10**400
 
 
 def test_apply_compare():

@@ -453,3 +453,226 @@ def test_memory_limit_covers_the_whole_tree(backend):
     v = backend.run(FORKED_MEMORY)
     assert v["status"] == "memory_limit", (v["status"], v["stdout"], v["stderr"][-300:])
     assert_clean(backend)
+
+
+# --- the program is a real __main__ --------------------------------------------------------------
+
+MAIN_PROGRAMS = {
+    "pool_map_own_function": job("""
+        from multiprocessing import Pool
+        def sq(x):
+            return x * x
+        if __name__ == '__main__':
+            with Pool(2) as p:
+                print(p.map(sq, range(5)))
+    """),
+    "pickle_own_class": job("""
+        import pickle
+        class Point:
+            def __init__(self, x): self.x = x
+        def make(x): return Point(x)
+        p = pickle.loads(pickle.dumps(Point(3)))
+        f = pickle.loads(pickle.dumps(make))
+        print(p.x, f(4).x, __name__)
+    """),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MAIN_PROGRAMS))
+def test_program_runs_as_real_main(backend, name):
+    v = backend.run(MAIN_PROGRAMS[name])
+    assert v["status"] == "passed", (name, v["stderr"][-600:])
+    assert v["stdout"].strip() in ("[0, 1, 4, 9, 16]", "3 4 __main__")
+
+
+# --- nothing a candidate does makes the sandbox fail -----------------------------------------------
+
+CALL_FLOAT = {"kind": "call", "fn_name": "f", "cases": [{"args": [1], "expected": 2.5}], "float_tol": 1e-6}
+BREAKERS = {
+    "mode000_nested_dirs": (job("""
+        import os
+        for top in ('.', '/tmp', '/dev/shm'):
+            p = os.path.join(top, 'a')
+            os.makedirs(p + '/b/c/d')
+            open(p + '/b/c/d/f', 'w').write('x')
+            for q in (p + '/b/c/d', p + '/b/c', p + '/b', p):
+                os.chmod(q, 0)
+    """), {"passed"}),
+    "deep_tree_1500": (job("""
+        import os
+        os.chdir('/work')
+        for i in range(1500):
+            os.mkdir('d'); os.chdir('d')
+        os.chmod('.', 0)
+        print('deep')
+    """), {"passed"}),
+    "huge_int_where_float_expected": (job("def f(x): return 10**400", CALL_FLOAT), {"failed"}),
+    "deep_json_answer": (job("""
+        def f(x):
+            v = []
+            for _ in range(100000):
+                v = [v]
+            return v
+    """, CALL_FLOAT), {"failed"}),
+    "deep_json_forged_line": (job("""
+        import os
+        def f(x):
+            for fd in range(3, 20):
+                try:
+                    os.write(fd, b'{"i": 0, "value": ' + b'{"t": "list", "v": [' * 50000 + b']}' * 50000 + b'}\\n')
+                except OSError:
+                    pass
+            return 0
+    """, CALL_FLOAT), {"failed"}),
+    "deep_value_to_tester": (job("""
+        def f(x):
+            v = []
+            for _ in range(100000):
+                v = [v]
+            return v
+    """, {"kind": "assert", "code": "assert f(1) == []\n"}), {"failed"}),
+    "memfd_flood": (job("""
+        import os
+        fds = []
+        while True:
+            fd = os.memfd_create('x')  # pages in no process's RSS, each file under the file-size cap
+            os.write(fd, b'x' * (16 << 20))
+            fds.append(fd)
+    """, memory_mb=256, disk_mb=32), {"memory_limit"}),
+    "mmap_exhaustion": (job("""
+        import mmap
+        maps = []
+        while True:
+            m = mmap.mmap(-1, 64 << 20)
+            m.write(b'x' * (64 << 20))
+            maps.append(m)
+    """, memory_mb=256, disk_mb=32), {"memory_limit"}),
+    "children_exhaustion": (job("""
+        import os, time
+        for _ in range(8):
+            if os.fork() == 0:
+                b = b'x' * (768 << 20)  # filled in C: the pages are touched at once
+                time.sleep(60)
+                os._exit(0)
+        while True:
+            try: os.wait()
+            except ChildProcessError: break
+    """, wall_s=15), {"memory_limit"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BREAKERS))
+def test_candidate_cannot_break_the_sandbox(backend, name):
+    j, allowed = BREAKERS[name]
+    if name in ("memfd_flood", "children_exhaustion") and getattr(backend, "tree_memory_limit", True) is False:
+        pytest.skip("this backend bounds memory per process only (no memory cgroup here)")
+    v = backend.run(j)
+    assert v["status"] in allowed, (name, v["status"], v.get("error"), v["stderr"][-400:])
+    assert_clean(backend)
+
+
+def test_breakers_concurrently(backend):
+    names = [n for n in sorted(BREAKERS) if getattr(backend, "tree_memory_limit", True) or
+             n not in ("memfd_flood", "children_exhaustion")]
+    verdicts = backend.run_many([BREAKERS[n][0] for n in names])
+    for n, v in zip(names, verdicts):
+        assert v["status"] in BREAKERS[n][1], (n, v["status"], v.get("error"))
+    assert_clean(backend)
+
+
+# --- the local backend is as tight as docker -------------------------------------------------------
+
+def test_no_host_process_or_environment_visible(backend, monkeypatch):
+    """/proc shows only the sandbox's own processes; no environ or cmdline there holds the host's
+    environment or paths (bubblewrap's init used to be pid 1 with the host's whole environment)."""
+    import sys
+
+    secret = "s3cr3t-" + os.urandom(6).hex()
+    monkeypatch.setenv("GRPO_TEST_SECRET", secret)
+    v = backend.run(job("""
+        import os
+        for p in sorted(os.listdir('/proc')):
+            if p.isdigit():
+                for f in ('environ', 'cmdline'):
+                    try:
+                        print(p, f, open(f'/proc/{p}/{f}', 'rb').read())
+                    except OSError as e:
+                        print(p, f, 'denied')
+        print(dict(os.environ))
+    """))
+    assert v["status"] == "passed", v
+    assert secret not in v["stdout"]
+    for host_path in (sys.prefix, os.getcwd(), "bwrap", "grpo-sandbox-runner"):
+        assert host_path not in v["stdout"], host_path
+
+
+def test_only_scratch_is_writable_and_capped(backend):
+    v = backend.run(job("""
+        import os
+        for d in ('/', '/etc', '/opt', '/dev', '/usr', '/work', '/tmp', '/dev/shm'):
+            try:
+                open(os.path.join(d, 'probe'), 'w').write('x'); os.unlink(os.path.join(d, 'probe'))
+                st = os.statvfs(d)
+                print(d, 'writable', st.f_blocks * st.f_frsize >> 20, st.f_files)
+            except OSError:
+                print(d, 'read-only')
+    """, disk_mb=64))
+    assert v["status"] == "passed", v
+    rows = {ln.split()[0]: ln.split()[1:] for ln in v["stdout"].splitlines()}
+    for d in ("/", "/etc", "/opt", "/dev", "/usr"):
+        assert rows[d] == ["read-only"], (d, rows[d])
+    for d in ("/work", "/tmp"):
+        assert rows[d][0] == "writable" and int(rows[d][1]) <= 64, (d, rows[d])
+    assert rows["/dev/shm"][0] == "writable" and int(rows["/dev/shm"][1]) <= 64
+    if os.geteuid() == 0 or backend.name == "docker":
+        assert all(int(rows[d][2]) <= 16384 for d in ("/work", "/tmp")), rows  # inode caps
+
+
+def test_namespaces_ptrace_and_mounts_refused(backend):
+    v = backend.run(job("""
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        print('unshare_user', libc.unshare(0x10000000))
+        print('unshare_net', libc.unshare(0x40000000))
+        print('ptrace', libc.ptrace(16, 1, 0, 0))
+        print('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None))
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print('fork ok')
+    """))
+    assert v["status"] == "passed", v
+    assert v["stdout"].split("\n")[:5] == ["unshare_user -1", "unshare_net -1", "ptrace -1", "mount -1", "fork ok"]
+
+
+def test_nothing_reaches_the_next_run_through_the_zygote():
+    """The docker backend forks every process from a pre-imported zygote: what one run changes in
+    its (copied) memory, modules, environment and files is gone for the next, in the same container."""
+    b = make_backend("docker", parallel=1)
+    try:
+        first = b.run(job("""
+            import builtins, os, sys, json
+            os.environ['LEAK'] = '1'
+            builtins.LEAK = 1
+            json.LEAK = 1
+            for m in list(sys.modules.values()):
+                try: m.LEAK = 1
+                except Exception: pass
+            sys.path.insert(0, '/work/leak')
+            open('/tmp/leak', 'w').write('x')
+            print(os.getppid() != 1, sys.modules['__main__'].__file__)
+        """))
+        assert first["status"] == "passed", first
+        second = b.run(job("""
+            import builtins, os, sys, json
+            print(os.environ.get('LEAK'), hasattr(builtins, 'LEAK'), hasattr(json, 'LEAK'),
+                  any(getattr(m, 'LEAK', None) == 1 for m in list(sys.modules.values())),
+                  '/work/leak' in sys.path, os.path.exists('/tmp/leak'))
+        """))
+        assert second["status"] == "passed", second
+        assert second["stdout"].split() == ["None", "False", "False", "False", "False", "False"]
+        assert first["box"]["uid"] == second["box"]["uid"] and second["box"]["run"] == first["box"]["run"] + 1
+        assert first["stdout"].split()[0] == "True"  # forked by the zygote, not by the server (pid 1)
+    finally:
+        b.close()

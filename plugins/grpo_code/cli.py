@@ -9,7 +9,7 @@ import click
 from grpo_plugins.io import InputError, read_jsonl, write_jsonl_atomic
 
 from .backends import SandboxUnavailable, create_backend, merge_limits
-from .tests_format import TestsFormatError, normalize_tests
+from .tests_format import TestsFormatError, check_language, normalize_tests
 
 OUTPUT_FIELDS = ("status", "passed", "total", "stdout", "stderr", "exit_code", "duration_s", "per_test")
 STREAM_KEEP = 64 * 1024  # stdout/stderr kept per output line; the run itself caps at output_bytes
@@ -66,15 +66,17 @@ def load_runs(path: str) -> list[dict]:
         where = f"{path}:{lineno}"
         if not isinstance(rec["code"], str):
             raise InputError(f"{where}: code: expected a string, got {type(rec['code']).__name__}")
-        extra = sorted(set(rec) - {"code", "tests", "stdin", "limits", "id"})
+        extra = sorted(set(rec) - {"code", "language", "tests", "stdin", "limits", "id"})
         if extra:
-            raise InputError(f"{where}: {extra[0]}: unknown field; valid fields: code, tests, stdin, limits, id")
+            raise InputError(f"{where}: {extra[0]}: unknown field; valid fields: code, language, tests, stdin, "
+                             "limits, id")
         job = {"code": rec["code"]}
-        if rec.get("tests") is not None:
-            try:
+        try:
+            if rec.get("tests") is not None:
                 job["tests"] = normalize_tests(rec["tests"], where, "tests")
-            except TestsFormatError as exc:
-                raise InputError(str(exc)) from None
+            job["language"] = check_language(rec.get("language", "python"), job.get("tests"), where)
+        except TestsFormatError as exc:
+            raise InputError(str(exc)) from None
         if rec.get("stdin") is not None:
             if not isinstance(rec["stdin"], str):
                 raise InputError(f"{where}: stdin: expected a string, got {type(rec['stdin']).__name__}")
@@ -93,7 +95,7 @@ def load_runs(path: str) -> list[dict]:
 
 @sandbox_group.command("exec")
 @click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
-              help="JSONL: {code, tests?, stdin?, limits?} per line")
+              help="JSONL: {code, language?, tests?, stdin?, limits?} per line")
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False), help="JSONL of verdicts")
 @click.option("--backend", default="docker", show_default=True, help="docker, local, or a plugin's backend")
 @click.option("--parallel", type=click.IntRange(min=1), default=None, help="programs at once (default: CPU count)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -11,12 +11,14 @@ from grpo_plugins import Reward, RewardOptions, RewardResult, Sample
 
 from .backends import SandboxBackend, SandboxUnavailable, create_backend, merge_limits
 from .program import extract_program
-from .tests_format import normalize_tests
+from .tests_format import check_language, normalize_tests
 
 
 class CodeOptions(RewardOptions):
     backend: str = Field(
         "docker", description="sandbox backend: docker, local (bubblewrap), auto (docker, else local), or a plugin's")
+    language: Literal["python", "cpp"] = Field(
+        "python", description="the program's language: python, or cpp (g++ -O2 -std=c++17; stdio tests)")
     binary: bool = Field(False, description="1/0 for all-tests-passed instead of the fraction passed")
     tests: dict[str, Any] | None = Field(None, description="tests for every sample when a sample has no tests column")
     tests_column: str = Field("tests", description="dataset column holding each sample's tests spec")
@@ -33,12 +35,13 @@ class CodeOptions(RewardOptions):
 
 
 class CodeReward(Reward):
-    """Fraction of tests passed by the last fenced python block, run in an isolated sandbox."""
+    """Fraction of tests passed by the last fenced block of the language, run in an isolated sandbox."""
 
     name = "code"
     granularity = "outcome"
     Options = CodeOptions
-    description = "sandboxed code tests (assert / call / stdio / APPS): fraction passed, or 1/0 with binary"
+    description = ("sandboxed code tests (assert / call / stdio / unittest / pytest / APPS; Python or C++): "
+                   "fraction passed, or 1/0 with binary")
 
     def __init__(self, options=None):
         super().__init__(options)
@@ -78,7 +81,8 @@ class CodeReward(Reward):
                 results[i] = RewardResult(None, info={"status": "no_tests"})
                 continue
             tests = normalize_tests(spec, f"sample {i}", self.options.tests_column)
-            jobs.append({"code": extract_program(s.text), "tests": tests})
+            lang = check_language(self.options.language, tests, f"sample {i}", "code.language")
+            jobs.append({"code": extract_program(s.text, lang), "tests": tests, "language": lang})
             index.append(i)
         for i, verdict in zip(index, self.backend.run_many(jobs)):
             total = verdict.get("total") or 0

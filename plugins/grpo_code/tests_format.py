@@ -1,5 +1,6 @@
-"""Test specs: assert (HumanEval/MBPP), call (APPS/LiveCodeBench call-based), stdio, and APPS-style
-``{"inputs", "outputs", "fn_name"?}``, normalised into the three kinds the harness runs. Errors
+"""Test specs: assert (HumanEval/MBPP), call (APPS/LiveCodeBench call-based), stdio, unittest
+(BigCodeBench TestCase modules), pytest (KodCode test files), and APPS-style
+``{"inputs", "outputs", "fn_name"?}``, normalised into the kinds the harness runs. Errors
 name where the spec came from and the field that is wrong."""
 
 from __future__ import annotations
@@ -8,6 +9,10 @@ import ast
 import json
 import math
 from typing import Any
+
+
+KINDS = ("assert", "call", "stdio", "unittest", "pytest")
+LANGUAGES = ("python", "cpp")
 
 
 class TestsFormatError(ValueError):
@@ -54,7 +59,7 @@ def normalize_tests(spec: Any, where: str = "tests", field: str = "tests") -> di
     if "kind" not in spec:
         if "inputs" in spec or "outputs" in spec:
             return _apps(spec, where, field)
-        _fail(where, field + ".kind", "missing; expected 'assert', 'call' or 'stdio' (or APPS inputs/outputs)")
+        _fail(where, field + ".kind", f"missing; expected one of {', '.join(KINDS)} (or APPS inputs/outputs)")
     kind = spec["kind"]
     if kind == "assert":
         _check_keys(where, field, spec, ("kind", "code", "entry_point"))
@@ -97,7 +102,25 @@ def normalize_tests(spec: Any, where: str = "tests", field: str = "tests") -> di
             out.append({"stdin": _type(where, f + ".stdin", case.get("stdin", ""), str, "a string"),
                         "stdout": _type(where, f + ".stdout", case.get("stdout"), str, "a string")})
         return {"kind": "stdio", "cases": out, "float_tol": _tol(where, field, spec)}
-    _fail(where, field + ".kind", f"expected 'assert', 'call' or 'stdio', got {kind!r}")
+    if kind in ("unittest", "pytest"):
+        _check_keys(where, field, spec, ("kind", "code"))
+        what = "a TestCase module" if kind == "unittest" else "a pytest file importing solution"
+        code = _type(where, field + ".code", spec.get("code"), str, f"a string of Python ({what})")
+        try:
+            ast.parse(code)
+        except SyntaxError as exc:
+            _fail(where, field + ".code", f"not valid Python (line {exc.lineno}: {exc.msg})")
+        return {"kind": kind, "code": code}
+    _fail(where, field + ".kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
+
+
+def check_language(language: Any, tests: dict | None, where: str, field: str = "language") -> str:
+    """A job's language; C++ programs take stdio tests (or none)."""
+    if language not in LANGUAGES:
+        _fail(where, field, f"expected one of {', '.join(LANGUAGES)}, got {language!r}")
+    if language == "cpp" and tests is not None and tests["kind"] != "stdio":
+        _fail(where, "tests.kind", f"C++ programs take stdio tests, got {tests['kind']!r}")
+    return language
 
 
 def _cases(where, field, spec) -> list:

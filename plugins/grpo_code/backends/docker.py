@@ -4,7 +4,9 @@ engine: point workers at several engines to scale out.
 
 Container settings: no network, read-only root, size-capped tmpfs scratch, memory = swap limit,
 pids limit, CPU quota, cap-drop ALL (plus SETUID/SETGID/KILL for the root-in-container server so it
-can drop the candidate to an unprivileged uid and kill its whole tree), no-new-privileges. A
+can start the candidate and the tester as two unprivileged uids and kill their trees),
+no-new-privileges. The candidate starts with OOM score adjustment 1000 and the tester with 500,
+so the OOM killer takes them before the server. A
 container is discarded after any limit violation, any server error and after ``max_runs`` runs.
 """
 
@@ -28,7 +30,8 @@ from . import SandboxBackend, SandboxUnavailable, error_verdict, uid_base
 
 DISCARD_AFTER = {"timeout", "memory_limit", "output_limit", "process_limit", "disk_limit", "sandbox_error"}
 SERVER_OVERHEAD_MB = 96  # the server and the page cache of python itself, on top of the run's memory
-SERVER_PIDS = 8  # the server and its short-lived cleanup child, on top of the run's pids
+SHM_MB = 16
+SERVER_PIDS = 12  # the server, the tester and short-lived cleanup children, on top of the run's pids
 LABEL = "grpo-sandbox"
 _uids = itertools.count()
 _live: "weakref.WeakSet[DockerBackend]" = weakref.WeakSet()
@@ -52,12 +55,13 @@ class _Container:
 
         self.runs = 0
         self.uid = _next_uid()
-        mem = f"{int(limits['memory_mb'] + limits['disk_mb'] + SERVER_OVERHEAD_MB)}m"  # tmpfs pages count too
+        # tmpfs pages (/work, /tmp, /dev/shm) count too, so the server keeps its overhead when they are full
+        mem = f"{int(limits['memory_mb'] + 2 * limits['disk_mb'] + SHM_MB + SERVER_OVERHEAD_MB)}m"
         disk = f"size={int(limits['disk_mb'])}m,mode=1777,nr_inodes=16384"  # inode floods hit a cap too
         host_config = client.api.create_host_config(
             network_mode="none", read_only=True,
             tmpfs={"/work": disk, "/tmp": disk},
-            shm_size="16m",
+            shm_size=f"{SHM_MB}m",
             mem_limit=mem, memswap_limit=mem,
             pids_limit=int(limits["pids"]) + SERVER_PIDS,
             nano_cpus=int(cpus * 1e9),
@@ -72,7 +76,8 @@ class _Container:
         config = client.api.create_container_config(
             image, ["python3", "-I", "-u", "/opt/grpo_sandbox/server.py"],
             stdin_open=True, user="0",
-            environment={"SANDBOX_UID": str(self.uid)},
+            # one hash seed for every process the zygote forks, as PYTHONHASHSEED=0 gives fresh ones
+            environment={"SANDBOX_UID": str(self.uid), "PYTHONHASHSEED": "0"},
             labels={LABEL: "1", f"{LABEL}.owner": str(os.getpid())},
             host_config=host_config,
         )

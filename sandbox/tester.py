@@ -1,0 +1,463 @@
+"""The trusted test process: test code, its imports and every comparison run here, under a uid of
+its own that the candidate cannot signal or trace. The candidate's names are proxies: calling one
+sends the arguments to the candidate process (pickled: the trusted direction) and the result comes
+back as type-tagged JSON, decoded into plain builtins; anything that is not plain data comes back
+as a handle whose methods run on the candidate's side. So builtins, ``math.isclose``,
+``unittest`` and pytest here are the real ones, and no ``__eq__``, ``__hash__`` or ``__bool__`` of
+the candidate ever runs in this process. Formats: ``assert`` (HumanEval / MBPP), ``unittest``
+(TestCase modules, BigCodeBench's ``task_func``), ``pytest`` (a test file importing ``solution``).
+
+Usage: python3 -I -S tester.py CMD_FD REPORT_FD REQ_FD ANS_FD   (stdlib, plus pytest for that format)
+"""
+
+import builtins
+import importlib
+import io
+import json
+import marshal
+import os
+import pickle
+import resource
+import sys
+import types
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from grpo_sandbox.asserts import split_tests  # noqa: E402
+from grpo_sandbox.compare import ProtocolError, decode  # noqa: E402
+
+_BUILTIN_NAMES = frozenset(vars(builtins))
+MAX_ANSWER = 64 << 20  # bytes of one answer; more is the candidate flooding its pipe
+
+
+class CandidateGone(BaseException):
+    """The candidate process ended or broke the protocol; no later call can succeed.
+    A BaseException, so test code's ``except Exception`` cannot swallow it."""
+
+
+class SandboxBroken(Exception):
+    """The image (or host) lacks something the format needs: a sandbox_error, not the candidate's fault."""
+
+
+class CandidateError(Exception):
+    """An exception raised on the candidate's side whose class is not a builtin one."""
+
+
+class Channel:
+    """Requests to the candidate process and its answers, one at a time."""
+
+    def __init__(self, req_fd: int, ans_fd: int):
+        self.req_fd, self.ans_fd = req_fd, ans_fd
+        self.buf = bytearray()
+        self.gone: str | None = None
+        self.proxies: dict[int, "Proxy"] = {}
+
+    def request(self, op: str, **kw):
+        """Send one request; the decoded answer, or the candidate's exception raised here."""
+        if self.gone:
+            raise CandidateGone(self.gone)
+        out = io.BytesIO()
+        pickler = pickle.Pickler(out, protocol=4)
+        pickler.persistent_id = lambda obj: obj._id if type(obj) is Proxy else None
+        rid = os.urandom(6).hex()  # answers must echo it: stray lines from the candidate's threads break the run
+        try:
+            pickler.dump({"op": op, "rid": rid, **kw})
+        except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
+            raise TypeError(f"argument cannot cross to the candidate's process: {exc}") from None
+        data = out.getvalue()
+        try:
+            os.write(self.req_fd, len(data).to_bytes(4, "big"))
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.req_fd, view):]
+        except OSError:
+            self._lost("the candidate process ended")
+        msg = self._answer()
+        if msg.get("rid") != rid:
+            self._lost("an answer to a request that was not made")
+        if "error" in msg:
+            raise _exception(msg["error"])
+        if "stop" in msg:
+            raise StopIteration
+        if "value" not in msg:
+            self._lost("malformed answer")
+        try:
+            return decode(msg["value"], self.proxy)
+        except (ProtocolError, RecursionError, MemoryError, ValueError, TypeError, OverflowError, KeyError) as exc:
+            self._lost(f"malformed answer: {type(exc).__name__}")
+
+    def _answer(self) -> dict:
+        while b"\n" not in self.buf:
+            if len(self.buf) > MAX_ANSWER:
+                self._lost("answer too large")
+            try:
+                chunk = os.read(self.ans_fd, 1 << 20)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._lost("the candidate process ended")
+            self.buf += chunk
+        line, _, rest = bytes(self.buf).partition(b"\n")
+        self.buf = bytearray(rest)
+        try:
+            msg = json.loads(line)
+        except (ValueError, RecursionError, MemoryError):
+            self._lost("answer is not JSON")
+        if type(msg) is not dict:
+            self._lost("answer is not an object")
+        return msg
+
+    def _lost(self, why: str):
+        self.gone = why
+        raise CandidateGone(why)
+
+    def proxy(self, tagged: dict):
+        """The proxy for a handle the candidate sent (one per id, so identity holds)."""
+        i = tagged.get("id")
+        if type(i) is not int:
+            raise ProtocolError("malformed handle")
+        p = self.proxies.get(i)
+        if p is None:
+            p = self.proxies[i] = Proxy(self, i, str(tagged.get("type", "?"))[:100], tagged.get("call") is True)
+        return p
+
+
+def _exception(err) -> BaseException:
+    if type(err) is not dict:
+        return CandidateError("malformed error")
+    name, msg = str(err.get("type", "")), str(err.get("msg", ""))
+    cls = getattr(builtins, name, None)
+    if isinstance(cls, type) and issubclass(cls, Exception) and name != "CandidateError":
+        try:
+            return cls(msg)
+        except Exception:
+            pass
+    return CandidateError(f"{str(err.get('name', '?'))}: {msg}")
+
+
+class Proxy:
+    """An object that lives in the candidate's process: attribute access, calls, iteration and
+    container operations run there; equality is identity and truthiness is refused, so the
+    candidate's own ``__eq__``, ``__hash__`` and ``__bool__`` never decide anything."""
+
+    __slots__ = ("_ch", "_id", "_type", "_callable")
+
+    def __init__(self, ch: Channel, i: int, type_name: str, is_callable: bool):
+        object.__setattr__(self, "_ch", ch)
+        object.__setattr__(self, "_id", i)
+        object.__setattr__(self, "_type", type_name)
+        object.__setattr__(self, "_callable", is_callable)
+
+    def __call__(self, *args, **kw):
+        return self._ch.request("call", h=self._id, args=args, kw=kw)
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return self._ch.request("getattr", h=self._id, name=name)
+
+    def __setattr__(self, name, value):
+        self._ch.request("setattr", h=self._id, name=name, value=value)
+
+    def __iter__(self):
+        return self._ch.request("iter", h=self._id)
+
+    def __next__(self):
+        return self._ch.request("next", h=self._id)
+
+    def __len__(self):
+        n = self._ch.request("len", h=self._id)
+        if type(n) is not int or n < 0:
+            raise TypeError("__len__ of a candidate object must return a non-negative int")
+        return n
+
+    def __getitem__(self, key):
+        return self._ch.request("getitem", h=self._id, key=key)
+
+    def __setitem__(self, key, value):
+        self._ch.request("setitem", h=self._id, key=key, value=value)
+
+    def __contains__(self, item):
+        return self._ch.request("contains", h=self._id, item=item) is True
+
+    def __str__(self):
+        s = self._ch.request("str", h=self._id)
+        if type(s) is not str:
+            raise TypeError("__str__ of a candidate object must return a str")
+        return s
+
+    def __repr__(self):
+        return f"<candidate {self._type} object #{self._id}>"
+
+    def __eq__(self, other):
+        return self is other
+
+    def __ne__(self, other):
+        return self is not other
+
+    def __hash__(self):
+        return hash((Proxy, self._id))
+
+    def __bool__(self):
+        raise TypeError(f"the truth value of a candidate {self._type} object is not decided across the sandbox")
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("candidate objects cross only as handles")
+
+
+class SolutionModule(types.ModuleType):
+    """``import solution`` on the trusted side: names the module did not bind at load come from the candidate."""
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        ch = self.__dict__["_grpo_channel"]
+        return ch.request("getattr", h=0, name=name)
+
+
+def candidate_names(ch: Channel) -> dict:
+    """The candidate module's top-level names as proxies / data; its stdlib imports imported here."""
+    answer = ch.request("names")
+    out = {}
+    if type(answer) is not dict or answer.get("t") != "raw" or type(answer.get("v")) is not list:
+        raise CandidateGone("malformed names answer")
+    for pair in answer["v"]:
+        if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str or not pair[0].isidentifier():
+            raise CandidateGone("malformed names answer")
+        name, tagged = pair
+        if name in _BUILTIN_NAMES:
+            continue  # a module-level `len = ...` must not replace the test's builtins
+        if name in sys.stdlib_module_names:
+            tagged = {"t": "module", "v": name}  # `math = Fake()` gets the real math here
+        if type(tagged) is dict and tagged.get("t") == "module":
+            modname = str(tagged.get("v", ""))
+            if modname.split(".")[0] in sys.stdlib_module_names:
+                try:
+                    out[name] = importlib.import_module(modname)
+                except Exception:
+                    pass
+            continue
+        try:
+            out[name] = decode(tagged, ch.proxy)
+        except (ProtocolError, RecursionError, ValueError, TypeError, OverflowError, KeyError):
+            raise CandidateGone("malformed names answer") from None
+    return out
+
+
+class Reporter:
+    """Per-test outcomes to the harness, one JSON line each, as they happen."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def send(self, msg: dict) -> None:
+        data = (json.dumps(msg) + "\n").encode()
+        while data:
+            data = data[os.write(self.fd, data):]
+
+    def test(self, name: str, status: str, error: str = "") -> None:
+        msg = {"test": name[:300], "status": status}
+        if error:
+            msg["error"] = error[-1500:]
+        self.send(msg)
+
+
+def _err(exc: BaseException) -> str:
+    import traceback
+
+    try:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-2:])
+    except Exception:
+        tb = type(exc).__name__
+    return tb[-1500:]
+
+
+def run_asserts(job, ch, report):
+    """Each top-level assert is a test; other statements are setup; all of it runs here."""
+    ns = {"__name__": "__test__", "__builtins__": builtins}
+    names = candidate_names(ch)
+    ns.update(names)
+    ep = job.get("entry_point")
+    if ep and ep in names:
+        ns["candidate"] = names[ep]  # HumanEval's check(candidate) convention
+    setup_error = ""
+    for item in split_tests(job["code"]):
+        if setup_error:
+            if item["test"]:
+                report.test(item["src"], "error", setup_error)
+            continue
+        try:
+            exec(compile(item["src"], f"test:{item['line']}", "exec"), ns)
+        except AssertionError as exc:
+            if item["test"]:
+                report.test(item["src"], "failed", _err(exc))
+            else:
+                setup_error = _err(exc)
+            continue
+        except (Exception, CandidateGone) as exc:
+            if item["test"]:
+                report.test(item["src"], "error", _err(exc))
+            else:
+                setup_error = _err(exc)
+            continue
+        if item["test"]:
+            report.test(item["src"], "passed")
+
+
+def install_solution(ch) -> tuple[types.ModuleType, dict]:
+    """``solution`` importable here, bound to the candidate's module."""
+    mod = SolutionModule("solution")
+    mod.__dict__["_grpo_channel"] = ch
+    names = candidate_names(ch)
+    mod.__dict__.update(names)
+    sys.modules["solution"] = mod
+    return mod, names
+
+
+def run_unittest(job, ch, report):
+    """A TestCase module; the candidate's names are bound in it (BigCodeBench) and importable as solution."""
+    import unittest
+
+    _, names = install_solution(ch)
+    mod = types.ModuleType("test_solution")
+    mod.__dict__.update(names)
+    exec(compile(job["code"], "test_solution.py", "exec"), mod.__dict__)
+    suite = unittest.defaultTestLoader.loadTestsFromModule(mod)
+    report.send({"total": suite.countTestCases()})
+
+    class Result(unittest.TestResult):
+        def __init__(self):
+            super().__init__()
+            self.state: dict[str, tuple[str, str]] = {}
+
+        def _set(self, test, status, err=""):
+            key = test.id()
+            if self.state.get(key, ("passed",))[0] == "passed" or status in ("failed", "error"):
+                self.state[key] = (status, err)
+
+        def addSuccess(self, test):
+            self.state.setdefault(test.id(), ("passed", ""))
+
+        def addFailure(self, test, err):
+            self._set(test, "failed", self._exc_info_to_string(err, test))
+
+        def addError(self, test, err):
+            self._set(test, "error", self._exc_info_to_string(err, test))
+
+        def addSkip(self, test, reason):
+            self.state[test.id()] = ("skipped", str(reason))
+
+        def addExpectedFailure(self, test, err):
+            self.state[test.id()] = ("passed", "")
+
+        def addUnexpectedSuccess(self, test):
+            self.state[test.id()] = ("failed", "unexpected success")
+
+        def addSubTest(self, test, subtest, err):
+            if err is not None:
+                failed = issubclass(err[0], test.failureException)
+                self._set(test, "failed" if failed else "error", self._exc_info_to_string(err, test))
+
+        def stopTest(self, test):
+            super().stopTest(test)
+            key = test.id()
+            status, err = self.state.get(key, ("error", "no outcome"))
+            report.test(key.replace("test_solution.", "", 1), status, err)
+
+    suite.run(Result())
+
+
+def run_pytest(job, ch, report):
+    """A pytest file importing ``solution``, run by pytest here, one outcome per test."""
+    import tempfile
+
+    install_solution(ch)
+    import site
+
+    site.main()  # -S left the system's site-packages (the image's python3-pytest) off sys.path
+    try:
+        import pytest
+    except ImportError as exc:
+        raise SandboxBroken(f"pytest is not installed for the sandbox's python3: {exc}") from None
+
+    d = tempfile.mkdtemp(prefix="grpo-tests-")
+    path = os.path.join(d, "test_solution.py")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(job["code"])
+    ini = os.path.join(d, "pytest.ini")
+    with open(ini, "w") as fh:
+        fh.write("[pytest]\n")  # an explicit ini file: no config is discovered from shared dirs
+
+    class Collector:
+        def __init__(self):
+            self.seen: dict[str, tuple[str, str]] = {}
+
+        def pytest_runtest_logreport(self, report):
+            if report.when == "call" or report.failed or report.skipped:
+                status = "passed" if report.passed else ("skipped" if report.skipped else
+                                                         ("failed" if report.when == "call" else "error"))
+                prev = self.seen.get(report.nodeid)
+                if prev is None or prev[0] == "passed":
+                    self.seen[report.nodeid] = (status, "" if report.passed else str(report.longrepr)[-1500:])
+
+        def pytest_runtest_logfinish(self, nodeid, location):
+            status, err = self.seen.get(nodeid, ("error", "no outcome"))
+            report.test(nodeid.split("::", 1)[-1], status, err)
+
+        def pytest_collection_finish(self, session):
+            report_obj.send({"total": len(session.items)})
+
+        def pytest_collectreport(self, report):
+            if report.failed:
+                report_obj.test("collection", "error", str(report.longrepr)[-1500:])
+
+    report_obj = report
+    sink = open(os.devnull, "w")
+    sys.stdout = sink
+    try:
+        pytest.main([path, "-q", "-c", ini, "--rootdir", d, "--confcutdir", d, "-p", "no:cacheprovider",
+                     "-p", "no:stepwise", "-p", "no:pastebin", "-p", "no:junitxml", "-W", "ignore"],
+                    plugins=[Collector()])
+    finally:
+        sys.stdout = sys.__stdout__
+
+
+RUNNERS = {"assert": run_asserts, "unittest": run_unittest, "pytest": run_pytest}
+
+
+def main():
+    cmd_fd, rep_fd, req_fd, ans_fd = (int(a) for a in sys.argv[1:5])
+    head = os.read(cmd_fd, 4)
+    n = int.from_bytes(head, "big")
+    body = b""
+    while len(body) < n:
+        chunk = os.read(cmd_fd, n - len(body))
+        if not chunk:
+            break
+        body += chunk
+    job = marshal.loads(body)
+    os.close(cmd_fd)
+    lim = job["limits"]
+    mb = 1 << 20
+    resource.setrlimit(resource.RLIMIT_AS, (int(lim["as_mb"]) * mb,) * 2)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    report = Reporter(rep_fd)
+    ch = Channel(req_fd, ans_fd)
+    try:
+        RUNNERS[job["kind"]](job, ch, report)
+        report.send({"done": True})
+    except CandidateGone as exc:
+        report.send({"done": True, "error": f"candidate process: {exc}"})
+    except SandboxBroken as exc:
+        report.send({"done": True, "error": f"sandbox: {exc}"})
+    except Exception as exc:  # the test code itself is broken (a syntax error in a TestCase module...)
+        report.send({"done": True, "error": f"test code: {_err(exc)}"})
+
+
+if __name__ == "__main__":
+    main()
