@@ -13,7 +13,6 @@ import os
 import resource
 import signal
 import socket
-import sys
 import threading
 import time
 from multiprocessing.connection import Connection
