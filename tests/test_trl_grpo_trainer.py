@@ -18,7 +18,7 @@ from grpo_plugins.grpo.tiny import build_model, build_tokenizer  # noqa: E402
 from grpo_plugins.manager import PluginManager  # noqa: E402
 
 # no_answer differs from incorrect so that a random model's completions give more than one value
-MATH = {"fallback_number": True, "no_answer": -0.5, "workers": 1}
+MATH = {"extraction": "any", "no_answer": -0.5, "workers": 1}
 FORMAT = {"mode": "search", "pattern": r"[0-9]"}
 
 
