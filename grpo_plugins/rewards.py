@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal, Sequence
+from typing import Any, Callable, ClassVar, Hashable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -187,6 +187,21 @@ class Reward:
 
     def close(self) -> None:
         """Release pools, containers or models the reward holds (called by the host on close)."""
+
+    # Voting (optional; used by evaluation's maj@k): a reward that can say which answer a sample
+    # states overrides ``answer_key``; ``same_answer`` groups keys that differ as text but are equal.
+    def answer_key(self, sample: Sample, result: RewardResult) -> Hashable | None:
+        """The answer ``sample`` states, as a hashable key for majority voting; None = no answer."""
+        return None
+
+    def same_answer(self, a: Hashable, b: Hashable) -> bool:
+        """Whether two answer keys are the same answer (called only for keys that differ)."""
+        return a == b
+
+
+def can_vote(reward: Reward) -> bool:
+    """Whether a reward takes part in majority voting (it overrides ``Reward.answer_key``)."""
+    return type(reward).answer_key is not Reward.answer_key
 
 
 def validate_reward_class(cls: Any) -> None:

@@ -15,6 +15,7 @@ from .equivalence import CheckOptions, check
 from .extract import extract_answer, extract_choice, extract_gold, gold_choice
 from .numeric import NeedSympy
 from .pool import CheckPool
+from . import voting
 
 STATUSES = ("correct", "incorrect", "no_answer", "unparseable", "timeout")
 CACHE_SIZE = 16384  # verdicts of (gold, answer) pairs the pool decided
@@ -111,6 +112,14 @@ class MathReward(Reward):
                         infos[i]["detail"] = detail
         values = {"correct": o.correct, "no_answer": o.no_answer}
         return [RewardResult(values.get(info["status"], o.incorrect), info=info) for info in infos]
+
+    def answer_key(self, sample: Sample, result: RewardResult) -> str | None:
+        """The extracted answer, for majority voting (see voting.py); None when there is none."""
+        return voting.answer_key(result.info)
+
+    def same_answer(self, a: str, b: str) -> bool:
+        """Equal answers under this reward's check, either way round (1/2, 0.5, \\frac{1}{2})."""
+        return voting.same_answer(a, b, self.check_options, lambda: self.pool)
 
     def _verdict(self, i: int, s: Sample) -> dict:
         """Info for one sample; status None means a worker must decide."""
