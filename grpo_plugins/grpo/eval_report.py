@@ -13,7 +13,7 @@ import numpy as np
 
 from ..io import atomic_write_text
 from .config import TrainConfig
-from .evaluate import bootstrap_interval, greedy_correct, progress_printer, sampled_eval
+from .evaluate import bootstrap_interval, greedy_correct, paired_difference, progress_printer, sampled_eval
 
 
 def _trainer_for(cfg: TrainConfig, manager, model_dir: str):
@@ -60,7 +60,22 @@ def evaluate_models(cfg: TrainConfig, manager, models: Sequence[str], samples: i
         report["models"].append({"model": model_dir, "greedy": {"mean": float(np.mean(greedy)), "lo": lo, "hi": hi},
                                  **result, "seconds": time.perf_counter() - t0})
     report["seconds"] = time.perf_counter() - t_all
+    report["differences"] = differences(report, cfg.train.seed)
     return report
+
+
+def differences(report: dict[str, Any], seed: int = 0) -> list[dict[str, Any]]:
+    """Each later model minus the first on the same prompts (paired bootstrap intervals)."""
+    models = report["models"]
+    out = []
+    for m in models[1:]:
+        base = models[0]
+        row: dict[str, Any] = {"model": m["model"], "minus": base["model"]}
+        for name, values in m["per_prompt"].items():
+            if name in base["per_prompt"]:
+                row[name] = paired_difference(base["per_prompt"][name], values, seed)
+        out.append(row)
+    return out
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
@@ -101,7 +116,7 @@ def plot_report(report: dict[str, Any], path: str | Path) -> Path:
 
     fams = _families(report)
     ks = report["k"]
-    fig, axes = plt.subplots(1, len(fams), figsize=(4.6 * len(fams), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(fams), figsize=(4.6 * len(fams), 3.8), squeeze=False, sharey=True)
     for ax, fam in zip(axes[0], fams):
         for m in report["models"]:
             vals = [m[_key(fam, k)] for k in ks]
@@ -121,22 +136,29 @@ def plot_report(report: dict[str, Any], path: str | Path) -> Path:
     return Path(path)
 
 
-def _cell(v: dict[str, float] | None) -> str:
+def _cell(v: dict[str, float] | None, signed: bool = False) -> str:
     if v is None or math.isnan(v["mean"]):
         return "-"
-    return f"{v['mean']:.3f} [{v['lo']:.3f},{v['hi']:.3f}]"
+    f = "+.3f" if signed else ".3f"
+    return f"{v['mean']:{f}} [{v['lo']:{f}},{v['hi']:{f}}]"
 
 
 def format_table(report: dict[str, Any]) -> str:
     """A plain-text table: greedy accuracy, then one block per metric with a column per k."""
     models = report["models"]
-    width = max(12, *(len(m["model"]) for m in models)) + 2
+    width = max(12, *(len(m["model"]) for m in models), *(len(_title(f)) for f in _families(report))) + 2
     lines = ["greedy accuracy".ljust(width + 12) + "  ".join(f"{m['model']}: {_cell(m['greedy'])}" for m in models)]
     for fam in _families(report):
         lines.append("")
         lines.append(_title(fam).ljust(width) + "".join(f"k={k}".ljust(22) for k in report["k"]))
         for m in models:
             lines.append(m["model"].ljust(width) + "".join(_cell(m.get(_key(fam, k))).ljust(22) for k in report["k"]))
+    for d in report.get("differences", []):
+        label = f"{d['model']} - {d['minus']}"
+        lines.append("")
+        lines.append(f"difference (paired): {label}".ljust(width) + "".join(f"k={k}".ljust(22) for k in report["k"]))
+        for fam in ("pass", "maj"):
+            lines.append(fam.ljust(width) + "".join(_cell(d.get(_key(fam, k)), signed=True).ljust(22) for k in report["k"]))
     lines.append("")
     for m in models:
         parts = []

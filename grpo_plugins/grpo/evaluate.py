@@ -159,7 +159,18 @@ def sampled_metrics(prompts: Sequence[PromptSamples], ks: Sequence[int], max_sub
     for name, values in per.items():
         lo, hi = bootstrap_interval(values, rng, resamples)
         out[name] = {"mean": float(np.mean(values)), "lo": lo, "hi": hi}
+    out["per_prompt"] = {name: [round(v, 6) for v in values] for name, values in per.items()}
     return out
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], seed: int = 0,
+                      resamples: int = 1000) -> dict[str, float]:
+    """Mean of b - a over the same prompts, with a paired bootstrap 95% interval."""
+    if len(a) != len(b):
+        raise ValueError(f"paired difference needs the same prompts, got {len(a)} and {len(b)}")
+    d = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
+    lo, hi = bootstrap_interval(d, np.random.default_rng(seed), resamples)
+    return {"mean": float(d.mean()), "lo": lo, "hi": hi}
 
 
 # --- collecting samples from a trainer ----------------------------------------------------------
@@ -274,7 +285,7 @@ def flat_metrics(result: dict[str, Any], prefix: str = "eval/") -> dict[str, flo
     plus eval/rewards/{label}/mean and eval/rewards/{label}/{status}."""
     out = {}
     for name, v in result.items():
-        if isinstance(v, dict) and "mean" in v and "lo" in v:
+        if name != "per_prompt" and isinstance(v, dict) and "mean" in v and "lo" in v:
             out[prefix + name] = v["mean"]
     for lab, r in result.get("rewards", {}).items():
         if r["mean"] is not None:
