@@ -239,16 +239,16 @@ def cycle_cmd(config, overrides, check):
               help="folder for eval.json and passk.png (default: RUN_DIR/eval)")
 def eval_cmd(config, overrides, models, ks, samples, out_dir):
     """Held-out greedy accuracy, pass@k, maj@k (answer equivalence) and PRM voting, per model."""
-    from .grpo.config import TrainConfig
     from .grpo.eval_report import evaluate_models, format_table, write_report
 
-    cfg, manager = load_run_config(config, overrides, model=TrainConfig)
+    # a cycle config (a train config plus cycle sections) evaluates its policies the same way
+    cfg, manager = load_run_config(config, overrides, model=run_config_model(read_yaml(config)[0]))
     problems = cfg.training_problems()
     if problems:
         raise ConfigError(config, [Problem(p.split(":")[0], None, p.split(": ", 1)[1]) for p in problems])
     n = samples or cfg.eval.samples or 16
     try:
-        k_list = [int(x) for x in ks.split(",")] if ks else (cfg.eval.k or cfg.eval.model_copy(update={"samples": n}).ks())
+        k_list = [int(x) for x in ks.split(",")] if ks else cfg.eval.model_copy(update={"samples": n}).ks()
     except ValueError:
         raise click.BadParameter(f"{ks!r} is not a comma-separated list of integers", param_hint="--k") from None
     if min(k_list) < 1:

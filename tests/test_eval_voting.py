@@ -68,8 +68,8 @@ class WordReward(Reward):
     name = "last_word"
 
     def score(self, samples):
-        return [RewardResult(float(s.text.split()[-1].lower() == s.columns["answer"]), info={"word": s.text.split()[-1]})
-                for s in samples]
+        words = [s.text.split()[-1] for s in samples]
+        return [RewardResult(float(w.lower() == s.columns["answer"]), info={"word": w}) for w, s in zip(words, samples)]
 
     def answer_key(self, sample, result):
         return result.info["word"]

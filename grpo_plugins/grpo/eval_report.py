@@ -154,11 +154,12 @@ def format_table(report: dict[str, Any]) -> str:
         for m in models:
             lines.append(m["model"].ljust(width) + "".join(_cell(m.get(_key(fam, k))).ljust(22) for k in report["k"]))
     for d in report.get("differences", []):
-        label = f"{d['model']} - {d['minus']}"
         lines.append("")
-        lines.append(f"difference (paired): {label}".ljust(width) + "".join(f"k={k}".ljust(22) for k in report["k"]))
+        lines.append(f"paired difference: {d['model']} - {d['minus']}")
+        lines.append("".ljust(width) + "".join(f"k={k}".ljust(24) for k in report["k"]))
         for fam in ("pass", "maj"):
-            lines.append(fam.ljust(width) + "".join(_cell(d.get(_key(fam, k)), signed=True).ljust(22) for k in report["k"]))
+            cells = [_cell(d.get(_key(fam, k)), signed=True).ljust(24) for k in report["k"]]
+            lines.append(fam.ljust(width) + "".join(cells))
     lines.append("")
     for m in models:
         parts = []
