@@ -29,7 +29,10 @@ def _trainer_for(cfg: TrainConfig, manager, model_dir: str):
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return GRPOTrainer(run, manager, model=load_pretrained_policy(model_dir, run), tokenizer=tokenizer)
+    model = load_pretrained_policy(model_dir, run)
+    if not any(p.requires_grad for p in model.parameters()):
+        model.requires_grad_(True)  # a LoRA folder loads frozen; the trainer wants an optimizer it never steps here
+    return GRPOTrainer(run, manager, model=model, tokenizer=tokenizer)
 
 
 def evaluate_models(cfg: TrainConfig, manager, models: Sequence[str], samples: int, ks: Sequence[int],
