@@ -1,17 +1,35 @@
-"""grpo-plugins: pluggable verifiable rewards and a GRPO trainer for language models."""
+"""grpo-plugins: pluggable verifiable rewards and a GRPO trainer for language models.
 
-from .cycle.context import CycleContext
+The public API a plugin may use is what this module exports plus the modules in ``PUBLIC_MODULES``;
+built-in plugins use nothing else (tests/test_layout.py checks it)."""
+
+from .errors import MissingDependency, SettingError, UserError, require
 from .hookspecs import hookimpl, hookspec
 from .host import RewardConfig, RewardError, RewardHost, RewardTimeout, Scores
 from .manager import PluginManager, UnknownRewardError, get_plugin_manager
 from .rewards import OptionsError, Reward, RewardOptions, RewardResult, Sample
-from .trl import as_trl_reward_func, function_reward, samples_from_columns
+from .trl import as_async_trl_reward_func, as_trl_reward_func, function_reward, samples_from_columns
 
 __version__ = "0.1.0"
 
+#: documented modules a plugin may import from (besides this package's own exports)
+PUBLIC_MODULES = (
+    "grpo_plugins.config",  # parse_override, RunConfig, ConfigError
+    "grpo_plugins.errors",
+    "grpo_plugins.io",  # JSONL in and out, atomic writes
+    "grpo_plugins.steps",  # step spans and the char -> token mapping
+    "grpo_plugins.trl",
+    "grpo_plugins.cycle.context",
+    "grpo_plugins.cycle.replay",  # the crash-safe replay buffer
+    "grpo_plugins.cycle.history",  # the history-share batch sampler
+)
+
 __all__ = [
-    "CycleContext",
     "hookimpl",
+    "MissingDependency",
+    "SettingError",
+    "require",
+    "UserError",
     "hookspec",
     "Reward",
     "RewardOptions",
@@ -28,5 +46,6 @@ __all__ = [
     "get_plugin_manager",
     "function_reward",
     "as_trl_reward_func",
+    "as_async_trl_reward_func",
     "samples_from_columns",
 ]

@@ -1,5 +1,7 @@
 """The ``grpo-plugins`` command line. Every command follows one pattern: a click command in this
-group, errors printed as ``error: ...`` with exit status 1, JSON where a machine reads the output."""
+group, the user's mistakes (``UserError``) printed as one ``Error: ...`` line with exit status 1 and
+everything else with its traceback, JSON where a machine reads the output. Plugins' commands are
+attached last (``register_commands``), after ``--plugin`` files are loaded."""
 
 from __future__ import annotations
 
@@ -10,37 +12,63 @@ from typing import Any
 import click
 
 from .config import ConfigError, Problem, RunConfig, config_problems, load_run_config, parse_override, read_yaml
+from .errors import UserError, require
 from .host import RewardConfig, RewardError, RewardHost
-from .io import InputError, read_jsonl, write_jsonl_atomic
-from .manager import PluginError, PluginManager, UnknownRewardError, get_plugin_manager
-from .rewards import OptionsError, options_schema, sample_from_record
+from .io import AtomicJsonlWriter, iter_jsonl
+from .manager import PluginManager, get_plugin_manager
+from .rewards import options_schema, sample_from_record
 
-USER_ERRORS = (ConfigError, InputError, PluginError, UnknownRewardError, OptionsError, RewardError, ValueError)
+TRAIN_EXTRA = "pip install 'grpo-plugins[train]'"
+PLUGIN_HELP = "load a plugin from a local .py file (repeatable; before or after the command name)"
+
+
+def _manager(ctx: click.Context) -> PluginManager:
+    root = ctx.find_root()
+    root.ensure_object(dict)
+    return root.obj.setdefault("manager", get_plugin_manager())
+
+
+def _load_plugin_files(ctx: click.Context, files) -> None:
+    manager = _manager(ctx)
+    loaded = ctx.find_root().obj.setdefault("plugin_files", set())
+    for f in files or ():
+        if f not in loaded:
+            manager.load_file(f)
+            loaded.add(f)
+
+
+def _plugin_option_callback(ctx, param, files):
+    try:
+        _load_plugin_files(ctx, files)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 class GrpoGroup(click.Group):
-    """Turns the errors a user can fix into one ``error:`` message instead of a traceback."""
+    """Loads ``--plugin`` files before resolving the command (their commands exist then) and turns
+    ``UserError`` into one ``Error:`` line; every other exception keeps its traceback."""
+
+    def resolve_command(self, ctx, args):
+        files = ctx.params.get("plugin_files") or ()
+        _load_plugin_files(ctx, files)
+        if files:
+            attach_plugin_commands(self, _manager(ctx))
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except USER_ERRORS as exc:
+        except UserError as exc:
             raise click.ClickException(str(exc)) from exc
 
 
-def _manager(ctx: click.Context) -> PluginManager:
-    return ctx.obj["manager"]
-
-
 @click.group(cls=GrpoGroup)
-@click.option("--plugin", "plugin_files", multiple=True, type=click.Path(dir_okay=False),
-              help="load a plugin from a local .py file (repeatable)")
+@click.option("--plugin", "plugin_files", multiple=True, type=click.Path(dir_okay=False), help=PLUGIN_HELP)
 @click.version_option(package_name="grpo-plugins")
 @click.pass_context
 def cli(ctx: click.Context, plugin_files: tuple[str, ...]) -> None:
     """Pluggable verifiable rewards and GRPO training."""
-    ctx.ensure_object(dict)
-    ctx.obj.setdefault("manager", get_plugin_manager())
+    _manager(ctx)
 
 
 @cli.command("plugins")
@@ -115,16 +143,22 @@ def parse_reward_args(rewards: tuple[str, ...], options: tuple[str, ...], on_err
 @click.option("--timeout", type=float, default=None, help="seconds per batch and reward")
 @click.pass_context
 def score_cmd(ctx, rewards, options, input_path, output_path, batch_size, on_error, timeout):
-    """Score a JSONL file of completions; every column reaches the rewards."""
+    """Score a JSONL file of completions; every column reaches the rewards.
+
+    Streams: reads and writes one batch at a time (memory stays flat as files grow); the output
+    appears only when every line is scored (temporary file, then rename).
+    """
+    from itertools import islice
+
     from tqdm import tqdm
 
     configs = parse_reward_args(rewards, options, on_error, timeout)
-    records = read_jsonl(input_path, required=("completion",))
-    out = []
-    with RewardHost(configs, manager=_manager(ctx)) as host:
-        bar = tqdm(total=len(records), desc="scoring", unit="sample", disable=not sys.stderr.isatty())
-        for start in range(0, len(records), batch_size):
-            chunk = records[start:start + batch_size]
+    records = iter_jsonl(input_path, required=("completion",))
+    tty = sys.stderr.isatty()
+    with RewardHost(configs, manager=_manager(ctx)) as host, AtomicJsonlWriter(output_path) as out:
+        bar = tqdm(desc="scoring", unit="sample", disable=not tty)
+        start = 0
+        while chunk := list(islice(records, batch_size)):
             try:
                 scores = host.score([sample_from_record(r) for r in chunk])
             except RewardError as exc:
@@ -132,28 +166,44 @@ def score_cmd(ctx, rewards, options, input_path, output_path, batch_size, on_err
                     raise RewardError(exc.label, exc.plugin, str(exc).split(": ", 1)[-1],
                                       start + exc.index) from exc
                 raise
-            out += [{**r, **scores.record(i)} for i, r in enumerate(chunk)]
+            for i, r in enumerate(chunk):
+                out.write({**r, **scores.record(i)})
+            start += len(chunk)
             bar.update(len(chunk))
+            if not tty and start // batch_size % PROGRESS_EVERY == 0:
+                click.echo(f"scored {start} samples", err=True)
         bar.close()
-    write_jsonl_atomic(output_path, out)
-    click.echo(f"scored {len(out)} samples -> {output_path}", err=True)
+    click.echo(f"scored {out.count} samples -> {output_path}", err=True)
 
 
-@cli.command("check")
-@click.argument("config", type=click.Path(dir_okay=False))
-@click.pass_context
-def check_cmd(ctx, config):
-    """Validate a run config: rewards, weights, options, plugin allowlist; print every problem."""
+PROGRESS_EVERY = 200  # batches between plain progress lines when stderr is not a terminal
+
+
+def check_config(config: str, overrides=()) -> None:
+    """What ``check`` prints: every problem of any kind of run config (train, cycle, reward-only)."""
     from pathlib import Path
 
+    from .config import apply_overrides
+
     data, index = read_yaml(config)
-    model = run_config_model(data)
-    _, _, problems = config_problems(data, index, model, Path(config).parent)
+    try:
+        apply_overrides(data, overrides)
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise ConfigError(config, [Problem("", None, f"bad override: {exc}")]) from None
+    _, _, problems = config_problems(data, index, run_config_model(data), Path(config).parent)
     if problems:
         for p in problems:
             click.echo(p.format(config), err=True)
         raise click.ClickException(f"{len(problems)} problem(s) in {config}")
     click.echo(f"{config}: ok")
+
+
+@cli.command("check")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+def check_cmd(config, overrides):
+    """Validate any run config (train, cycle, reward-only) with the overrides train takes; print every problem."""
+    check_config(config, overrides)
 
 
 def run_config_model(data: dict | None = None) -> type[RunConfig]:
@@ -171,6 +221,7 @@ def run_config_model(data: dict | None = None) -> type[RunConfig]:
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 def train_cmd(config, overrides):
     """Train with GRPO. Overrides use dotted keys: train.steps=20 rollout.temperature=0.8."""
+    require("torch", "transformers", "datasets", "accelerate", install=TRAIN_EXTRA)
     from .grpo.config import TrainConfig
 
     cfg, manager = load_run_config(config, overrides, model=TrainConfig)
@@ -198,6 +249,7 @@ def train_cmd(config, overrides):
 @click.option("--key", "keys", multiple=True, help="metric to plot (repeatable; default: a standard set)")
 def plot_cmd(run_dir, out, keys):
     """Write PNG training curves from RUN_DIR/metrics.jsonl (and eval.json)."""
+    require("matplotlib", install=TRAIN_EXTRA)
     from .grpo.plot import plot_run
 
     path = plot_run(run_dir, out, list(keys) or None)
@@ -215,10 +267,11 @@ def cycle_cmd(config, overrides, check):
     """
     from .cycle.config import CycleConfig
 
-    cfg, manager = load_run_config(config, overrides, model=CycleConfig)
-    if check:
-        click.echo(f"{config}: ok")
+    if check:  # the same validator as `grpo-plugins check`
+        check_config(config, overrides)
         return
+    require("torch", "transformers", "datasets", "accelerate", install=TRAIN_EXTRA)
+    cfg, manager = load_run_config(config, overrides, model=CycleConfig)
     from .cycle.runner import Cycle
 
     report = Cycle(cfg, manager, log=lambda m: click.echo(m, err=True)).run()
@@ -239,6 +292,7 @@ def cycle_cmd(config, overrides, check):
               help="folder for eval.json and passk.png (default: RUN_DIR/eval)")
 def eval_cmd(config, overrides, models, ks, samples, out_dir):
     """Held-out greedy accuracy, pass@k, maj@k (answer equivalence) and PRM voting, per model."""
+    require("torch", "transformers", "datasets", "accelerate", install=TRAIN_EXTRA)
     from .grpo.eval_report import evaluate_models, format_table, write_report
 
     # a cycle config (a train config plus cycle sections) evaluates its policies the same way
@@ -260,30 +314,38 @@ def eval_cmd(config, overrides, models, ks, samples, out_dir):
     click.echo(f"wrote {json_path} and {png} ({report['seconds']:.0f}s)", err=True)
 
 
+@cli.command("serve")
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to bind; anything but loopback needs a bearer token")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port")
+@click.option("--token-file", type=click.Path(dir_okay=False), default=None,
+              help="file holding the bearer token clients must send (else env GRPO_SERVE_TOKEN)")
+def serve_cmd(config, host, port, token_file):
+    """Serve the config's rewards over HTTP: /score, OpenRLHF /get_reward, slime /slime, /health, /rewards."""
+    require("fastapi", "uvicorn", install="pip install 'grpo-plugins[serve]'")
+    from .serve import serve
+
+    serve(config, host=host, port=port, token_file=token_file)
+
+
+def attach_plugin_commands(group: click.Group, manager: PluginManager) -> None:
+    """Plugins add their commands (``register_commands``); every command then accepts ``--plugin``."""
+    manager.hook.register_commands(cli=group)
+    for cmd in group.commands.values():
+        if not any(getattr(p, "name", None) == "late_plugin_files" for p in cmd.params):
+            cmd.params.insert(0, click.Option(["--plugin", "late_plugin_files"], multiple=True, expose_value=False,
+                                              is_eager=True, type=click.Path(dir_okay=False), help=PLUGIN_HELP,
+                                              callback=_plugin_option_callback))
+
+
 def build_cli(manager: PluginManager) -> click.Group:
-    """The CLI group with plugins' commands added through the ``register_commands`` hook."""
-    manager.hook.register_commands(cli=cli)
+    """The CLI group with plugins' commands attached last through the ``register_commands`` hook."""
+    attach_plugin_commands(cli, manager)
     return cli
 
 
-def _plugin_files(argv: list[str]) -> list[str]:
-    files = []
-    for i, a in enumerate(argv):
-        if a == "--plugin" and i + 1 < len(argv):
-            files.append(argv[i + 1])
-        elif a.startswith("--plugin="):
-            files.append(a.split("=", 1)[1])
-    return files
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: load --plugin files first so their commands and rewards exist."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Console entry point."""
     manager = get_plugin_manager()
-    try:
-        for f in _plugin_files(argv):
-            manager.load_file(f)
-    except PluginError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
     build_cli(manager).main(args=argv, prog_name="grpo-plugins", obj={"manager": manager})

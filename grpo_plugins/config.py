@@ -10,6 +10,7 @@ from typing import Any, Iterable, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .errors import UserError
 from .host import RewardConfig
 from .manager import PluginError, PluginManager, UnknownRewardError
 from .rewards import OptionsError
@@ -30,7 +31,7 @@ class Problem:
         return f"{where}: {self.path or '(top level)'}: {self.message}"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config that failed validation; ``problems`` holds every problem found, not just the first."""
 
     def __init__(self, file: str, problems: list[Problem]):

@@ -4,8 +4,8 @@ error boundary and time limit, and combines the outcome values with weights."""
 from __future__ import annotations
 
 import concurrent.futures as cf
-import math
 import multiprocessing
+import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,6 +13,7 @@ from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .errors import UserError
 from .manager import PluginManager, get_plugin_manager
 from .rewards import Reward, RewardResult, Sample, run_score
 
@@ -38,7 +39,7 @@ class RewardConfig(BaseModel):
         return self
 
 
-class RewardError(RuntimeError):
+class RewardError(UserError, RuntimeError):
     """A reward failed under the ``raise`` policy; names plugin, reward and sample index."""
 
     def __init__(self, label: str, plugin: str, message: str, index: int | None = None):
@@ -89,26 +90,43 @@ def _in_thread(fn, *args) -> cf.Future:
     return fut
 
 
-class _ProcessRunner:
-    """A process pool for ``executor = "process"`` rewards; killed and replaced after a timeout."""
+def _import_local_plugins(files: dict[str, str]) -> None:
+    """Worker initializer: import the parent's ``--plugin`` files under their module names, so
+    rewards defined in them unpickle in the worker."""
+    import importlib.util
+    import sys
 
-    def __init__(self, workers: int):
-        self.workers = workers
-        self.pool: cf.ProcessPoolExecutor | None = None
+    for name, path in files.items():
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+
+
+class _ProcessRunner:
+    """Worker processes for ``executor = "process"`` rewards; all terminated and replaced after a timeout.
+
+    multiprocessing's Pool, because its ``terminate()`` is public (concurrent.futures can only stop
+    workers through a private attribute before Python 3.14)."""
+
+    def __init__(self, workers: int, local_files: dict[str, str]):
+        self.workers, self.local_files = workers, dict(local_files)
+        self.pool = None
 
     def submit(self, reward: Reward, samples: list[Sample]) -> cf.Future:
         if self.pool is None:
-            self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        return self.pool.submit(run_score, reward, samples)
+            ctx = multiprocessing.get_context("spawn")
+            self.pool = ctx.Pool(self.workers, initializer=_import_local_plugins, initargs=(self.local_files,))
+        fut: cf.Future = cf.Future()
+        self.pool.apply_async(run_score, (reward, samples), callback=fut.set_result, error_callback=fut.set_exception)
+        return fut
 
     def kill(self) -> None:
-        if self.pool is None:
-            return
-        procs = list(getattr(self.pool, "_processes", {}).values())
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            p.kill()
-        self.pool = None
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
 
 
 class RewardHost:
@@ -129,8 +147,8 @@ class RewardHost:
         if dup:
             raise ValueError(f"reward labels must be unique; repeated: {sorted(dup)} (set label: to tell them apart)")
         self.entries = {c.label: self.manager.reward_entry(c.name) for c in self.configs}
-        self.rewards: dict[str, Reward] = {c.label: self.entries[c.label].cls(c.options) for c in self.configs}
-        self._procs = {c.label: _ProcessRunner(process_workers) for c in self.configs
+        self.rewards: dict[str, Reward] = {c.label: self.manager.create_reward(c.name, c.options) for c in self.configs}
+        self._procs = {c.label: _ProcessRunner(process_workers, self.manager.local_files) for c in self.configs
                        if self.rewards[c.label].executor == "process"}
 
     def close(self) -> None:
@@ -247,9 +265,9 @@ class RewardHost:
             metrics[f"rewards/{label}/timeouts"] = float(timeouts)
             metrics[f"rewards/{label}/not_applicable"] = float(n - len(values) - errors - timeouts)
             if values:
-                mean = sum(values) / len(values)
-                metrics[f"rewards/{label}/mean"] = mean
-                metrics[f"rewards/{label}/std"] = _std(values, mean)
+                metrics[f"rewards/{label}/mean"] = statistics.fmean(values)
+                # sample std (ddof=1), as torch.std and TRL report it
+                metrics[f"rewards/{label}/std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         totals = self.combine(results, n)
         metrics["reward_host/seconds"] = time.monotonic() - t0
         scores = Scores(results, totals, metrics,
@@ -271,10 +289,3 @@ class RewardHost:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-def _std(values: list[float], mean: float) -> float:
-    # sample std (ddof=1) as torch.std and TRL report it
-    if len(values) < 2:
-        return 0.0
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))

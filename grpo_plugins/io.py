@@ -9,14 +9,32 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from .errors import UserError
 
-class InputError(ValueError):
+
+class InputError(UserError, ValueError):
     """Bad input data; the message names the file, the line and the field."""
 
 
 def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Read a JSONL file of objects; raise InputError naming file:line (and field) on the first bad line."""
     return list(iter_jsonl(path, required))
+
+
+def read_log_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a JSONL log this program appends to; lines a kill tore mid-write are skipped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 def iter_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> Iterator[dict[str, Any]]:
@@ -43,10 +61,17 @@ def iter_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> Iterato
             yield obj
 
 
-def _clean(value: Any) -> Any:
-    # JSON has no NaN/inf: write them as null rather than emit invalid JSON
+def finite_or_none(value: Any) -> Any:
+    """A float that is NaN or infinite becomes None; anything else is returned as it is."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    return value
+
+
+def _clean(value: Any) -> Any:
+    # JSON has no NaN/inf: write them as null rather than emit invalid JSON
+    if isinstance(value, float):
+        return finite_or_none(value)
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -93,3 +118,41 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> None:
     """Write records as JSONL atomically."""
     atomic_write_text(path, "".join(dumps(r) + "\n" for r in records))
+
+
+class AtomicJsonlWriter:
+    """Stream JSONL lines into a temporary file beside ``path``; renamed over it only on success.
+
+    Use as a context manager: an exception inside the block removes the temporary file, so readers
+    of ``path`` see the old file or the complete new one, never a partial one, however long the stream.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.count = 0
+        self._fh = None
+        self._tmp: str | None = None
+
+    def __enter__(self) -> "AtomicJsonlWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self._fh = os.fdopen(fd, "w", encoding="utf-8")
+        return self
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record as a JSON line."""
+        self._fh.write(dumps(record) + "\n")
+        self.count += 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            self._fh.close()
+            if exc_type is None:
+                os.replace(self._tmp, self.path)
+                fsync_dir(self.path.parent)
+        finally:
+            if os.path.exists(self._tmp):
+                os.unlink(self._tmp)

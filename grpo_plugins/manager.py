@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import pluggy
 
 from . import hookspecs
+from .errors import MissingDependency, UserError
 from .rewards import Reward, RewardOptions, validate_reward_class
 
 ENTRY_POINT_GROUP = "grpo_plugins"
@@ -22,11 +23,11 @@ ENV_LOAD = "GRPO_PLUGINS_LOAD"  # comma-separated allowlist of entry-point plugi
 ENV_TRACE = "GRPO_PLUGINS_TRACE"  # any non-empty value traces every hook call to stderr
 
 
-class PluginError(RuntimeError):
+class PluginError(UserError, RuntimeError):
     """A plugin could not be loaded or registered something invalid."""
 
 
-class UnknownRewardError(KeyError):
+class UnknownRewardError(UserError, KeyError):
     """A reward name that no loaded plugin registers; the message lists the available ones."""
 
     def __init__(self, name: str, available: Iterable[str]):
@@ -82,6 +83,7 @@ class PluginManager:
         self.load_failures: list[PluginFailure] = []
         self.versions: dict[str, str] = {}
         self.sources: dict[str, str] = {}
+        self.local_files: dict[str, str] = {}  # module name -> path of each plugin file loaded
         self._lock = threading.RLock()
         self._registry: _Registry | None = None
         if trace if trace is not None else bool(os.environ.get(ENV_TRACE)):
@@ -128,12 +130,17 @@ class PluginManager:
         if not path.is_file():
             raise PluginError(f"plugin file not found: {path}")
         name = path.stem
-        spec = importlib.util.spec_from_file_location(f"grpo_plugins_local_{name}", path)
+        module_name = f"grpo_plugins_local_{name}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(spec)
+        # in sys.modules, so its classes pickle (process-executor rewards); workers import it by path
+        sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
         except Exception as exc:
+            sys.modules.pop(module_name, None)
             raise PluginError(f"plugin file {path} failed to import: {type(exc).__name__}: {exc}") from exc
+        self.local_files[module_name] = str(path.resolve())
         self.register(module, name=name, source=f"file {path}")
         return module
 
@@ -192,6 +199,9 @@ class PluginManager:
 
             try:
                 caller(register=register)
+            except MissingDependency as exc:  # the message is the fix; a traceback would hide it
+                reg.failures.append(PluginFailure(plugin_name, str(exc)))
+                continue
             except Exception as exc:
                 reg.failures.append(PluginFailure(plugin_name, f"register_rewards: {type(exc).__name__}: {exc}"))
                 continue

@@ -11,9 +11,11 @@ import asyncio
 import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Hashable, Literal, Sequence
+from typing import Any, ClassVar, Hashable, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import UserError
 
 Granularity = Literal["outcome", "step"]
 Executor = Literal["thread", "process"]
@@ -25,7 +27,7 @@ class RewardOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class OptionsError(ValueError):
+class OptionsError(UserError, ValueError):
     """Options that do not fit a reward's Options model; the message names every bad key."""
 
     def __init__(self, reward: str, problems: list[tuple[str, str]]):
@@ -187,6 +189,12 @@ class Reward:
 
     def close(self) -> None:
         """Release pools, containers or models the reward holds (called by the host on close)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a process-executor reward travels to its worker without the plugin manager that made it
+        state = self.__dict__.copy()
+        state.pop("manager", None)
+        return state
 
     # Voting (optional; used by evaluation's maj@k): a reward that can say which answer a sample
     # states overrides ``answer_key``; ``same_answer`` groups keys that differ as text but are equal.

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-import math
 from typing import Any, Callable, Sequence
 
+from .io import finite_or_none
 from .manager import get_plugin_manager
 from .rewards import Granularity, Reward, RewardResult, Sample, run_score
 
@@ -56,7 +57,7 @@ def function_reward(
                 **cols,
             )
             values = list(values)
-            return [RewardResult(value=_nan_to_none(v)) for v in values]
+            return [RewardResult(value=None if v is None else finite_or_none(float(v))) for v in values]
 
     FunctionReward.name = reward_name
     FunctionReward.granularity = granularity
@@ -66,30 +67,106 @@ def function_reward(
     return FunctionReward
 
 
-def _nan_to_none(v: Any) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return None if math.isnan(v) else v
+#: keyword arguments TRL's GRPOTrainer passes besides the dataset columns (TRL 1.16 ``_calculate_rewards``)
+TRL_EXTRA_KWARGS = ("trainer_state", "log_extra", "log_metric", "environments")
 
 
-def as_trl_reward_func(reward: Reward | str, manager=None, **options: Any) -> Callable[..., list[float | None]]:
-    """Export a reward (instance or registered name) as a TRL reward function returning values or None."""
+def split_trl_kwargs(n: int, kwargs: dict[str, Any]) -> tuple[dict[str, list], dict[str, Any]]:
+    """Split TRL's keyword arguments into dataset columns (lists of the batch's length) and extras."""
+    columns, extras = {}, {}
+    for key, value in kwargs.items():
+        if key in TRL_EXTRA_KWARGS:
+            extras[key] = value
+        elif isinstance(value, (list, tuple)):
+            # a list of another length is a column with a bug, not an extra: say so
+            if len(value) != n:
+                raise ValueError(f"column {key!r} must be a list of {n} values, got {len(value)}")
+            columns[key] = value
+        else:
+            extras[key] = value  # scalars and objects a trainer adds are not per-completion columns
+    return columns, extras
+
+
+class _StatusLog:
+    """Per-reward ``info['status']`` counts sent through TRL's ``log_metric`` (zero for a status not seen)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.seen: set[str] = set()
+
+    def log(self, results: list[RewardResult], log_metric: Callable[[str, float], Any] | None) -> None:
+        if log_metric is None:
+            return
+        counts: dict[str, int] = {}
+        for r in results:
+            status = r.info.get("status") if isinstance(r.info, dict) else None
+            if status is not None:
+                counts[str(status)] = counts.get(str(status), 0) + 1
+        self.seen |= set(counts)
+        for status in sorted(self.seen):
+            log_metric(f"{self.name}/{status}", float(counts.get(status, 0)))
+        log_metric(f"{self.name}/not_applicable", float(sum(not r.applicable for r in results)))
+
+
+def _resolve(reward: Reward | str, manager, options: dict[str, Any]) -> Reward:
     if isinstance(reward, str):
         reward = (manager or get_plugin_manager()).create_reward(reward, options)
     elif options:
         raise TypeError("options are only accepted with a reward name")
     if reward.granularity != "outcome":
         raise TypeError(f"reward {reward.name!r} is step-level; TRL reward functions are outcome-level")
+    return reward
+
+
+def _values(reward: Reward, results: list[RewardResult], n: int) -> list[float | None]:
+    if len(results) != n:
+        raise RuntimeError(f"reward {reward.name!r} returned {len(results)} results for {n} samples")
+    return [r.value if r.applicable else None for r in results]
+
+
+def as_trl_reward_func(reward: Reward | str, manager=None, **options: Any) -> Callable[..., list[float | None]]:
+    """Export a reward (instance or registered name) as a TRL reward function returning values or None.
+
+    Takes what TRL's GRPOTrainer passes: ``prompts``, ``completions``, ``completion_ids``, every
+    dataset column as a list, and ``trainer_state`` / ``log_extra`` / ``log_metric`` /
+    ``environments``; the statuses in each result's ``info`` go to ``log_metric`` as counts.
+    """
+    reward = _resolve(reward, manager, options)
+    status_log = _StatusLog(reward.name)
 
     def reward_func(prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
-        kwargs.pop("trainer_state", None)  # TRL >= 0.20 passes its state; not a dataset column
-        samples = samples_from_columns(prompts, completions, completion_ids, **kwargs)
+        columns, extras = split_trl_kwargs(len(completions), kwargs)
+        samples = samples_from_columns(prompts, completions, completion_ids, **columns)
         results = run_score(reward, samples)
-        if len(results) != len(samples):
-            raise RuntimeError(f"reward {reward.name!r} returned {len(results)} results for {len(samples)} samples")
-        return [r.value if r.applicable else None for r in results]
+        values = _values(reward, results, len(samples))
+        status_log.log(results, extras.get("log_metric"))
+        return values
 
-    reward_func.__name__ = reward.name
-    reward_func.__qualname__ = reward.name
+    reward_func.__name__ = reward_func.__qualname__ = reward.name
+    reward_func.reward = reward
+    return reward_func
+
+
+def as_async_trl_reward_func(reward: Reward | str, manager=None, **options: Any) -> Callable[..., Any]:
+    """The ``async def`` form of :func:`as_trl_reward_func`; TRL runs async reward functions concurrently.
+
+    A reward whose ``score`` is ``async def`` is awaited on TRL's loop; a synchronous one runs in a
+    worker thread so the other reward functions keep going.
+    """
+    reward = _resolve(reward, manager, options)
+    status_log = _StatusLog(reward.name)
+
+    async def reward_func(prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
+        columns, extras = split_trl_kwargs(len(completions), kwargs)
+        samples = samples_from_columns(prompts, completions, completion_ids, **columns)
+        if inspect.iscoroutinefunction(reward.score):
+            results = list(await reward.score(samples))
+        else:
+            results = await asyncio.to_thread(run_score, reward, samples)
+        values = _values(reward, results, len(samples))
+        status_log.log(results, extras.get("log_metric"))
+        return values
+
+    reward_func.__name__ = reward_func.__qualname__ = reward.name
+    reward_func.reward = reward
     return reward_func

@@ -197,3 +197,53 @@ def test_check_accepts_shipped_configs_and_checks_cycle_sections(tmp_path):
     bad.write_text(text.replace("\nbuffer:\n", "\nbuffer:\n  history_shares: 0.2\n", 1))
     res = CliRunner().invoke(build_cli(m), ["check", str(bad)], obj={"manager": m})
     assert res.exit_code == 1 and "buffer.history_shares: unknown key" in res.output
+
+
+RAISING_COMMAND = textwrap.dedent('''
+    import click
+    from grpo_plugins import hookimpl
+
+    @click.command("deep")
+    def deep():
+        raise ValueError("a bug deep inside, not a user mistake")
+
+    @hookimpl
+    def register_commands(cli):
+        cli.add_command(deep)
+''')
+
+
+def test_plugin_option_works_before_and_after_the_command_name(tmp_path, plugin_file):
+    inp = write_jsonl(tmp_path / "in.jsonl", [{"completion": "a", "answer": "xyz"}])
+    for args in (["--plugin", plugin_file, "score"], ["score", "--plugin", plugin_file]):
+        out = tmp_path / "o.jsonl"
+        res = run_cli(*args, "--reward", "columns", "--input", inp, "--output", str(out))
+        assert res.returncode == 0, res.stderr
+        assert json.loads(out.read_text())["rewards"]["columns"] == 3.0
+        out.unlink()
+    cmd = tmp_path / "cmds.py"
+    cmd.write_text(RAISING_COMMAND)
+    res = run_cli("--plugin", str(cmd), "deep")  # a plugin file's own command resolves after loading it
+    assert res.returncode == 1
+    # not a UserError: the traceback stays, instead of a one-line "Error:" that hides where it came from
+    assert "Traceback" in res.stderr and "ValueError: a bug deep inside" in res.stderr
+    assert not res.stderr.startswith("Error:")
+
+
+def test_one_check_for_every_config_kind_with_overrides(tmp_path):
+    from pathlib import Path
+
+    m = PluginManager()
+    cli = build_cli(m)
+    demo = str(Path(__file__).parents[1] / "configs" / "demo.yaml")
+    ok = CliRunner().invoke(cli, ["check", demo, "train.steps=3"], obj={"manager": m})
+    assert ok.exit_code == 0, ok.output
+    typo = CliRunner().invoke(cli, ["check", demo, "train.step=3"], obj={"manager": m})
+    assert typo.exit_code == 1 and "train.step: unknown key" in typo.output
+    bad = tmp_path / "cycle.yaml"
+    text = (Path(__file__).parents[1] / "configs" / "cycle-demo.yaml").read_text()
+    bad.write_text(text.replace("\nbuffer:\n", "\nbuffer:\n  history_shares: 0.2\n", 1))
+    a = CliRunner().invoke(cli, ["check", str(bad)], obj={"manager": m})
+    b = CliRunner().invoke(cli, ["cycle", str(bad), "--check"], obj={"manager": m})
+    assert a.exit_code == b.exit_code == 1 and a.output == b.output
+    assert "buffer.history_shares: unknown key" in b.output

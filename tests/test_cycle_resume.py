@@ -9,7 +9,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 
 from grpo_plugins.cycle.replay import read_buffer
 

@@ -168,7 +168,7 @@ def test_hook_on_rollouts_collected():
 def test_hook_on_cycle_end(tmp_path):
     import json
 
-    from grpo_plugins import CycleContext
+    from grpo_plugins.cycle.context import CycleContext
     from grpo_plugins.cycle.config import CycleConfig
     from grpo_plugins.cycle.runner import Cycle
 

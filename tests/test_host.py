@@ -1,6 +1,7 @@
 """The reward host: concurrency, timeouts, on_error policies, weighted sums, metrics."""
 
 import asyncio
+import json
 import math
 import os
 import threading
@@ -220,3 +221,31 @@ def test_duplicate_labels_rejected_and_label_allows_two_configs():
         RewardHost(["const", "const"], m)
     with RewardHost([RewardConfig(name="const"), RewardConfig(name="const", label="const2", weight=-1)], m) as host:
         assert host.score(samples("abc")).totals == [0.0]
+
+
+def test_process_executor_reward_from_a_plugin_file(tmp_path):
+    """A reward defined in a --plugin file runs in a worker process (the file is imported there by path)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "proc_plugin.py").write_text(
+        "import os\n"
+        "from grpo_plugins import Reward, RewardResult, hookimpl\n\n"
+        "class ProcLen(Reward):\n"
+        "    name = 'proc_len'\n"
+        "    executor = 'process'\n"
+        "    def score(self, samples):\n"
+        "        return [RewardResult(float(len(s.text)), info={'pid': os.getpid()}) for s in samples]\n\n"
+        "@hookimpl\n"
+        "def register_rewards(register):\n"
+        "    register(ProcLen)\n")
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_text('{"completion": "abcd"}\n{"completion": "xy"}\n')
+    res = subprocess.run([sys.executable, "-m", "grpo_plugins", "--plugin", str(tmp_path / "proc_plugin.py"), "score",
+                          "--reward", "proc_len", "--input", str(inp), "--output", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["rewards"]["proc_len"] for r in rows] == [4.0, 2.0]
+    worker = {r["info"]["proc_len"]["pid"] for r in rows}
+    assert len(worker) == 1 and os.getpid() not in worker

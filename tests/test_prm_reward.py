@@ -1,6 +1,5 @@
 """The `prm` reward through the plugin host: step spans, aggregate values, options."""
 
-import math
 
 import pytest
 

@@ -89,3 +89,44 @@ def test_export_roundtrip_of_a_registered_function():
     assert f(["p", "p"], [r"\boxed{1}", r"\boxed{2}"], ground_truth=["1", "1"]) == [1.0, 0.0]
     with pytest.raises(ValueError, match="column 'ground_truth' must be a list of 2 values"):
         f(["p", "p"], ["a", "b"], ground_truth=["1"])
+
+
+def test_export_takes_every_trl_extra_and_logs_status_counts():
+    m = PluginManager(allow=["format"])
+    f = as_trl_reward_func("format", manager=m, mode="search", pattern=r"\d")
+    logged, extra = [], []
+    out = f(prompts=["p", "p", "p"], completions=["1", "x", "2"], completion_ids=[[1], [2], [3]],
+            trainer_state=object(), log_extra=lambda c, v: extra.append((c, v)),
+            log_metric=lambda k, v: logged.append((k, v)), environments=[object()] * 3,
+            answer=["1", "2", "3"], some_flag=True)
+    assert out == [1.0, 0.0, 1.0]
+    assert ("format/not_applicable", 0.0) in logged
+
+
+def test_status_counts_come_from_info_and_keep_statuses_seen_before():
+    from grpo_plugins import Reward, RewardResult
+
+    class Judge(Reward):
+        name = "judge"
+
+        def score(self, samples):
+            return [RewardResult(None if s.text == "?" else 1.0, info={"status": s.text}) for s in samples]
+
+    f = as_trl_reward_func(Judge())
+    logged = {}
+    f(["p"] * 3, ["ok", "ok", "?"], log_metric=logged.__setitem__)
+    assert logged == {"judge/ok": 2.0, "judge/?": 1.0, "judge/not_applicable": 1.0}
+    f(["p"], ["ok"], log_metric=logged.__setitem__)
+    assert logged == {"judge/ok": 1.0, "judge/?": 0.0, "judge/not_applicable": 0.0}
+
+
+def test_async_export_is_a_coroutine_function_with_the_same_values():
+    import asyncio
+    import inspect
+
+    from grpo_plugins import as_async_trl_reward_func
+
+    m = PluginManager(allow=["format"])
+    f = as_async_trl_reward_func("format", manager=m, mode="search", pattern=r"\d")
+    assert inspect.iscoroutinefunction(f) and f.__name__ == "format"
+    assert asyncio.run(f(["p", "p"], ["1", "x"], trainer_state=None, log_extra=None)) == [1.0, 0.0]

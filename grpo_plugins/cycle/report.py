@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
+import statistics
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..io import atomic_write_text, read_jsonl
+from ..io import atomic_write_text, finite_or_none, read_jsonl
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -15,8 +15,8 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _mean(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    return sum(values) / len(values) if values else None
+    values = [v for v in values if finite_or_none(v) is not None]
+    return statistics.fmean(values) if values else None
 
 
 def cycle_metrics(root: Path, k: int, steps_per_cycle: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import SettingError
 from ..hookspecs import hookimpl
 from ..host import RewardConfig, RewardHost
 from ..io import atomic_write_text, read_jsonl, write_jsonl_atomic
@@ -143,8 +144,8 @@ class Cycle:
             finally:
                 reward.close()
             if (lab.split, lab.tag, lab.step_pattern) != (None, None, None) and given != fmt.override():
-                raise ValueError(f"label.split/tag/step_pattern ({given}) disagree with reward {rc.label!r}'s "
-                                 f"step format ({fmt}); leave them out to use the reward's")
+                raise SettingError("label.split", f"{given} disagrees with reward {rc.label!r}'s step format {fmt}",
+                                   "leave label.split/tag/step_pattern out to use the reward's")
             return fmt
         return given
 

@@ -15,6 +15,15 @@ import torch
 # -- outcome ----------------------------------------------------------------------------------
 
 
+def group_stats(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """NaN-aware (count, mean, unbiased std) of each row of r [N, G]; std is NaN with fewer than 2 values."""
+    valid = ~torch.isnan(r)
+    n = valid.sum(-1)
+    mean = torch.where(valid, r, 0).sum(-1) / n.clamp(min=1)
+    var = torch.where(valid, (r - mean[:, None]) ** 2, 0).sum(-1) / (n - 1).clamp(min=1)
+    return n, mean, torch.where(n > 1, var.sqrt(), torch.full_like(var, float("nan")))
+
+
 def outcome_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group",
                        eps: float = 1e-4) -> torch.Tensor:
     """Group-normalised outcome advantages (DeepSeekMath eq. 4; TRL's ``scale_rewards``).
@@ -29,14 +38,11 @@ def outcome_advantages(rewards: torch.Tensor, group_size: int, scale: str = "gro
     """
     if rewards.dim() != 1 or rewards.numel() % group_size:
         raise ValueError(f"rewards must be [B] with B a multiple of group_size={group_size}, got {tuple(rewards.shape)}")
+    n, mean, group_std = group_stats(rewards.view(-1, group_size))
     r = rewards.view(-1, group_size)
-    valid = ~torch.isnan(r)
-    n = valid.sum(-1, keepdim=True)
-    r0 = torch.where(valid, r, torch.zeros_like(r))
-    mean = r0.sum(-1, keepdim=True) / n.clamp(min=1)
-    centered = torch.where(valid, r - mean, torch.zeros_like(r))
+    centered = torch.where(torch.isnan(r), torch.zeros_like(r), r - mean[:, None])
     if scale == "group":
-        std = (centered.pow(2).sum(-1, keepdim=True) / (n - 1).clamp(min=1)).sqrt()
+        std = torch.nan_to_num(group_std, nan=0.0)[:, None]
     elif scale == "batch":
         flat = rewards[~torch.isnan(rewards)]
         std = flat.std() if flat.numel() > 1 else torch.zeros((), dtype=rewards.dtype)

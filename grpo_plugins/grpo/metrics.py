@@ -3,45 +3,23 @@ progress bar, and sample completions (``samples.jsonl`` plus an optional printed
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
+from ..io import dumps, read_log_jsonl, write_jsonl_atomic
+
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The rows of ``RUN_DIR/metrics.jsonl`` (a torn last line from a kill is skipped)."""
-    rows = []
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return rows
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+    return read_log_jsonl(Path(run_dir) / "metrics.jsonl")
 
 
 def _truncate_jsonl(path: Path, last_step: int) -> None:
     """Keep only rows with step <= last_step (a resumed run rewrites the steps after its checkpoint)."""
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= last_step:
-                keep.append(line)
-        except json.JSONDecodeError:
-            continue
-    path.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
-
-
-def _clean(v: Any) -> Any:
-    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
-        return None
-    return v
+    if path.exists():
+        write_jsonl_atomic(path, [r for r in read_log_jsonl(path) if r.get("step", 0) <= last_step])
 
 
 class MetricsLogger:
@@ -76,8 +54,7 @@ class MetricsLogger:
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        row = {"step": step, **{k: _clean(v) for k, v in metrics.items()}}
-        self.file.write(json.dumps(row) + "\n")
+        self.file.write(dumps({"step": step, **metrics}) + "\n")
         self.file.flush()
         if self.tb is not None:
             for k, v in metrics.items():
@@ -98,7 +75,7 @@ class MetricsLogger:
         if not self.enabled or not rows:
             return
         for r in rows:
-            self.samples_file.write(json.dumps({"step": step, **r}, default=str) + "\n")
+            self.samples_file.write(dumps({"step": step, **r}) + "\n")
         self.samples_file.flush()
         if print_table:
             self.write(sample_table(step, rows))

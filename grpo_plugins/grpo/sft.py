@@ -5,12 +5,11 @@ from __future__ import annotations
 import torch
 
 from .data import load_rows, prompt_text
+from .optim import make_scheduler
 
 
 def supervised_warmup(model, tokenizer, cfg, accelerator, autocast, show_progress: bool = True) -> list[float]:
     """``cfg.sft.steps`` AdamW steps on ``cfg.sft.data`` (cosine after warm-up); returns the losses."""
-    from .trainer import make_scheduler
-
     s, d = cfg.sft, cfg.data
     rows = load_rows(s.data)
     if accelerator.is_main_process:

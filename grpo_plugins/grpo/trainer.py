@@ -42,11 +42,13 @@ from ..host import RewardHost, Scores
 from ..io import atomic_write_text
 from .loss import Norm, grpo_loss, reduce_metrics
 from .metrics import MetricsLogger
+from ..errors import SettingError
 from ..manager import PluginManager
 from ..steps import step_end_tokens, token_offsets
 from .config import TrainConfig
 from .generation import Generator, Rollout, completion_mask
 from .logprobs import token_logprobs
+from .optim import make_scheduler
 
 
 def seed_everything(seed: int) -> None:
@@ -82,14 +84,6 @@ def load_model_and_tokenizer(cfg: TrainConfig):
 
         model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **m.lora))
     return model, tokenizer
-
-
-def make_scheduler(optimizer, kind: str, warmup: int, total: int):
-    """transformers' schedule ``kind`` (constant / linear / cosine), each after ``warmup`` linear updates."""
-    from transformers import get_scheduler
-
-    name = "constant_with_warmup" if kind == "constant" else kind
-    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=max(total, warmup, 1))
 
 
 def rollout_device(cfg: TrainConfig):
@@ -150,7 +144,8 @@ class GRPOTrainer:
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         self.is_main = self.accelerator.is_main_process
         if cfg.train.prompts_per_step % self.world:
-            raise ValueError(f"train.prompts_per_step={cfg.train.prompts_per_step} must divide by {self.world} processes")
+            raise SettingError("train.prompts_per_step", f"{cfg.train.prompts_per_step} does not divide by {self.world} processes",
+                               "use a multiple of the process count")
         if cfg.train.torch_threads:
             torch.set_num_threads(cfg.train.torch_threads)
         seed_everything(cfg.train.seed + self.rank)
@@ -226,7 +221,7 @@ class GRPOTrainer:
         from .vllm import VLLMRollout
 
         if self.device.type != "cuda":
-            raise ValueError("rollout.backend: vllm needs a CUDA device; use backend: sample on CPU")
+            raise SettingError("rollout.backend", "vllm needs a CUDA device", "use backend: sample on CPU")
         d, m = self.cfg.data, self.cfg.model
         max_len = d.max_prompt_tokens + self.cfg.rollout.max_new_tokens if d.max_prompt_tokens else None
         return VLLMRollout(m.name_or_path, self.cfg.rollout.vllm, max_len, rank=self.rank,
@@ -364,7 +359,7 @@ class GRPOTrainer:
         metrics: dict[str, Any] = {
             "loss": sum(losses) / len(losses),
             "reward": float(totals.nanmean()),
-            "reward_std": float(_nanstd(grouped).nanmean()),
+            "reward_std": float(A.group_stats(grouped)[2].nanmean()),
             "frac_reward_zero_std": A.zero_std_fraction(totals, G),
             **{k: v for k, v in scores.metrics.items() if k.startswith("rewards/")},
             **_step_reward_metrics(scores),
@@ -593,12 +588,3 @@ def _step_reward_metrics(scores: Scores) -> dict[str, float]:
         out[f"rewards/{label}/step_mean"] = sum(values) / len(values) if values else float("nan")
         out[f"rewards/{label}/steps_per_completion"] = len(values) / max(len(results), 1)
     return out
-
-
-def _nanstd(x: torch.Tensor) -> torch.Tensor:
-    """Unbiased std along the last dim ignoring NaN: [N, G] -> [N]."""
-    valid = ~torch.isnan(x)
-    n = valid.sum(-1)
-    mean = torch.where(valid, x, 0).sum(-1) / n.clamp(min=1)
-    var = torch.where(valid, (x - mean[:, None]) ** 2, 0).sum(-1) / (n - 1).clamp(min=1)
-    return torch.where(n > 1, var.sqrt(), torch.full_like(var, float("nan")))

@@ -1,13 +1,14 @@
 """Built-in ``prm`` plugin: a process reward model that scores each reasoning step, its training,
 Math-Shepherd step labels, and retraining at the end of each iterative RL cycle."""
 
-from grpo_plugins import hookimpl
-
-from .reward import PRMReward
+from grpo_plugins import hookimpl, require
 
 
 @hookimpl
 def register_rewards(register):
+    require("torch", "transformers", install="pip install 'grpo-plugins[prm]'")
+    from .reward import PRMReward
+
     register(PRMReward)
 
 

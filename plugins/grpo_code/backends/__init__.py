@@ -6,6 +6,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from grpo_plugins import SettingError
 from grpo_sandbox.harness import LIMIT_DEFAULTS, STATUSES, merge_limits
 
 __all__ = ["LIMIT_DEFAULTS", "STATUSES", "SandboxBackend", "SandboxUnavailable", "create_backend", "merge_limits",
@@ -90,5 +91,6 @@ def create_backend(name: str, manager=None, **options: Any) -> SandboxBackend:
         manager = get_plugin_manager()
     backends = sandbox_backends(manager)
     if name not in backends:
-        raise ValueError(f"unknown sandbox backend {name!r}; registered: {', '.join(sorted(backends)) or '(none)'}")
+        raise SettingError("backend", f"unknown sandbox backend {name!r}",
+                           f"registered: {', '.join(sorted(backends)) or '(none)'}")
     return backends[name][0](**options)
