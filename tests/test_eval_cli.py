@@ -114,7 +114,7 @@ def test_eval_rejects_k_above_samples_and_bad_k(tmp_path, tiny_dir):  # noqa: F8
     cfg = _config(tmp_path, tiny_dir)
     cli = build_cli(PluginManager(load_entrypoints=False))
     res = CliRunner().invoke(cli, ["eval", str(cfg), "--samples", "4", "--k", "1,8"])
-    assert res.exit_code == 1 and "--k 8 needs --samples >= 8" in res.output
+    assert res.exit_code == 1 and "--k: 8 needs --samples >= 8" in res.output
     res = CliRunner().invoke(cli, ["eval", str(cfg), "--k", "1,x"])
     assert res.exit_code == 2 and "comma-separated" in res.output
     bad = _config(tmp_path, tiny_dir, eval={"samples": 4, "k": [1, 8]})

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..errors import SettingError
 from ..io import atomic_write_text
 from .config import TrainConfig
 from .evaluate import bootstrap_interval, greedy_correct, paired_difference, progress_printer, sampled_eval
@@ -39,9 +40,9 @@ def evaluate_models(cfg: TrainConfig, manager, models: Sequence[str], samples: i
                     subsets: int = 200) -> dict[str, Any]:
     """Greedy accuracy and ``sampled_eval`` for each model folder on ``data.eval``; eval.json's content."""
     if not cfg.data or not cfg.data.eval:
-        raise ValueError("data.eval: `eval` needs held-out prompts (data.eval in the config)")
+        raise SettingError("data.eval", "`eval` needs held-out prompts", "set data.eval in the config")
     if max(ks) > samples:
-        raise ValueError(f"--k {max(ks)} needs --samples >= {max(ks)} (it is {samples})")
+        raise SettingError("--k", f"{max(ks)} needs --samples >= {max(ks)} (it is {samples})")
     report: dict[str, Any] = {"samples": samples, "k": sorted(ks), "seed": cfg.train.seed,
                               "temperature": cfg.rollout.temperature, "models": []}
     t_all = time.perf_counter()

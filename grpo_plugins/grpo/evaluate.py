@@ -18,6 +18,7 @@ from typing import Any, Callable, Hashable, Sequence
 import numpy as np
 import torch
 
+from ..errors import SettingError
 from ..rewards import can_vote
 
 AGGREGATES = ("min", "product", "last")  # how a PRM's step scores weigh a whole completion
@@ -210,10 +211,10 @@ def step_label(trainer) -> str | None:
     chosen = trainer.cfg.eval.step_reward
     if chosen is not None:
         if chosen not in trainer.host.rewards:
-            raise ValueError(f"eval.step_reward: no reward labelled {chosen!r} (labels: "
-                             f"{', '.join(trainer.host.rewards)})")
+            raise SettingError("eval.step_reward", f"no reward labelled {chosen!r}",
+                               f"labels: {', '.join(trainer.host.rewards)}")
         if trainer.host.granularity(chosen) != "step":
-            raise ValueError(f"eval.step_reward: reward {chosen!r} is not a step reward")
+            raise SettingError("eval.step_reward", f"reward {chosen!r} is not a step reward")
         return chosen
     return next((c.label for c in trainer.host.configs if trainer.host.granularity(c.label) == "step"), None)
 
