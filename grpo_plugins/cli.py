@@ -328,6 +328,40 @@ def cycle_cmd(config, overrides, check):
     click.echo(f"report: {cfg.log.run_dir}/report.json, {cfg.log.run_dir}/report.png", err=True)
 
 
+@cli.command("eval")
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--model", "models", multiple=True, type=click.Path(file_okay=False, exists=True),
+              help="saved policy folder (repeatable: before and after on one plot); default: model.name_or_path")
+@click.option("--k", "ks", default=None, metavar="1,2,4,...", help="k values; default: eval.k, else powers of 2 <= N")
+@click.option("--samples", type=click.IntRange(min=1), default=None,
+              help="N completions per held-out prompt; default: eval.samples, else 16")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="folder for eval.json and passk.png (default: RUN_DIR/eval)")
+def eval_cmd(config, overrides, models, ks, samples, out_dir):
+    """Held-out greedy accuracy, pass@k, maj@k (answer equivalence) and PRM voting, per model."""
+    require("torch", "transformers", "datasets", "accelerate", install=TRAIN_EXTRA)
+    from .grpo.eval_report import evaluate_models, format_table, write_report
+
+    # a cycle config (a train config plus cycle sections) evaluates its policies the same way
+    cfg, manager = load_run_config(config, overrides, model=run_config_model(read_yaml(config)[0]))
+    problems = cfg.training_problems()
+    if problems:
+        raise ConfigError(config, [Problem(p.split(":")[0], None, p.split(": ", 1)[1]) for p in problems])
+    n = samples or cfg.eval.samples or 16
+    try:
+        k_list = [int(x) for x in ks.split(",")] if ks else cfg.eval.model_copy(update={"samples": n}).ks()
+    except ValueError:
+        raise click.BadParameter(f"{ks!r} is not a comma-separated list of integers", param_hint="--k") from None
+    if min(k_list) < 1:
+        raise click.BadParameter("every k must be at least 1", param_hint="--k")
+    report = evaluate_models(cfg, manager, list(models) or [cfg.model.name_or_path], n, k_list, cfg.eval.subsets)
+    report["config"] = config
+    json_path, png = write_report(report, out_dir or f"{cfg.log.run_dir}/eval")
+    click.echo(format_table(report))
+    click.echo(f"wrote {json_path} and {png} ({report['seconds']:.0f}s)", err=True)
+
+
 @cli.command("serve")
 @click.argument("config", type=click.Path(dir_okay=False, exists=True))
 @click.option("--host", default="127.0.0.1", show_default=True,

@@ -12,7 +12,7 @@ import inspect
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Hashable, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -206,6 +206,21 @@ class Reward:
         state = self.__dict__.copy()
         state.pop("manager", None)
         return state
+
+    # Voting (optional; used by evaluation's maj@k): a reward that can say which answer a sample
+    # states overrides ``answer_key``; ``same_answer`` groups keys that differ as text but are equal.
+    def answer_key(self, sample: Sample, result: RewardResult) -> Hashable | None:
+        """The answer ``sample`` states, as a hashable key for majority voting; None = no answer."""
+        return None
+
+    def same_answer(self, a: Hashable, b: Hashable) -> bool:
+        """Whether two answer keys are the same answer (called only for keys that differ)."""
+        return a == b
+
+
+def can_vote(reward: Reward) -> bool:
+    """Whether a reward takes part in majority voting (it overrides ``Reward.answer_key``)."""
+    return type(reward).answer_key is not Reward.answer_key
 
 
 def validate_reward_class(cls: Any) -> None:

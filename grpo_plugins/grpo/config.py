@@ -103,7 +103,26 @@ class EvalSection(Section):
     reward: str | None = Field(None, description="reward label that decides correctness; default = first reward")
     threshold: float = Field(1.0, description="a completion is correct when that reward's value >= threshold")
     max_new_tokens: int | None = Field(None, gt=0, description="default: rollout.max_new_tokens")
-    batch_size: int = Field(256, gt=0)
+    batch_size: int = Field(256, gt=0, description="sequences generated at once")
+    samples: int = Field(0, ge=0, description="sampled completions per prompt for pass@k / maj@k; 0 = greedy only")
+    k: list[int] | None = Field(None, description="k for pass@k, maj@k, PRM voting (each <= samples); "
+                                                  "null = 1, 2, 4, ... up to samples")
+    subsets: int = Field(200, gt=0, description="random k-subsets per prompt for maj@k (all of them when fewer)")
+    step_reward: str | None = Field(None, description="step reward whose scores weigh votes; default = the first one")
+
+    @model_validator(mode="after")
+    def _check_k(self):
+        if self.k is not None and (not self.k or min(self.k) < 1):
+            raise ValueError("eval.k: every k must be at least 1")
+        if self.samples and self.k is not None and max(self.k) > self.samples:
+            raise ValueError(f"eval.k: k={max(self.k)} needs eval.samples >= {max(self.k)} (it is {self.samples})")
+        return self
+
+    def ks(self) -> list[int]:
+        """The k values evaluated: ``k``, or the powers of two up to ``samples``."""
+        if self.k is not None:
+            return sorted(set(self.k))
+        return [2 ** i for i in range(self.samples.bit_length()) if 2 ** i <= self.samples]
 
 
 class LogSection(Section):

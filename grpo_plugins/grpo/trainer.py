@@ -558,10 +558,16 @@ class GRPOTrainer:
     # --- evaluation ------------------------------------------------------------------------
 
     def evaluate(self, rows=None) -> dict[str, float]:
-        """Greedy accuracy on held-out prompts: correct when reward ``eval.reward`` >= ``eval.threshold``."""
-        from .evaluate import greedy_accuracy
+        """Greedy accuracy on held-out prompts: correct when reward ``eval.reward`` >= ``eval.threshold``;
+        with ``eval.samples`` also eval/pass@k, eval/maj@k, PRM voting (see evaluate.py)."""
+        from .evaluate import flat_metrics, greedy_accuracy, sampled_eval
 
-        return greedy_accuracy(self, self.eval_rows if rows is None else rows)
+        rows = self.eval_rows if rows is None else rows
+        out = greedy_accuracy(self, rows)
+        e = self.cfg.eval
+        if e.samples:
+            out.update(flat_metrics(sampled_eval(self, rows, e.samples, e.ks(), e.subsets, seed=self.cfg.train.seed)))
+        return out
 
     def _write_eval(self) -> None:
         if self.is_main:

@@ -14,6 +14,7 @@ from grpo_plugins import Reward, RewardOptions, RewardResult, Sample
 from .equivalence import CheckOptions, check, same_text
 from .extract import MAX_ANSWER, Extraction, extract_answer, extract_choice, extract_gold, gold_choice
 from .numeric import NeedSympy
+from . import voting
 from .pool import CheckPool, WorkerStartError
 
 STATUSES = ("correct", "incorrect", "no_answer", "unparseable", "timeout", "error")
@@ -145,6 +146,14 @@ class MathReward(Reward):
                         infos[i]["detail"] = detail
         values = {"correct": o.correct, "no_answer": o.no_answer}
         return [RewardResult(values.get(info["status"], o.incorrect), info=info) for info in infos]
+
+    def answer_key(self, sample: Sample, result: RewardResult) -> str | None:
+        """The extracted answer, for majority voting (see voting.py); None when there is none."""
+        return voting.answer_key(result.info)
+
+    def same_answer(self, a: str, b: str) -> bool:
+        """Equal answers under this reward's check, either way round (1/2, 0.5, \\frac{1}{2})."""
+        return voting.same_answer(a, b, self.check_options, lambda: self.pool)
 
     def _verdict(self, i: int, s: Sample) -> dict:
         """Info for one sample; status None means a worker must decide."""
