@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .config import ConfigError, Problem, RunConfig, config_problems, load_run_config, parse_override
+from .config import ConfigError, Problem, RunConfig, config_problems, load_run_config, parse_override, read_yaml
 from .errors import UserError, require
 from .host import RewardConfig, RewardError, RewardHost
 from .io import AtomicJsonlWriter, finite_or_none, iter_jsonl
