@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from . import sharding
 from .decode import decoder_for
 from ..rewards import Sample
 
@@ -99,18 +100,32 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
-@torch.inference_mode()
+def _no_grad(model):
+    """inference_mode, except for sharded parameters: FSDP2 would keep the gathered weights as inference
+    tensors, which the next training forward may not update in place (no_grad then, as TRL)."""
+    return torch.no_grad() if sharding.is_fsdp2(model) or sharding.is_zero3(model) else torch.inference_mode()
+
+
 def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
            eos_id: int | Sequence[int], pad_id: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-           greedy: bool = False, compact_at: float = 0.25, lean: bool = True) -> torch.Tensor:
+           greedy: bool = False, compact_at: float = 0.25, lean: bool = True, synced: bool = False) -> torch.Tensor:
     """Sample completions for left-padded prompts. input_ids, attention_mask: [B, P].
 
     Returns completion ids [B, T] (T <= max_new_tokens), padded with pad_id after each EOS (any of
     ``eos_id`` when it is a list).
     Finished rows leave the batch (their KV cache rows are dropped) once they make up
     ``compact_at`` of it, so the tail of a generation only computes the rows still running.
-    ``lean`` uses ``decode.LeanDecoder`` when the model is one it supports.
+    ``lean`` uses ``decode.LeanDecoder`` when the model is one it supports. ``synced`` (sharded
+    parameters, several processes) keeps stepping until every process's rows are done, since each
+    forward is a collective.
     """
+    with _no_grad(model):
+        return _sample(model, input_ids, attention_mask, max_new_tokens, eos_id, pad_id, temperature, top_k, top_p,
+                       greedy, compact_at, lean, synced)
+
+
+def _sample(model, input_ids, attention_mask, max_new_tokens, eos_id, pad_id, temperature, top_k, top_p, greedy,
+            compact_at, lean, synced):
     B, device = input_ids.shape[0], input_ids.device
     stops = torch.tensor([eos_id] if isinstance(eos_id, int) else list(eos_id), dtype=torch.long, device=device)
     decoder = decoder_for(model, max_new_tokens, lean=lean)
@@ -129,9 +144,9 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
         result[rows, t] = tok
         length = t + 1
         done = done | torch.isin(tok, stops)
-        if t == max_new_tokens - 1 or bool(done.all()):
+        if t == max_new_tokens - 1 or (sharding.all_done(done) if synced else bool(done.all())):
             break
-        if decoder.can_keep and int(done.sum()) >= compact_at * done.numel():
+        if decoder.can_keep and int(done.sum()) >= compact_at * done.numel() and not bool(done.all()):
             keep = (~done).nonzero().squeeze(-1)
             decoder.keep(keep)
             rows, tok, done = rows[keep], tok[keep], done[keep]
@@ -139,14 +154,15 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
     return result[:, :length]
 
 
-@torch.inference_mode()
 def hf_generate(model, input_ids, attention_mask, max_new_tokens, eos_id, pad_id, temperature=1.0,
-                top_k=0, top_p=1.0, greedy=False) -> torch.Tensor:
+                top_k=0, top_p=1.0, greedy=False, synced=False) -> torch.Tensor:
     """The same contract as ``sample`` through transformers' ``generate``."""
-    out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
-                         do_sample=not greedy, temperature=temperature if not greedy else None,
-                         top_k=top_k if (top_k and not greedy) else None, top_p=top_p if not greedy else None,
-                         eos_token_id=eos_id if isinstance(eos_id, int) else list(eos_id), pad_token_id=pad_id)
+    with _no_grad(model):
+        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                             do_sample=not greedy, temperature=temperature if not greedy else None,
+                             top_k=top_k if (top_k and not greedy) else None, top_p=top_p if not greedy else None,
+                             eos_token_id=eos_id if isinstance(eos_id, int) else list(eos_id), pad_token_id=pad_id,
+                             synced_gpus=synced)
     return out[:, input_ids.shape[1]:]
 
 
@@ -204,16 +220,18 @@ class Generator:
         r, tok = self.rollout, self.tokenizer
         stops = stop_ids(tok, model)
         if self.vllm is not None:
-            self.vllm.sync(model, version)
+            self.vllm.sync(model, version, gather=sharding.gather)
             return self.vllm.generate(prompt_ids, prompt_mask, max_new_tokens, stops, tok.pad_token_id,
                                       temperature=r.temperature, top_k=r.top_k, top_p=r.top_p, greedy=greedy)
         fn = functools.partial(sample, lean=r.lean) if r.backend == "sample" else hf_generate
         bs = r.batch_size or prompt_ids.shape[0]
         outs = []
-        with self.autocast():
+        synced = sharding.synced(model)
+        with sharding.for_generation(model), self.autocast():
             for s in range(0, prompt_ids.shape[0], bs):
                 ids = fn(model, prompt_ids[s:s + bs], prompt_mask[s:s + bs], max_new_tokens, stops,
-                         tok.pad_token_id, temperature=r.temperature, top_k=r.top_k, top_p=r.top_p, greedy=greedy)
+                         tok.pad_token_id, temperature=r.temperature, top_k=r.top_k, top_p=r.top_p, greedy=greedy,
+                         synced=synced)
                 outs.append(Completions(ids, *completion_mask(ids, stops)))
         return Completions.cat(outs, tok.pad_token_id)
 

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from . import advantages as A
-from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint, save_rank_rng
+from . import sharding
+from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint
 from .data import PromptSampler, load_rows
 from ..host import RewardHost, Scores
 from ..io import atomic_write_text
@@ -165,6 +166,7 @@ class GRPOTrainer:
         self.device = self.accelerator.device
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         self.is_main = self.accelerator.is_main_process
+        self.engine = sharding.engine(self.accelerator)  # single | ddp | fsdp2 | zero3 (accelerate's config)
         if cfg.train.prompts_per_step % self.world:
             raise ValueError(f"train.prompts_per_step={cfg.train.prompts_per_step} must divide by {self.world} processes")
         if cfg.train.torch_threads:
@@ -224,6 +226,16 @@ class GRPOTrainer:
             self.ref_model = None
         elif self.cfg.model.lora and not snapshot:
             self.ref_model = None
+        elif self.engine in ("fsdp2", "zero3"):  # a sharded copy, not a whole one per process
+            from transformers import AutoModelForCausalLM
+
+            if self.cfg.model.lora:
+                raise ValueError(f"a reference snapshot of a LoRA policy under {self.engine} is not supported "
+                                 "(cycle.reference_reset with model.lora): use DDP or full fine-tuning")
+            state = sharding.model_state(self.policy)
+            base = AutoModelForCausalLM.from_pretrained(self.cfg.model.name_or_path, dtype=weights_dtype(self.cfg))
+            self.ref_model = sharding.shard_like(base.to(self.device), self.policy)
+            sharding.load_model_state(self.ref_model, state)
         else:
             self.ref_model = frozen_copy(self.policy)
 
@@ -268,9 +280,10 @@ class GRPOTrainer:
                 if self.is_main:
                     self.export(self.run_dir / "sft")  # the warmed-up model, before any GRPO step
             self.reset_reference()
-            if self.ref_model is not None and self.is_main:
+            ref_state = None if self.ref_model is None else sharding.model_state(self.ref_model)  # collective
+            if ref_state is not None and self.is_main:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
-                save_atomic(self.ref_model.state_dict(), self.run_dir / "ref.pt")
+                save_atomic(ref_state, self.run_dir / "ref.pt")
             if self.eval_rows is not None:
                 self.eval_results["before"] = self.evaluate()
                 self._write_eval()
@@ -566,11 +579,13 @@ class GRPOTrainer:
         root = self.run_dir / "checkpoints"
         state = {"sampler": self.sampler.state_dict(), "num_tokens": self.num_tokens,
                  "eval": self.eval_results, "last_metrics": self.last_metrics}
-        path = save_checkpoint(root, self.step, self.policy.state_dict(), self.optimizer, self.scheduler, state,
-                               keep=self.cfg.checkpoint.keep, is_main=self.is_main, rank=self.rank)
+        # whole tensors through the engine's state-dict API (collectives: every process calls them)
+        opt_state, per_rank = sharding.optimizer_state(self.policy, self.optimizer)
+        path = save_checkpoint(root, self.step, sharding.model_state(self.policy), opt_state, self.scheduler, state,
+                               keep=self.cfg.checkpoint.keep, is_main=self.is_main, rank=self.rank,
+                               barrier=self.accelerator.wait_for_everyone if self.world > 1 else None,
+                               per_rank_optimizer=per_rank)
         self.accelerator.wait_for_everyone()
-        if not self.is_main:
-            save_rank_rng(path, self.rank)
         return path
 
     def _resume(self, ckpt: Path) -> None:
@@ -587,7 +602,8 @@ class GRPOTrainer:
             # ref.pt, when present, is the reference (the cycle's reset writes it, LoRA or not)
             self.reset_reference(snapshot=ref_file.exists())
             if ref_file.exists():
-                self.ref_model.load_state_dict(torch.load(ref_file, map_location=self.device, weights_only=True))
+                sharding.load_model_state(self.ref_model, torch.load(ref_file, map_location=self.device,
+                                                                     weights_only=True))
         if self.is_main:
             print(f"resumed from {ckpt} (step {self.step})", flush=True)
 
