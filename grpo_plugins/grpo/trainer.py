@@ -277,8 +277,7 @@ class GRPOTrainer:
         else:
             if cfg.sft.steps:
                 self.sft()
-                if self.is_main:
-                    self.export(self.run_dir / "sft")  # the warmed-up model, before any GRPO step
+                self.export(self.run_dir / "sft")  # the warmed-up model, before any GRPO step
             self.reset_reference()
             ref_state = None if self.ref_model is None else sharding.model_state(self.ref_model)  # collective
             if ref_state is not None and self.is_main:
@@ -316,8 +315,7 @@ class GRPOTrainer:
             self.eval_results["after"] = self.evaluate()
             self._write_eval()
             self._print_eval("after", self.eval_results["after"])
-        if self.is_main:
-            self.export(self.run_dir / "final")
+        self.export(self.run_dir / "final")
         return {**self.last_metrics, **{f"{k}/{m}": v for k, ev in self.eval_results.items() if k in ("before", "after")
                                         for m, v in ev.items()}}
 
@@ -608,9 +606,13 @@ class GRPOTrainer:
             print(f"resumed from {ckpt} (step {self.step})", flush=True)
 
     def export(self, path: str | os.PathLike) -> None:
-        """save_pretrained the policy and tokenizer (a folder ``model.name_or_path`` can point at)."""
-        self.policy.save_pretrained(path)
-        self.tokenizer.save_pretrained(path)
+        """save_pretrained the policy and tokenizer (a folder ``model.name_or_path`` can point at).
+
+        Call it on every process: sharded weights are gathered first (a collective); the main one writes."""
+        state = sharding.model_state(self.policy) if self.engine in ("fsdp2", "zero3") else None
+        if self.is_main:
+            self.policy.save_pretrained(path, **({} if state is None else {"state_dict": state}))
+            self.tokenizer.save_pretrained(path)
 
     def _install_sigint(self):
         """First Ctrl-C: finish the current step, checkpoint, stop. Second Ctrl-C: stop at once."""
