@@ -19,6 +19,7 @@ import torch
 
 from grpo_plugins import PluginManager, Reward, RewardResult, hookimpl
 from grpo_plugins.grpo.config import TrainConfig
+from grpo_plugins.grpo.generation import Completions
 from grpo_plugins.grpo.trainer import GRPOTrainer
 
 
@@ -62,9 +63,7 @@ def main() -> None:
             ids = prompt_ids[s:s + G][:, keep]
             torch.manual_seed(zlib.crc32(str(ids[0].tolist()).encode()))
             outs.append(generate(model, ids, torch.ones_like(ids), max_new_tokens, greedy, version))
-        width = max(o.shape[1] for o in outs)
-        pad = trainer.tokenizer.pad_token_id
-        return torch.cat([torch.nn.functional.pad(o, (0, width - o.shape[1]), value=pad) for o in outs])
+        return Completions.cat(outs, trainer.tokenizer.pad_token_id)
 
     trainer.generator.generate = per_group
     grads = {}

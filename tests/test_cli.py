@@ -186,7 +186,8 @@ def test_check_accepts_shipped_configs_and_checks_cycle_sections(tmp_path):
     from pathlib import Path
 
     m = PluginManager()
-    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    configs = sorted(p for p in (Path(__file__).parents[1] / "configs").glob("*.yaml")
+                     if not p.name.startswith("accelerate-"))  # accelerate's launch configs, not run configs
     assert len(configs) >= 3
     for cfg in configs:
         res = CliRunner().invoke(build_cli(m), ["check", str(cfg)], obj={"manager": m})

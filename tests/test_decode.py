@@ -39,16 +39,18 @@ def _left_padded(B=3, P=6, vocab=50):
     return ids.masked_fill(mask == 0, 0), mask
 
 
+@pytest.mark.parametrize("fuse", [True, False])
 @pytest.mark.parametrize("kind", ["llama", "llama-bias-rope3", "qwen2", "qwen3"])
-def test_lean_logits_match_the_models_forward(kind):
-    """Prefill + decode steps on left-padded rows give the full forward's logits at every position."""
+def test_lean_logits_match_the_models_forward(kind, fuse):
+    """Prefill + decode steps on left-padded rows give the full forward's logits at every position,
+    with fused weight copies (the CPU default) and on the model's own weights (elsewhere)."""
     model = _model(kind).double().eval()
     assert lean_unsupported(model) is None
     ids, mask = _left_padded()
     T = 7
     new = torch.randint(1, 50, (3, T), generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
-        dec = LeanDecoder(model, T)
+        dec = LeanDecoder(model, T, fuse=fuse)
         got = [dec.prefill(ids, mask)] + [dec.step(new[:, t]) for t in range(T - 1)]
         full_ids = torch.cat([ids, new[:, :T - 1]], 1)
         full_mask = torch.cat([mask, torch.ones(3, T - 1, dtype=mask.dtype)], 1)
@@ -124,3 +126,42 @@ def test_unsupported_models_fall_back_to_the_models_forward():
     ids, mask = _left_padded()
     out = sample(gpt2.eval(), ids, mask, 4, eos_id=-1, pad_id=0, greedy=True)  # the fallback samples
     assert out.shape == (3, 4)
+
+
+def _tensors(obj):
+    return [v for v in vars(obj).values() if isinstance(v, torch.Tensor)]
+
+
+def test_unfused_lean_decoder_holds_no_copy_of_the_weights():
+    """Point 13: off the CPU (fuse=False) the decoder keeps references to the model's weights only."""
+    model = _model("qwen2").eval()
+    params = {p.data_ptr() for p in model.parameters()}
+    with torch.inference_mode():
+        dec = LeanDecoder(model, 3, fuse=False)
+        dec.prefill(*_left_padded())
+    for layer in dec.layers:
+        assert _tensors(layer) == []  # no fused matrices
+        assert all(lin.weight.data_ptr() in params for lin in layer.linears)
+    assert all(_tensors(layer) for layer in LeanDecoder(model, 3, fuse=True).layers)  # the CPU default copies
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+@pytest.mark.parametrize("kind", ["llama", "qwen3"])
+def test_kv_cache_is_in_the_compute_dtype_under_autocast(kind, fuse):
+    """Point 13: float32 weights under bf16 autocast: K (after RoPE and q/k norm) and V are bf16."""
+    model = _model(kind).eval()
+    ids, mask = _left_padded()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        dec = LeanDecoder(model, 2, fuse=fuse)
+        dec.prefill(ids, mask)
+        logits = dec.step(torch.tensor([1, 2, 3]))
+    assert all(k.dtype == torch.bfloat16 for k in dec.k) and all(v.dtype == torch.bfloat16 for v in dec.v)
+    assert torch.isfinite(logits).all()
+
+
+def test_sharded_parameters_fall_back_to_the_models_forward():
+    """A DTensor (FSDP2) or ZeRO-3 parameter: the lean decoder would read a shard, so it steps aside."""
+    model = _model("llama")
+    model.model.layers[0].self_attn.q_proj.weight.ds_id = 7  # how ZeRO-3 marks a partitioned parameter
+    assert "sharded" in lean_unsupported(model)
+    assert isinstance(decoder_for(model, 4), HFDecoder)

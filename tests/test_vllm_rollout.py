@@ -18,11 +18,16 @@ from grpo_plugins.grpo.config import TrainConfig, VLLMSection
 
 
 class _Output:
-    def __init__(self, token_ids):
-        self.outputs = [types.SimpleNamespace(token_ids=tuple(token_ids))]
+    """A RequestOutput as vLLM returns it: token_ids up to and including the stop token, and with
+    ``logprobs=0`` one {token_id: Logprob} dict per generated token."""
+
+    def __init__(self, token_ids, logprobs=None):
+        lps = None if logprobs is None else [{t: types.SimpleNamespace(logprob=v, rank=1)}
+                                             for t, v in zip(token_ids, logprobs)]
+        self.outputs = [types.SimpleNamespace(token_ids=tuple(token_ids), logprobs=lps)]
 
 
-def _fake_vllm(monkeypatch, completions):
+def _fake_vllm(monkeypatch, completions, logprobs=None, on_init=None):
     calls = {"init": None, "loaded": [], "generate": [], "reset": 0, "sleep": [], "wake": []}
 
     class SamplingParams:
@@ -32,13 +37,16 @@ def _fake_vllm(monkeypatch, completions):
     class LLM:
         def __init__(self, **kw):
             calls["init"] = kw
+            if on_init is not None:
+                on_init()
             runner = types.SimpleNamespace(model=types.SimpleNamespace(load_weights=calls["loaded"].extend))
             self.llm_engine = types.SimpleNamespace(
                 model_executor=types.SimpleNamespace(driver_worker=types.SimpleNamespace(model_runner=runner)))
 
         def generate(self, prompts, sampling_params, use_tqdm):
             calls["generate"].append((prompts, sampling_params.kw))
-            return [_Output(completions[i % len(completions)]) for i in range(len(prompts))]
+            return [_Output(completions[i % len(completions)],
+                            None if logprobs is None else logprobs[i % len(logprobs)]) for i in range(len(prompts))]
 
         def reset_prefix_cache(self):
             calls["reset"] += 1
@@ -62,7 +70,7 @@ def test_missing_vllm_is_a_clear_error(monkeypatch):
     from grpo_plugins.grpo.vllm import VLLMRollout
 
     monkeypatch.setitem(sys.modules, "vllm", None)  # import fails
-    with pytest.raises(RuntimeError, match="pip install vllm"):
+    with pytest.raises(RuntimeError, match=r"pip install 'grpo-plugins\[vllm\]'"):
         VLLMRollout("m", VLLMSection(), 128)
 
 
@@ -89,11 +97,14 @@ def test_generate_maps_sampling_and_pads_after_eos(monkeypatch):
     ids = torch.tensor([[0, 0, 11, 12], [13, 14, 15, 16], [0, 17, 18, 19]])
     mask = (ids != 0).long()
     out = engine.generate(ids, mask, 4, eos, pad, temperature=0.7, top_k=0, top_p=0.9)
-    assert out.tolist() == [[5, 6, eos, pad], [7, 8, 9, 10], [eos, pad, pad, pad]]
+    assert out.ids.tolist() == [[5, 6, eos, pad], [7, 8, 9, 10], [eos, pad, pad, pad]]
+    assert out.mask.tolist() == [[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
+    assert out.truncated.tolist() == [False, True, False]
     prompts, params = calls["generate"][0]
     assert [p["prompt_token_ids"] for p in prompts] == [[11, 12], [13, 14, 15, 16], [17, 18, 19]]  # padding dropped
     assert params["n"] == 1 and params["temperature"] == 0.7 and params["top_p"] == 0.9
     assert params["top_k"] == -1 and params["max_tokens"] == 4 and params["stop_token_ids"] == [eos]
+    assert params["logprobs"] == 0 and calls["init"]["logprobs_mode"] == "processed_logprobs"
     engine.generate(ids, mask, 4, eos, pad, greedy=True)
     assert calls["generate"][1][1]["temperature"] == 0.0
 
@@ -141,7 +152,7 @@ def test_sync_merges_lora_and_uses_base_names(monkeypatch):
     q = "model.layers.0.self_attn.q_proj.weight"
     assert not torch.allclose(seen[q], plain[q])  # merged weight went out
     after = model.get_base_model().model.layers[0].self_attn.q_proj.base_layer.weight
-    assert torch.allclose(after, plain[q], atol=1e-6)  # unmerged again (up to float rounding)
+    assert torch.equal(after, plain[q])  # pushed out of place: the base weight was never rewritten
 
 
 def test_sleep_mode_wakes_for_each_push_and_rollout(monkeypatch):
@@ -157,3 +168,195 @@ def test_sleep_mode_wakes_for_each_push_and_rollout(monkeypatch):
     n = len(calls["loaded"])
     engine.sync(model, 0)  # level-2 sleep dropped the weights: the same version is pushed again
     assert len(calls["loaded"]) == 2 * n
+
+
+def _bf16_lora():
+    from peft import LoraConfig, get_peft_model
+
+    base, _ = _model()
+    model = get_peft_model(base.to(torch.bfloat16), LoraConfig(task_type="CAUSAL_LM", r=2, lora_alpha=4,
+                                                               target_modules=["q_proj", "v_proj"]))
+    torch.manual_seed(3)
+    for n, p in model.named_parameters():
+        if "lora_" in n:
+            torch.nn.init.normal_(p, std=0.5)
+    return model
+
+
+def test_lora_push_in_bf16_leaves_the_base_weights_bit_identical(monkeypatch):
+    """Point 12: ten pushes of a bf16 LoRA policy; merge/unmerge in place would drift the base weights."""
+    from grpo_plugins.grpo.vllm import VLLMRollout
+
+    calls = _fake_vllm(monkeypatch, [[1]])
+    model = _bf16_lora()
+    layer = model.get_base_model().model.layers[0].self_attn.q_proj
+    before = layer.base_layer.weight.detach().clone()
+    engine = VLLMRollout("m", VLLMSection(), 64)
+    for v in range(10):
+        engine.sync(model, version=v)
+    assert torch.equal(layer.base_layer.weight, before)
+    # the pushed weight is W + B A * scale, rounded once: within one bf16 ulp of the float64 value
+    pushed = dict(calls["loaded"][-len(dict(calls["loaded"])):])["model.layers.0.self_attn.q_proj.weight"]
+    want = before.double() + (layer.lora_B["default"].weight.double() @ layer.lora_A["default"].weight.double()) * 2.0
+    assert pushed.dtype == torch.bfloat16
+    assert ((pushed.double() - want).abs() <= want.abs() * 2 ** -8 + 1e-30).all()
+
+
+def test_in_place_merge_unmerge_does_drift_in_bf16():
+    """The failure the out-of-place push avoids, shown with peft itself (so the test above means something)."""
+    model = _bf16_lora()
+    w = model.get_base_model().model.layers[0].self_attn.q_proj.base_layer.weight
+    before = w.detach().clone()
+    for _ in range(10):
+        model.merge_adapter()
+        model.unmerge_adapter()
+    assert not torch.equal(w, before)
+
+
+def test_mask_from_each_outputs_length_with_several_eos_and_pad_equal_to_eos(monkeypatch):
+    """Point 3: vLLM stops on any EOS of the generation config (Qwen2.5: 151643 and 151645; here 2 and
+    3) and keeps it; pad == eos (3). The mask covers each output's own tokens, nothing after."""
+    from grpo_plugins.grpo.vllm import VLLMRollout
+
+    stops, pad = [2, 3], 3
+    outs = [[5, 2], [6, 3], [7, 8, 9, 10], [11]]  # stop on 1st eos, on 2nd, cut at max_tokens, cut short
+    calls = _fake_vllm(monkeypatch, outs)
+    engine = VLLMRollout("m", VLLMSection(), 64)
+    ids = torch.tensor([[4, 4]] * 4)
+    out = engine.generate(ids, torch.ones_like(ids), 4, stops, pad)
+    assert calls["generate"][0][1]["stop_token_ids"] == stops
+    assert out.ids.tolist() == [[5, 2, 3, 3], [6, 3, 3, 3], [7, 8, 9, 10], [11, 3, 3, 3]]
+    assert out.mask.tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
+    assert out.truncated.tolist() == [False, False, True, True]
+
+
+def test_sampler_logprobs_come_back_per_token(monkeypatch):
+    from grpo_plugins.grpo.vllm import VLLMRollout
+
+    _fake_vllm(monkeypatch, [[5, 2], [6, 7, 8]], logprobs=[[-0.5, -0.25], [-1.0, -2.0, -3.0]])
+    engine = VLLMRollout("m", VLLMSection(), 64)
+    ids = torch.tensor([[4], [4]])
+    out = engine.generate(ids, torch.ones_like(ids), 3, [2], 0)
+    assert out.logprobs.tolist() == [[-0.5, -0.25, 0.0], [-1.0, -2.0, -3.0]]
+
+
+@pytest.mark.parametrize("mode", ["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"])
+def test_importance_weights_match_a_float64_reference(mode):
+    """Point 4: TRL's four modes at cap 3.0, against the formula in float64."""
+    from grpo_plugins.grpo.vllm import importance_weights
+
+    g = torch.Generator().manual_seed(0)
+    old = -torch.rand(6, 5, generator=g, dtype=torch.float64) * 3
+    smp = old + torch.randn(6, 5, generator=g, dtype=torch.float64) * 1.5
+    mask = (torch.rand(6, 5, generator=g) > 0.2).double()
+    got = importance_weights(old.float(), smp.float(), mask.float(), mode, 3.0).double()
+    d = (old - smp) * mask
+    if mode.startswith("sequence"):
+        d = d.sum(-1, keepdim=True)
+    r = d.exp()
+    want = r.clamp(max=3.0) if mode.endswith("truncate") else torch.where(r > 3.0, 0.0, r)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert (got <= 3.0 + 1e-6).all()
+
+
+def test_engine_init_keeps_the_training_seed(monkeypatch):
+    """Point 10: vLLM's worker init reseeds Python, numpy and torch; the trainer's stream survives it."""
+    import random
+
+    import numpy as np
+
+    from grpo_plugins.grpo.vllm import VLLMRollout
+
+    def reseed():
+        random.seed(0), np.random.seed(0), torch.manual_seed(0)  # what vLLM's set_random_seed does
+
+    _fake_vllm(monkeypatch, [[1]], on_init=reseed)
+    torch.manual_seed(1234), random.seed(1234), np.random.seed(1234)
+    want = (torch.rand(3).tolist(), random.random(), float(np.random.rand()))
+    torch.manual_seed(1234), random.seed(1234), np.random.seed(1234)
+    VLLMRollout("m", VLLMSection(), 64, rank=1)
+    assert (torch.rand(3).tolist(), random.random(), float(np.random.rand())) == want
+
+
+def test_engine_tokenizer_is_model_tokenizer(monkeypatch):
+    """Point 11: the engine decodes/encodes with model.tokenizer, not name_or_path's."""
+    from grpo_plugins.grpo.vllm import VLLMRollout
+
+    calls = _fake_vllm(monkeypatch, [[1]])
+    VLLMRollout("/models/base", VLLMSection(), 64, tokenizer="/models/tok")
+    assert calls["init"]["tokenizer"] == "/models/tok"
+    VLLMRollout("/models/base", VLLMSection(), 64)
+    assert calls["init"]["tokenizer"] == "/models/base"
+
+
+def test_cache_is_emptied_before_each_wake_up(monkeypatch):
+    """Point 7: torch.cuda.empty_cache() right before both wake-ups (TRL avoids an OOM this way)."""
+    import grpo_plugins.grpo.vllm as V
+
+    calls = _fake_vllm(monkeypatch, [[3, 2]])
+    events = []
+    monkeypatch.setattr(V, "empty_cache", lambda: events.append("empty"))
+    engine = V.VLLMRollout("m", VLLMSection(enable_sleep_mode=True), 64)
+    engine.llm.wake_up = lambda tags: events.append(tuple(tags))
+    model, _ = _model()
+    engine.sync(model, 0)
+    engine.generate(torch.tensor([[4]]), torch.tensor([[1]]), 2, 2, 0)
+    assert events == ["empty", ("weights",), "empty", ("kv_cache",)]
+
+
+def _tiny_trainer(tmp_path, **rollout):
+    from grpo_plugins.grpo.trainer import GRPOTrainer
+
+    d = tiny.build(tmp_path / "t", n_train=8, n_eval=2, n_sft=8, hidden_size=16, layers=1, heads=1)
+    cfg = TrainConfig.model_validate({
+        "model": {"name_or_path": str(d / "model"), "tokenizer": str(d / "model")},
+        "data": {"train": str(d / "train.jsonl"), "eval": str(d / "test.jsonl")},
+        "rollout": {"num_generations": 2, "max_new_tokens": 6, **rollout},
+        "train": {"prompts_per_step": 2, "steps": 1}, "eval": {"max_new_tokens": 9},
+        "rewards": [{"name": "format", "options": {"pattern": "1", "mode": "search"}}],
+        "log": {"run_dir": str(tmp_path / "r"), "tensorboard": False, "progress": False},
+        "checkpoint": {"every": 0}})
+    return GRPOTrainer(cfg), d
+
+
+def test_trainer_sizes_the_engine_and_names_its_tokenizer(monkeypatch, tmp_path):
+    """Points 8 and 11 through the trainer: max_model_len = longest prompt + longest completion."""
+    calls = _fake_vllm(monkeypatch, [[1]])
+    trainer, d = _tiny_trainer(tmp_path)
+    trainer.device = types.SimpleNamespace(type="cuda")  # _start_vllm only checks the device type
+    trainer._start_vllm()
+    tok = trainer.tokenizer
+    rows = list(trainer.train_rows) + list(trainer.eval_rows)
+    longest = max(len(tok(r["prompt"], add_special_tokens=False)["input_ids"]) for r in rows)
+    assert calls["init"]["max_model_len"] == longest + 9  # eval.max_new_tokens 9 > rollout's 6
+    assert calls["init"]["tokenizer"] == str(d / "model")
+
+
+def test_train_step_applies_the_importance_weights(monkeypatch, tmp_path):
+    """Point 4 end to end: a step fed by the vLLM stand-in computes old log-probs at num_iterations 1
+    and reports TRL's importance-ratio metrics from them (checked against a float64 recomputation)."""
+    from grpo_plugins.grpo.vllm import VLLMRollout
+
+    trainer, _ = _tiny_trainer(tmp_path, vllm={"importance_sampling": "token_truncate", "importance_sampling_cap": 1.5})
+    eos = trainer.tokenizer.eos_token_id
+    seqs = [[20, 21, eos], [22, 23, 24, 25, 26, 27], [28, eos], [29, 30, 31, eos]]
+    lps = [[-2.0, -4.0, -1.0], [-3.0] * 6, [-0.1, -5.0], [-2.5, -3.5, -4.5, -0.5]]
+    _fake_vllm(monkeypatch, seqs, logprobs=lps)
+    trainer.generator.vllm = VLLMRollout("m", VLLMSection(), 64)
+    seen = []
+    real = trainer._logprobs
+    trainer._logprobs = lambda *a: seen.append(real(*a)) or seen[-1]
+    metrics = trainer.train_step()
+    assert len(seen) == 1  # old log-probs (beta 0: no reference), though num_iterations is 1
+    old = seen[0].double()
+    smp = torch.zeros_like(old)
+    mask = torch.zeros_like(old)
+    for i, (s, lp) in enumerate(zip(seqs, lps)):
+        smp[i, :len(s)] = torch.tensor(lp, dtype=torch.float64)
+        mask[i, :len(s)] = 1
+    ratio = ((old - smp) * mask).exp().clamp(max=1.5)[mask.bool()]
+    assert metrics["sampling/importance_sampling_ratio/mean"] == pytest.approx(float(ratio.mean()), rel=1e-5)
+    assert metrics["sampling/importance_sampling_ratio/max"] == pytest.approx(float(ratio.max()), rel=1e-5)
+    assert metrics["completions/mean_length"] == pytest.approx(sum(map(len, seqs)) / 4)
+    assert torch.isfinite(torch.tensor(metrics["loss"]))

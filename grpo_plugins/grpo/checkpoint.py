@@ -2,12 +2,18 @@
 
 Layout (TRL's): ``RUN_DIR/checkpoint-N/`` holding a ``save_pretrained`` model and tokenizer
 (``AutoModelForCausalLM.from_pretrained("RUN_DIR/checkpoint-N")`` loads it; a LoRA run holds the
-adapter plus ``model.pt``, the full state it resumes from), ``optimizer.pt``, ``scheduler.pt``,
-``rng-RANK.pt`` and ``state.json`` (step, data position, metrics of the last step); ``RUN_DIR/latest``
-names the newest. Runs written before this layout (``RUN_DIR/checkpoints/step-N/model.pt``) still
-resume. A checkpoint is written into a temporary folder, flushed to disk and renamed into place;
-``latest`` is then replaced atomically. A kill at any moment leaves either the previous or the new
-checkpoint, never a half-written one, and resuming loses at most the steps since the last save.
+adapter plus ``model.pt``, the full state it resumes from), ``optimizer.pt`` (or one
+``optimizer-RANK.pt`` per process under ZeRO-3, whose optimizer state is partitioned),
+``scheduler.pt``, ``rng-RANK.pt`` and ``state.json`` (step, data position, metrics of the last
+step); ``RUN_DIR/latest`` names the newest. Model and optimizer state come whole through the
+engine's state-dict API (sharding.py), so an FSDP2 checkpoint loads at any world size. Runs written
+before this layout (``RUN_DIR/checkpoints/step-N/model.pt``) still resume. A checkpoint is written
+into a temporary folder, flushed to disk and renamed into place; ``latest`` is then replaced
+atomically. A kill at any moment leaves either the previous or the new checkpoint, never a
+half-written one, and resuming loses at most the steps since the last save.
+
+accelerate's ``save_state`` is not used: it writes in place (a kill mid-save leaves a torn
+checkpoint that ``load_state`` then reads) and writes no ``save_pretrained`` folder.
 """
 
 from __future__ import annotations
@@ -86,11 +92,14 @@ def _save_pretrained(model, tokenizer, path: Path, state_dict) -> None:
 
 def save_checkpoint(root: str | os.PathLike, step: int, model_state: dict, optimizer, scheduler,
                     state: dict[str, Any], keep: int = 2, is_main: bool = True, rank: int = 0,
-                    model=None, tokenizer=None) -> Path:
+                    model=None, tokenizer=None, barrier=None, per_rank_optimizer: bool = False) -> Path:
     """Write ``checkpoint-N`` atomically and point ``latest`` at it; drop all but the ``keep`` newest.
 
     With ``model`` (and ``tokenizer``) the weights are written with ``save_pretrained`` so
-    ``from_pretrained`` loads the folder; without, as ``model.pt``."""
+    ``from_pretrained`` loads the folder; without, as ``model.pt``. ``optimizer`` is an optimizer or
+    its state dict. With ``barrier`` (a multi-process run, called on every process) each process
+    writes its RNG state (and with ``per_rank_optimizer`` its optimizer partition) into the
+    temporary folder before the main process renames it into place."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step}"
@@ -98,11 +107,21 @@ def save_checkpoint(root: str | os.PathLike, step: int, model_state: dict, optim
     if is_main:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
+    opt_state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
+    if barrier is not None:
+        barrier()
+        if per_rank_optimizer:
+            _save(opt_state, tmp / f"optimizer-{rank}.pt")
+        if not is_main:
+            _save(rng_state(), tmp / f"rng-{rank}.pt")
+        barrier()
+    if is_main:
         if model is None or hasattr(model, "peft_config"):
             _save(model_state, tmp / "model.pt")  # a LoRA adapter alone cannot restore the run
         if model is not None:
             _save_pretrained(model, tokenizer, tmp, None if hasattr(model, "peft_config") else model_state)
-        _save(optimizer.state_dict(), tmp / "optimizer.pt")
+        if not per_rank_optimizer:
+            _save(opt_state, tmp / "optimizer.pt")
         _save(scheduler.state_dict(), tmp / "scheduler.pt")
         _save(rng_state(), tmp / f"rng-{rank}.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=1, default=float))
@@ -161,9 +180,20 @@ def _load_model_state(path: Path, model, map_location) -> None:
 
 def load_checkpoint(path: Path, model, optimizer, scheduler, rank: int = 0, map_location="cpu") -> dict[str, Any]:
     """Restore model, optimiser, scheduler and this rank's RNG; return state.json's contents."""
+    from .sharding import load_model_state, load_optimizer_state
+
     path = Path(path)
-    _load_model_state(path, model, map_location)
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=map_location, weights_only=True))
+    if (path / "model.pt").exists():
+        load_model_state(model, torch.load(path / "model.pt", map_location=map_location, weights_only=True))
+    else:  # a save_pretrained folder
+        _load_model_state(path, model, map_location)
+    opt_file = path / f"optimizer-{rank}.pt"
+    if not opt_file.exists():
+        if any(path.glob("optimizer-*.pt")):
+            raise ValueError(f"{path}: the optimizer state is partitioned per process (ZeRO-3) and has no "
+                             f"optimizer-{rank}.pt: resume with the world size it was saved at")
+        opt_file = path / "optimizer.pt"
+    load_optimizer_state(model, optimizer, torch.load(opt_file, map_location=map_location, weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location=map_location, weights_only=True))
     rng_file = path / f"rng-{rank}.pt"
     if not rng_file.exists():

@@ -18,7 +18,8 @@ class ModelSection(Section):
     name_or_path: str = Field(description="hub model name or local directory (AutoModelForCausalLM)")
     tokenizer: str | None = Field(None, description="tokenizer name or path; defaults to name_or_path")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="weights dtype; auto = float32 (bf16 autocast runs on CUDA)")
+        "auto", description="weights dtype; auto = float32 master weights whatever the checkpoint holds, as TRL "
+                            "(bf16 autocast runs on CUDA); bfloat16 with full fine-tuning warns: AdamW updates round away")
     attn_implementation: str | None = Field(None, description="eager | sdpa | flash_attention_2 ...")
     gradient_checkpointing: bool = Field(False, description="recompute activations in backward")
     trust_remote_code: bool = False
@@ -45,6 +46,11 @@ class VLLMSection(Section):
     max_model_len: int | None = Field(None, gt=0, description="null = longest prompt + max_new_tokens")
     enable_sleep_mode: bool = Field(False, description="free the engine's memory while training (slower sync)")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    importance_sampling: Literal["token_truncate", "token_mask", "sequence_truncate", "sequence_mask", "off"] = Field(
+        "token_truncate", description="correct the sampler/trainer mismatch with ratio exp(old_logp - vllm_logp) "
+                                      "(TRL's vllm_importance_sampling_correction/_mode); off = none")
+    importance_sampling_cap: float = Field(3.0, gt=0, description="truncate modes clip the ratio at this; "
+                                                                  "mask modes drop tokens/sequences above it")
 
 
 class RolloutSection(Section):

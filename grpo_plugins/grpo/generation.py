@@ -6,17 +6,24 @@ and the cycle's step labeller (``Generator``), through the built-in sampler, tra
 the decoders in ``decode.py``. It does the same work as ``model.generate`` without its per-token
 bookkeeping, which dominates on small models; ``backend: generate`` in the config uses
 transformers' ``generate`` instead.
+
+Every backend stops on the same set of ids (``stop_ids``: the tokenizer's EOS plus every EOS of the
+model's generation config, e.g. Llama-3-Instruct's 128008 and 128009) and returns ``Completions``
+whose mask covers each completion up to and including its stop token. The vLLM backend's mask is
+built from each output's length, as TRL does, since vLLM reports where it stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from . import sharding
 from .decode import decoder_for
 from ..rewards import Sample
 
@@ -34,6 +41,51 @@ class Rollout(Sample):
     advantage: float = 0.0  # mean per-token advantage
 
 
+@dataclass
+class Completions:
+    """What every backend returns: ids [B, T] (pad after each stop), mask [B, T], truncated [B].
+
+    ``logprobs`` [B, T] are the sampler's own log-probabilities of the sampled tokens (vLLM, for the
+    importance-sampling correction), 0 on padding; None for the built-in backends.
+    """
+
+    ids: torch.Tensor
+    mask: torch.Tensor  # long, 1 up to and including the stop token
+    truncated: torch.Tensor  # bool, no stop token within max_new_tokens
+    logprobs: torch.Tensor | None = None
+
+    @staticmethod
+    def cat(parts: list["Completions"], pad_id: int) -> "Completions":
+        """Row-wise concatenation, right-padding each part to the widest."""
+        width = max(p.ids.shape[1] for p in parts)
+
+        def pad(t, value):
+            return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+        lp = None if any(p.logprobs is None for p in parts) else torch.cat([pad(p.logprobs, 0.0) for p in parts])
+        return Completions(torch.cat([pad(p.ids, pad_id) for p in parts]), torch.cat([pad(p.mask, 0) for p in parts]),
+                           torch.cat([p.truncated for p in parts]), lp)
+
+
+def stop_ids(tokenizer, model=None) -> list[int]:
+    """Token ids that end a completion: the tokenizer's EOS and every EOS of the model's generation config."""
+    out: list[int] = []
+
+    def add(value):
+        for v in ([value] if isinstance(value, int) else (value or [])):
+            if v is not None and int(v) not in out:
+                out.append(int(v))
+
+    add(getattr(tokenizer, "eos_token_id", None))
+    if model is not None:
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        add(getattr(getattr(base, "generation_config", None), "eos_token_id", None))
+    if not out:
+        raise ValueError("the tokenizer has no eos_token and the model's generation config names none: "
+                         "set one, or completions never end")
+    return out
+
+
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
     """Set logits outside the top-k / nucleus top-p set to -inf. logits: [B, V]."""
     if top_k and top_k < logits.shape[-1]:
@@ -48,18 +100,34 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
-@torch.inference_mode()
-def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, eos_id: int,
-           pad_id: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-           greedy: bool = False, compact_at: float = 0.25, lean: bool = True) -> torch.Tensor:
+def _no_grad(model):
+    """inference_mode, except for sharded parameters: FSDP2 would keep the gathered weights as inference
+    tensors, which the next training forward may not update in place (no_grad then, as TRL)."""
+    return torch.no_grad() if sharding.is_fsdp2(model) or sharding.is_zero3(model) else torch.inference_mode()
+
+
+def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
+           eos_id: int | Sequence[int], pad_id: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+           greedy: bool = False, compact_at: float = 0.25, lean: bool = True, synced: bool = False) -> torch.Tensor:
     """Sample completions for left-padded prompts. input_ids, attention_mask: [B, P].
 
-    Returns completion ids [B, T] (T <= max_new_tokens), padded with pad_id after each EOS.
+    Returns completion ids [B, T] (T <= max_new_tokens), padded with pad_id after each EOS (any of
+    ``eos_id`` when it is a list).
     Finished rows leave the batch (their KV cache rows are dropped) once they make up
     ``compact_at`` of it, so the tail of a generation only computes the rows still running.
-    ``lean`` uses ``decode.LeanDecoder`` when the model is one it supports.
+    ``lean`` uses ``decode.LeanDecoder`` when the model is one it supports. ``synced`` (sharded
+    parameters, several processes) keeps stepping until every process's rows are done, since each
+    forward is a collective.
     """
+    with _no_grad(model):
+        return _sample(model, input_ids, attention_mask, max_new_tokens, eos_id, pad_id, temperature, top_k, top_p,
+                       greedy, compact_at, lean, synced)
+
+
+def _sample(model, input_ids, attention_mask, max_new_tokens, eos_id, pad_id, temperature, top_k, top_p, greedy,
+            compact_at, lean, synced):
     B, device = input_ids.shape[0], input_ids.device
+    stops = torch.tensor([eos_id] if isinstance(eos_id, int) else list(eos_id), dtype=torch.long, device=device)
     decoder = decoder_for(model, max_new_tokens, lean=lean)
     logits = decoder.prefill(input_ids, attention_mask)
     result = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
@@ -75,10 +143,10 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
         tok = torch.where(done, torch.full_like(tok, pad_id), tok)
         result[rows, t] = tok
         length = t + 1
-        done = done | (tok == eos_id)
-        if t == max_new_tokens - 1 or bool(done.all()):
+        done = done | torch.isin(tok, stops)
+        if t == max_new_tokens - 1 or (sharding.all_done(done) if synced else bool(done.all())):
             break
-        if decoder.can_keep and int(done.sum()) >= compact_at * done.numel():
+        if decoder.can_keep and int(done.sum()) >= compact_at * done.numel() and not bool(done.all()):
             keep = (~done).nonzero().squeeze(-1)
             decoder.keep(keep)
             rows, tok, done = rows[keep], tok[keep], done[keep]
@@ -86,23 +154,38 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
     return result[:, :length]
 
 
-@torch.inference_mode()
 def hf_generate(model, input_ids, attention_mask, max_new_tokens, eos_id, pad_id, temperature=1.0,
-                top_k=0, top_p=1.0, greedy=False) -> torch.Tensor:
+                top_k=0, top_p=1.0, greedy=False, synced=False) -> torch.Tensor:
     """The same contract as ``sample`` through transformers' ``generate``."""
-    out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
-                         do_sample=not greedy, temperature=temperature if not greedy else None,
-                         top_k=top_k if (top_k and not greedy) else None, top_p=top_p if not greedy else None,
-                         eos_token_id=eos_id, pad_token_id=pad_id)
+    with _no_grad(model):
+        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                             do_sample=not greedy, temperature=temperature if not greedy else None,
+                             top_k=top_k if (top_k and not greedy) else None, top_p=top_p if not greedy else None,
+                             eos_token_id=eos_id if isinstance(eos_id, int) else list(eos_id), pad_token_id=pad_id,
+                             synced_gpus=synced)
     return out[:, input_ids.shape[1]:]
 
 
-def completion_mask(completion_ids: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mask [B, T] with 1 up to and including the first EOS, truncated [B] = no EOS at all)."""
-    is_eos = completion_ids == eos_id
+def completion_mask(completion_ids: torch.Tensor, eos_id: int | Sequence[int],
+                    lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mask [B, T] with 1 up to and including the first stop id, truncated [B] = no stop id).
+
+    ``eos_id`` may be a list (every id that ends a completion). With ``lengths`` [B] (what the
+    sampler reports it produced, vLLM's ``len(token_ids)``) the mask is 1 on the first
+    ``lengths[i]`` tokens and a row is truncated when its last token is not a stop id: a pad that
+    equals an EOS id, or a stop the sampler made for another reason, cannot move the boundary.
+    """
+    T, device = completion_ids.shape[1], completion_ids.device
+    stops = torch.tensor([eos_id] if isinstance(eos_id, int) else list(eos_id), dtype=torch.long, device=device)
+    idx = torch.arange(T, device=device)[None]
+    is_eos = torch.isin(completion_ids, stops)
+    if lengths is not None:
+        lengths = lengths.to(device)
+        last = completion_ids.gather(1, (lengths - 1).clamp(min=0)[:, None]).squeeze(1)
+        ended = (lengths > 0) & torch.isin(last, stops)
+        return (idx < lengths[:, None]).long(), ~ended
     has_eos = is_eos.any(-1)
-    first = torch.where(has_eos, is_eos.int().argmax(-1), torch.full_like(has_eos, completion_ids.shape[1], dtype=torch.long))
-    idx = torch.arange(completion_ids.shape[1], device=completion_ids.device)[None]
+    first = torch.where(has_eos, is_eos.int().argmax(-1), torch.full_like(has_eos, T, dtype=torch.long))
     return (idx <= first[:, None]).long(), ~has_eos
 
 
@@ -117,6 +200,9 @@ class Generator:
     def __init__(self, tokenizer, rollout, data, device, autocast=contextlib.nullcontext, vllm=None):
         self.tokenizer, self.rollout, self.data, self.device = tokenizer, rollout, data, device
         self.autocast, self.vllm = autocast, vllm
+        # data.max_prompt_tokens drops the oldest tokens: the chat template's assistant header at the
+        # end is what the model continues (transformers truncates on the right by default)
+        tokenizer.truncation_side = "left"
 
     def encode(self, prompts: list[Any]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         """Prompts (strings or chat messages) -> left-padded ids [B, P], mask [B, P], prompt texts."""
@@ -129,23 +215,25 @@ class Generator:
         return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device), texts
 
     def generate(self, model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, max_new_tokens: int,
-                 greedy: bool = False, version: int = 0) -> torch.Tensor:
-        """Completion ids [B, T] for left-padded prompts, padded after each EOS."""
+                 greedy: bool = False, version: int = 0) -> Completions:
+        """Completions of left-padded prompts [B, P]: ids padded after each stop, their mask and truncation."""
         r, tok = self.rollout, self.tokenizer
+        stops = stop_ids(tok, model)
         if self.vllm is not None:
-            self.vllm.sync(model, version)
-            return self.vllm.generate(prompt_ids, prompt_mask, max_new_tokens, tok.eos_token_id, tok.pad_token_id,
+            self.vllm.sync(model, version, gather=sharding.gather)
+            return self.vllm.generate(prompt_ids, prompt_mask, max_new_tokens, stops, tok.pad_token_id,
                                       temperature=r.temperature, top_k=r.top_k, top_p=r.top_p, greedy=greedy)
         fn = functools.partial(sample, lean=r.lean) if r.backend == "sample" else hf_generate
         bs = r.batch_size or prompt_ids.shape[0]
         outs = []
-        with self.autocast():
+        synced = sharding.synced(model)
+        with sharding.for_generation(model), self.autocast():
             for s in range(0, prompt_ids.shape[0], bs):
-                outs.append(fn(model, prompt_ids[s:s + bs], prompt_mask[s:s + bs], max_new_tokens, tok.eos_token_id,
-                               tok.pad_token_id, temperature=r.temperature, top_k=r.top_k, top_p=r.top_p,
-                               greedy=greedy))
-        width = max(o.shape[1] for o in outs)
-        return torch.cat([torch.nn.functional.pad(o, (0, width - o.shape[1]), value=tok.pad_token_id) for o in outs])
+                ids = fn(model, prompt_ids[s:s + bs], prompt_mask[s:s + bs], max_new_tokens, stops,
+                         tok.pad_token_id, temperature=r.temperature, top_k=r.top_k, top_p=r.top_p, greedy=greedy,
+                         synced=synced)
+                outs.append(Completions(ids, *completion_mask(ids, stops)))
+        return Completions.cat(outs, tok.pad_token_id)
 
     def complete(self, model, texts: list[str], max_new_tokens: int, greedy: bool = False,
                  version: int = 0) -> list[str]:
@@ -153,5 +241,17 @@ class Generator:
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         out = self.generate(model, enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device),
                             max_new_tokens, greedy=greedy, version=version)
-        mask, _ = completion_mask(out, self.tokenizer.eos_token_id)
-        return [self.tokenizer.decode(row[m.bool()].tolist(), skip_special_tokens=True) for row, m in zip(out, mask)]
+        return [self.tokenizer.decode(row[m.bool()].tolist(), skip_special_tokens=True)
+                for row, m in zip(out.ids, out.mask)]
+
+
+def longest_prompt_tokens(tokenizer, prompts, data) -> int:
+    """Tokens in the longest of ``prompts`` as ``Generator.encode`` would feed it (capped by max_prompt_tokens)."""
+    from .data import prompt_text
+
+    longest = 0
+    texts = [prompt_text(p, tokenizer, data.chat_template, data.system_prompt) for p in prompts]
+    for s in range(0, len(texts), 1024):
+        enc = tokenizer(texts[s:s + 1024], add_special_tokens=False)["input_ids"]
+        longest = max([longest] + [len(e) for e in enc])
+    return min(longest, data.max_prompt_tokens) if data.max_prompt_tokens else longest

@@ -43,8 +43,12 @@ def k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None,
               adv: torch.Tensor, mask: torch.Tensor, *, beta: float = 0.0, epsilon: float = 0.2,
               epsilon_high: float | None = None, loss_type: str = "dapo",
-              norm: Norm | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Returns (scalar loss of this micro-batch, detached metric sums: see ``reduce_metrics``)."""
+              norm: Norm | None = None, weights: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Returns (scalar loss of this micro-batch, detached metric sums: see ``reduce_metrics``).
+
+    ``weights`` [B, T] or [B, 1] (optional) multiply each token's loss: the sampler/trainer
+    importance-sampling ratio under vLLM, applied to the whole per-token loss as TRL does."""
     epsilon_high = epsilon if epsilon_high is None else epsilon_high
     mask = mask.to(logp.dtype)
     if adv.dim() == 1:
@@ -59,6 +63,8 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch
     if beta and ref_logp is not None:
         kl = k3(logp, ref_logp)
         per_token = per_token + beta * kl
+    if weights is not None:
+        per_token = per_token * weights
     masked = per_token * mask
     if loss_type == "grpo":
         loss = (masked.sum(-1) / mask.sum(-1).clamp(min=1)).sum() / norm.sequences

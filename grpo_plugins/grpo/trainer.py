@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from . import advantages as A
-from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint, save_rank_rng
+from . import sharding
+from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint
 from .data import PromptSampler, load_rows
 from ..host import RewardError, RewardHost, Scores
 from ..io import atomic_write_text
@@ -47,7 +48,7 @@ from ..manager import PluginManager
 from ..rewards import message_text
 from ..steps import step_end_tokens, token_offsets
 from .config import TrainConfig
-from .generation import Generator, Rollout, completion_mask
+from .generation import Generator, Rollout, longest_prompt_tokens
 from .logprobs import token_logprobs
 from .optim import make_scheduler
 
@@ -59,6 +60,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def weights_dtype(cfg: TrainConfig) -> torch.dtype:
+    """The dtype the policy's weights load in: ``auto`` = float32 master weights, as TRL.
+
+    transformers 5 turns an absent dtype into the checkpoint's (bf16 for Qwen2.5 and Llama-3), and
+    AdamW on bf16 weights rounds most lr-1e-6 updates away; so auto asks for float32 explicitly and
+    bf16 comes from autocast. An explicit half dtype with full fine-tuning warns."""
+    m = cfg.model
+    if m.dtype == "auto":
+        return torch.float32
+    if m.dtype != "float32" and not m.lora:
+        import warnings
+
+        warnings.warn(f"model.dtype: {m.dtype} with full fine-tuning keeps no float32 master copy: AdamW updates "
+                      "smaller than the weights' precision round away (use dtype: auto = float32 + bf16 autocast)",
+                      stacklevel=2)
+    return getattr(torch, m.dtype)
+
+
 def load_model_and_tokenizer(cfg: TrainConfig):
     """AutoModelForCausalLM + AutoTokenizer from a hub name or a local folder, LoRA when asked."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -66,11 +85,10 @@ def load_model_and_tokenizer(cfg: TrainConfig):
     m = cfg.model
     tokenizer = AutoTokenizer.from_pretrained(m.tokenizer or m.name_or_path, trust_remote_code=m.trust_remote_code)
     tokenizer.padding_side = "left"
+    tokenizer.truncation_side = "left"  # data.max_prompt_tokens keeps the end (the assistant header)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    kwargs: dict[str, Any] = {"trust_remote_code": m.trust_remote_code}
-    if m.dtype != "auto":
-        kwargs["dtype"] = getattr(torch, m.dtype)
+    kwargs: dict[str, Any] = {"trust_remote_code": m.trust_remote_code, "dtype": weights_dtype(cfg)}
     if m.attn_implementation:
         kwargs["attn_implementation"] = m.attn_implementation
     model = AutoModelForCausalLM.from_pretrained(m.name_or_path, **kwargs)
@@ -106,9 +124,7 @@ def frozen_copy(model):
 
 def load_pretrained_policy(path: str | os.PathLike, cfg: TrainConfig):
     """A saved policy (``export``'s folder; a LoRA adapter folder loads its base with the adapter)."""
-    kwargs: dict[str, Any] = {"trust_remote_code": cfg.model.trust_remote_code}
-    if cfg.model.dtype != "auto":
-        kwargs["dtype"] = getattr(torch, cfg.model.dtype)
+    kwargs: dict[str, Any] = {"trust_remote_code": cfg.model.trust_remote_code, "dtype": weights_dtype(cfg)}
     if (Path(path) / "adapter_config.json").exists():
         from peft import AutoPeftModelForCausalLM
 
@@ -128,6 +144,7 @@ class RolloutBatch:
     mask: torch.Tensor  # [B, T] 1 up to and including the first EOS
     truncated: torch.Tensor  # [B] no EOS within max_new_tokens
     rollouts: list[Rollout]
+    sampler_logp: torch.Tensor | None = None  # [B, T] the sampler's log-probs (vLLM), for importance sampling
 
 
 class GRPOTrainer:
@@ -144,6 +161,7 @@ class GRPOTrainer:
         self.device = self.accelerator.device
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         self.is_main = self.accelerator.is_main_process
+        self.engine = sharding.engine(self.accelerator)  # single | ddp | fsdp2 | zero3 (accelerate's config)
         if cfg.train.prompts_per_step % self.world:
             raise SettingError("train.prompts_per_step", f"{cfg.train.prompts_per_step} does not divide by {self.world} processes",
                                "use a multiple of the process count")
@@ -204,6 +222,16 @@ class GRPOTrainer:
             self.ref_model = None
         elif self.cfg.model.lora and not snapshot:
             self.ref_model = None
+        elif self.engine in ("fsdp2", "zero3"):  # a sharded copy, not a whole one per process
+            from transformers import AutoModelForCausalLM
+
+            if self.cfg.model.lora:
+                raise ValueError(f"a reference snapshot of a LoRA policy under {self.engine} is not supported "
+                                 "(cycle.reference_reset with model.lora): use DDP or full fine-tuning")
+            state = sharding.model_state(self.policy)
+            base = AutoModelForCausalLM.from_pretrained(self.cfg.model.name_or_path, dtype=weights_dtype(self.cfg))
+            self.ref_model = sharding.shard_like(base.to(self.device), self.policy)
+            sharding.load_model_state(self.ref_model, state)
         else:
             self.ref_model = frozen_copy(self.policy)
 
@@ -223,11 +251,16 @@ class GRPOTrainer:
 
         if self.device.type != "cuda":
             raise SettingError("rollout.backend", "vllm needs a CUDA device", "use backend: sample on CPU")
-        d, m = self.cfg.data, self.cfg.model
-        max_len = d.max_prompt_tokens + self.cfg.rollout.max_new_tokens if d.max_prompt_tokens else None
-        return VLLMRollout(m.name_or_path, self.cfg.rollout.vllm, max_len, rank=self.rank,
+        cfg, m = self.cfg, self.cfg.model
+        # the engine's context: the longest prompt it will see plus the longest completion, not the
+        # model's whole context (131072 for Llama-3.1 does not fit gpu_memory_utilization 0.3)
+        col = cfg.data.prompt_column
+        prompts = [r[col] for r in self.train_rows] + ([r[col] for r in self.eval_rows] if self.eval_rows else [])
+        new = max(cfg.rollout.max_new_tokens, cfg.eval.max_new_tokens or 0)
+        max_len = longest_prompt_tokens(self.tokenizer, prompts, cfg.data) + new
+        return VLLMRollout(m.name_or_path, cfg.rollout.vllm, max_len, rank=self.rank,
                            local_rank=self.accelerator.local_process_index, world_size=self.world,
-                           trust_remote_code=m.trust_remote_code)
+                           trust_remote_code=m.trust_remote_code, tokenizer=m.tokenizer)
 
     def _eval_label(self) -> str:
         """eval.reward, else the first outcome reward; a step reward only with a warning (it rarely reaches 1)."""
@@ -261,12 +294,12 @@ class GRPOTrainer:
         if ckpt is None:
             if cfg.sft.steps:
                 self.sft()
-                if self.is_main:
-                    self.export(self.run_dir / "sft")  # the warmed-up model, before any GRPO step
+                self.export(self.run_dir / "sft")  # the warmed-up model, before any GRPO step
             self.reset_reference()
-            if self.ref_model is not None and self.is_main:
+            ref_state = None if self.ref_model is None else sharding.model_state(self.ref_model)  # collective
+            if ref_state is not None and self.is_main:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
-                save_atomic(self.ref_model.state_dict(), self.run_dir / "ref.pt")
+                save_atomic(ref_state, self.run_dir / "ref.pt")
             if self.eval_rows is not None:
                 self.eval_results["before"] = self.evaluate()
                 self._write_eval()
@@ -301,8 +334,7 @@ class GRPOTrainer:
             self.eval_results["after"] = self.evaluate()
             self._write_eval()
             self._print_eval("after", self.eval_results["after"])
-        if self.is_main:
-            self.export(self.run_dir / "final")
+        self.export(self.run_dir / "final")
         return {**self.last_metrics, **{f"{k}/{m}": v for k, ev in self.eval_results.items() if k in ("before", "after")
                                         for m, v in ev.items()}}
 
@@ -346,13 +378,14 @@ class GRPOTrainer:
         # 4. advantages [B, T]
         if t.mask_truncated_completions:
             mask = mask * (~truncated).long()[:, None]
-        adv, outcome_r = self._advantages(scores, rollouts, completion_ids, mask)
+        adv, outcome_r = self._advantages(scores, rollouts, completion_ids, mask)  # on mask's device
+        row_adv = mean_over_mask(adv, mask).tolist()
         for i, r in enumerate(rollouts):
             r.reward = scores.totals[i]
             r.rewards = {k: (v[i].value if v[i].applicable else None) for k, v in scores.results.items()}
             r.steps = {k: v[i].steps for k, v in scores.results.items() if v[i].steps is not None}
             r.info = {k: v[i].info for k, v in scores.results.items()}
-            r.advantage = float(adv[i][mask[i].bool()].mean()) if mask[i].any() else 0.0
+            r.advantage = row_adv[i]
         self.manager.hook.on_rollouts_collected(rollouts=rollouts, step=self.step, cycle=self.cycle)
         # 5. training batch; old (mu > 1) and reference (beta > 0) log-probs without gradients
         self.model.eval()
@@ -362,14 +395,22 @@ class GRPOTrainer:
         tokens_global = self._all_sum(tokens_local)
         norm = Norm(sequences=B, tokens=tokens_global / self.world, micro_batches=len(micro),
                     max_length=cfg.rollout.max_new_tokens)
-        old_logp = self._logprobs(self.model, micro, B, T) if t.num_iterations > 1 else None
+        vis = cfg.rollout.vllm.importance_sampling if batch.sampler_logp is not None else "off"
+        # vLLM samples in bf16 with its own kernels: the ratio's denominator must be the trainer's
+        # log-probs even at num_iterations 1, and the sampler's enter only through the IS weight
+        old_logp = self._logprobs(self.model, micro, B, T) if t.num_iterations > 1 or vis != "off" else None
+        is_w = None
+        if vis != "off":
+            from .vllm import importance_weights
+
+            is_w = importance_weights(old_logp, batch.sampler_logp.to(old_logp.device), mask, vis,
+                                      cfg.rollout.vllm.importance_sampling_cap)
         with self.reference() as ref:
             ref_logp = None if ref is None else self._logprobs(ref, micro, B, T)
         # 6. num_iterations optimizer updates on this batch
         self.model.train()
         sums: dict[str, float] = {}
         losses, grad_norms, entropy_sum = [], [], 0.0
-        adv = adv.to(self.device)
         for it in range(t.num_iterations):
             total = 0.0
             for k, (idx, ids, am, Tc) in enumerate(micro):
@@ -380,7 +421,9 @@ class GRPOTrainer:
                     loss, m = grpo_loss(logp, None if old_logp is None else old_logp[idx, :Tc],
                                         None if ref_logp is None else ref_logp[idx, :Tc], adv[idx, :Tc],
                                         mask[idx, :Tc], beta=t.beta, epsilon=t.epsilon, epsilon_high=t.epsilon_high,
-                                        loss_type=t.loss_type, norm=norm)
+                                        loss_type=t.loss_type, norm=norm,
+                                        weights=None if is_w is None else is_w[idx, :Tc] if is_w.shape[1] > 1
+                                        else is_w[idx])
                     self.accelerator.backward(loss)
                 total += float(loss.detach())
                 for key, v in m.items():
@@ -428,6 +471,11 @@ class GRPOTrainer:
             "time/train": t_end - t_score,
             "tokens_per_second": float(mask.sum()) / max(t_gen - t0, 1e-9),
         }
+        if is_w is not None:  # TRL's names
+            w = is_w.expand_as(mask)[mask.bool()]
+            metrics.update({"sampling/importance_sampling_ratio/min": float(w.min()) if w.numel() else float("nan"),
+                            "sampling/importance_sampling_ratio/mean": float(w.mean()) if w.numel() else float("nan"),
+                            "sampling/importance_sampling_ratio/max": float(w.max()) if w.numel() else float("nan")})
         if self.logger is not None and cfg.log.samples:
             show = [{"prompt": r.prompt if isinstance(r.prompt, str) else message_text(r.prompt, roles=("user",)),
                      "completion": r.text, "rewards": r.rewards, "reward": r.reward, "advantage": r.advantage}
@@ -448,11 +496,11 @@ class GRPOTrainer:
         prompt_ids, prompt_mask = prompt_ids.repeat_interleave(n, 0), prompt_mask.repeat_interleave(n, 0)
         was_training = self.model.training
         self.model.eval()
-        completion_ids = self.generator.generate(self.policy, prompt_ids, prompt_mask,
-                                                 max_new_tokens or self.cfg.rollout.max_new_tokens, greedy=greedy,
-                                                 version=self.weights_version)
+        done = self.generator.generate(self.policy, prompt_ids, prompt_mask,
+                                       max_new_tokens or self.cfg.rollout.max_new_tokens, greedy=greedy,
+                                       version=self.weights_version)
         self.model.train(was_training)
-        mask, truncated = completion_mask(completion_ids, self.tokenizer.eos_token_id)
+        completion_ids, mask, truncated = done.ids, done.mask, done.truncated
         out = []
         for i in range(completion_ids.shape[0]):
             row = rows[i // n]
@@ -463,7 +511,7 @@ class GRPOTrainer:
             out.append(Rollout(prompt=prompt, completion=completion, completion_ids=ids, group=group_offset + i // n,
                                columns={k: v for k, v in row.items() if k != col}, prompt_text=texts[i // n],
                                truncated=bool(truncated[i])))
-        return RolloutBatch(prompt_ids, prompt_mask, completion_ids, mask, truncated, out)
+        return RolloutBatch(prompt_ids, prompt_mask, completion_ids, mask, truncated, out, done.logprobs)
 
     def _advantages(self, scores: Scores, rollouts: list[Rollout], completion_ids, mask):
         """Outcome rewards (weighted sum of outcome-granularity rewards) and step rewards -> [B, T]."""
@@ -497,7 +545,8 @@ class GRPOTrainer:
                 values.append([v for _, _, v in steps])
             p = A.process_advantages(ends, values, G, T, t.advantage_eps) * scores.weights[label]
             process = p if process is None else process + p
-        return A.combine(outcome, process, mask.cpu()), r
+        # float64 statistics on the CPU; the [B, T] result goes where the mask lives (CUDA in training)
+        return A.combine(outcome, process, mask.cpu()).to(mask.device), r
 
     def _micro_batches(self, prompt_ids, prompt_mask, completion_ids, mask):
         """Gradient-accumulation chunks [(row index, input ids, attention mask, completion length)].
@@ -586,12 +635,14 @@ class GRPOTrainer:
         self.accelerator.wait_for_everyone()
         state = {"sampler": self.sampler.state_dict(), "num_tokens": self.num_tokens,
                  "eval": self.eval_results, "last_metrics": self.last_metrics}
-        path = save_checkpoint(self.run_dir, self.step, self.policy.state_dict(), self.optimizer, self.scheduler, state,
-                               keep=self.cfg.checkpoint.keep, is_main=self.is_main, rank=self.rank,
-                               model=self.policy, tokenizer=self.tokenizer)
+        # whole tensors through the engine's state-dict API (collectives: every process calls them)
+        opt_state, per_rank = sharding.optimizer_state(self.policy, self.optimizer)
+        path = save_checkpoint(self.run_dir, self.step, sharding.model_state(self.policy), opt_state, self.scheduler,
+                               state, keep=self.cfg.checkpoint.keep, is_main=self.is_main, rank=self.rank,
+                               model=self.policy, tokenizer=self.tokenizer,
+                               barrier=self.accelerator.wait_for_everyone if self.world > 1 else None,
+                               per_rank_optimizer=per_rank)
         self.accelerator.wait_for_everyone()
-        if not self.is_main:
-            save_rank_rng(path, self.rank)
         return path
 
     def _resume(self, ckpt: Path) -> None:
@@ -608,14 +659,19 @@ class GRPOTrainer:
             # ref.pt, when present, is the reference (the cycle's reset writes it, LoRA or not)
             self.reset_reference(snapshot=ref_file.exists())
             if ref_file.exists():
-                self.ref_model.load_state_dict(torch.load(ref_file, map_location=self.device, weights_only=True))
+                sharding.load_model_state(self.ref_model, torch.load(ref_file, map_location=self.device,
+                                                                     weights_only=True))
         if self.is_main:
             print(f"resumed from {ckpt} (step {self.step})", flush=True)
 
     def export(self, path: str | os.PathLike) -> None:
-        """save_pretrained the policy and tokenizer (a folder ``model.name_or_path`` can point at)."""
-        self.policy.save_pretrained(path)
-        self.tokenizer.save_pretrained(path)
+        """save_pretrained the policy and tokenizer (a folder ``model.name_or_path`` can point at).
+
+        Call it on every process: sharded weights are gathered first (a collective); the main one writes."""
+        state = sharding.model_state(self.policy) if self.engine in ("fsdp2", "zero3") else None
+        if self.is_main:
+            self.policy.save_pretrained(path, **({} if state is None else {"state_dict": state}))
+            self.tokenizer.save_pretrained(path)
 
     def _install_sigint(self):
         """First Ctrl-C: finish the current step, checkpoint, stop. Second Ctrl-C: stop at once."""
@@ -644,6 +700,12 @@ def _terminated_lengths(lengths: torch.Tensor, truncated: torch.Tensor) -> dict[
     return {"completions/mean_terminated_length": float(done.mean()),
             "completions/min_terminated_length": float(done.min()),
             "completions/max_terminated_length": float(done.max())}
+
+
+def mean_over_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of x [B, T] over each row's mask [B, T] (0 for an empty row), on x's device: no indexing."""
+    m = mask.to(x.dtype)
+    return (x * m).sum(-1) / m.sum(-1).clamp(min=1)
 
 
 def _step_reward_metrics(scores: Scores) -> dict[str, float]:
