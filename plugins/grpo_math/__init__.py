@@ -3,8 +3,10 @@
 from grpo_plugins import hookimpl
 
 from .reward import MathReward
+from .steps_reward import MathStepsReward
 
 
 @hookimpl
 def register_rewards(register):
     register(MathReward)
+    register(MathStepsReward)
