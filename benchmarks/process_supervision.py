@@ -109,8 +109,8 @@ def base_config(task: Path, run_dir: Path, model: str, seed: int, budget: int, a
         "model": {"name_or_path": model},
         "data": {"train": str(task / "train.jsonl"), "eval": str(task / "test.jsonl"), "chat_template": False},
         "rollout": {"num_generations": 8, "max_new_tokens": 40, "temperature": 1.0},
-        "train": {"steps": 10 ** 6, "max_rollouts": budget, "prompts_per_step": 8, "learning_rate": 2e-4,
-                  "beta": 0.0, "epsilon": 0.2, "epsilon_high": 0.28, "loss_type": "dapo", "seed": seed,
+        "train": {"steps": 10 ** 6, "max_rollouts": budget, "prompts_per_step": 8, "learning_rate": 1e-4, "warmup_steps": 5,
+                  "beta": 0.04, "epsilon": 0.2, "epsilon_high": 0.28, "loss_type": "dapo", "seed": seed,
                   "torch_threads": 1, "dynamic_sampling": ds, "process_advantage": reduce},
         "rewards": rewards,
         "eval": {"reward": "math"},
@@ -231,14 +231,12 @@ def run_cycle(cfg_dict: dict, cycles: int) -> dict:
     root = Path(cfg.log.run_dir)
     BudgetCycle(cfg, manager, log=lambda s: None).run()
     curve, zero_std, extra = [], [], 0
-    for k in range(cycles):
-        ev = json.loads((root / "policy" / "eval.json").read_text()) if k == cycles - 1 else None
+    for k in range(cycles):  # each cycle's GRPO phase evaluates the policy before (cycle 0) and after
         grpo = json.loads((root / "cycles" / str(k) / "grpo.json").read_text())
         if k == 0:
             curve.append({"rollouts": 0, **{m.split("/", 1)[1]: v for m, v in grpo.items() if m.startswith("before/")}})
         curve.append({"rollouts": budget * (k + 1) // cycles,
                       **{m.split("/", 1)[1]: v for m, v in grpo.items() if m.startswith("after/")}})
-        del ev
     for line in (root / "policy" / "metrics.jsonl").read_text().splitlines():
         m = json.loads(line)
         zero_std.append(m["frac_reward_zero_std"])
@@ -323,6 +321,26 @@ def plot(results: list[dict], arms: list[str], path: Path) -> None:
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
+def demo_report(base: Path, ds: Path) -> str:
+    """The trainer demo with and without dynamic sampling, from two run dirs of ``grpo-plugins train``."""
+    rows = ["| run | zero-std groups in the optimizer batch (median / mean) | zero-std drawn (median) | "
+            "rollouts generated | GRPO wall (sum of step_time) | median step_time | held-out before -> after |",
+            "|---|---|---|---|---|---|---|"]
+    walls = {}
+    for name, d in (("without", base), ("with dynamic sampling", ds)):
+        ms = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+        ev = json.loads((d / "eval.json").read_text())
+        z = [m["frac_reward_zero_std"] for m in ms]
+        drawn = [m.get("dynamic_sampling/frac_reward_zero_std_drawn", m["frac_reward_zero_std"]) for m in ms]
+        walls[name] = sum(m["step_time"] for m in ms)
+        rollouts = ms[-1].get("num_rollouts", "n/a")
+        rows.append(f"| {name} | {statistics.median(z):.3f} / {statistics.mean(z):.3f} | {statistics.median(drawn):.3f} | "
+                    f"{rollouts} | {walls[name]:.0f}s | {statistics.median(m['step_time'] for m in ms):.2f}s | "
+                    f"{ev['before']['eval/accuracy']:.3f} -> {ev['after']['eval/accuracy']:.3f} |")
+    ratio = walls["with dynamic sampling"] / walls["without"]
+    return "\n".join(rows) + f"\n\nGRPO wall-time ratio (with / without): {ratio:.2f}x"
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -335,9 +353,19 @@ def main(argv=None) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "process-supervision")
     p.add_argument("--png", type=Path, default=ROOT / "docs" / "process-supervision.png")
+    p.add_argument("--demo-report", type=Path, nargs=2, metavar=("BASE_RUN", "DS_RUN"),
+                   help="only print the trainer demo comparison of two run dirs (without / with dynamic sampling)")
+    p.add_argument("--report-only", action="store_true", help="rebuild table and plot from the cached results")
     a = p.parse_args(argv)
+    if a.demo_report:
+        print(demo_report(*a.demo_report))
+        return
     task = build_task(a.out / "task", a.slip)
     t0 = time.perf_counter()
+    if a.report_only:
+        results = [json.loads((a.out / f"{arm}-s{s}" / "result.json").read_text()) for s in a.seeds for arm in a.arms
+                   if (a.out / f"{arm}-s{s}" / "result.json").exists()]
+        return report(a, results, t0)
     # warm-ups are queued first (one per seed); a run whose seed is still warming up waits for it
     with ProcessPoolExecutor(a.workers) as pool:
         warm = [pool.submit(warm_up, task, a.out / f"sft-s{s}", s, a.sft_steps) for s in a.seeds]
@@ -346,9 +374,15 @@ def main(argv=None) -> None:
         jobs = [(arm, s, task, a.out, a.budget, a.eval_every, a.cycles, a.sft_steps) for s, arm in order]
         results = list(pool.map(job, jobs))
         [w.result() for w in warm]
+    report(a, results, t0)
+
+
+def report(a, results: list[dict], t0: float) -> None:
+    """results.json, table.md (with a header naming the run) and the PNG."""
     table = summarise(results, a.arms)
     header = (f"budget {a.budget} rollouts per run, seeds {a.seeds}, slip {a.slip}, {a.workers} workers, "
-              f"wall {time.perf_counter() - t0:.0f}s, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+              f"wall {time.perf_counter() - t0:.0f}s (0 = report only), runs' own time "
+              f"{sum(r['seconds'] for r in results) / 60:.0f} min, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
               f"{os.cpu_count()} CPUs")
     (a.out / "results.json").write_text(json.dumps(results, indent=1))
     (a.out / "table.md").write_text(header + "\n\n" + table + "\n")

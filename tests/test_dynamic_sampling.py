@@ -116,9 +116,10 @@ def test_groups_with_signal():
 
 
 def test_next_draw_is_a_bounded_multiple_of_world():
-    assert next_draw(missing=3, kept=8, drawn=16, world=1, cap=16) == 6  # 3 groups at a rate of 1/2
+    assert next_draw(missing=4, kept=8, drawn=16, world=1, cap=16) == 16  # (4 + 2*2) groups at a rate of 1/2
+    assert next_draw(missing=4, kept=16, drawn=16, world=1, cap=16) == 8
     assert next_draw(missing=3, kept=0, drawn=16, world=1, cap=16) == 16  # rate floor 1/16, capped
-    assert next_draw(missing=1, kept=16, drawn=16, world=2, cap=16) == 2  # one prompt per process
+    assert next_draw(missing=1, kept=16, drawn=16, world=2, cap=16) == 6  # 3 prompts for each process
     assert next_draw(missing=5, kept=4, drawn=8, world=4, cap=16) % 4 == 0
 
 

@@ -145,3 +145,34 @@ def test_registered_by_the_math_plugin_and_scored_through_the_host():
 def test_unknown_option_is_named():
     with pytest.raises(ValueError, match="math_steps.splitt: unknown option"):
         MathStepsReward({"splitt": "tag"})
+
+
+# --- against the peer: math-verify decides the same claims --------------------------------------
+
+exprs = st.recursive(
+    st.integers(0, 99).map(str),
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["+", "-", r" \times "]), inner).map(lambda t: f"{t[0]}{t[1]}{t[2]}"),
+        st.tuples(inner, inner).map(lambda t: rf"\frac{{{t[0]}}}{{{t[1]}}}"),
+        inner.map(lambda e: f"({e})")),
+    max_leaves=5)
+
+
+@settings(max_examples=50, deadline=None)
+@given(exprs, st.integers(-3, 3))
+def test_agrees_with_math_verify(expr, offset):
+    """Claim ``expr = value (+ offset)``: our verdict equals math-verify's wherever we decide."""
+    from math_verify import parse, verify
+
+    from grpo_math.numeric import exact
+    from grpo_math.parse import parse_answer
+
+    try:
+        value = exact(parse_answer(expr)) + offset
+    except Exception:  # noqa: BLE001 - division by zero and the like: nothing to compare
+        return
+    rhs = str(value.numerator) if value.denominator == 1 else rf"\frac{{{value.numerator}}}{{{value.denominator}}}"
+    ours = statuses(TAG, f"{expr} = {rhs}")
+    assert len(ours) == 1
+    peer = verify(parse(f"${rhs}$"), parse(f"${expr}$"))
+    assert ours[0] == (CORRECT if peer else INCORRECT), (expr, rhs, peer)

@@ -26,11 +26,12 @@ def next_draw(missing: int, kept: int, drawn: int, world: int, cap: int) -> int:
     """Prompts to draw in the next round (a multiple of ``world``, at most ``cap``).
 
     ``missing``: the most groups any one process still needs; ``kept / drawn``: the share of groups
-    with signal so far (over all processes). Each process gets draw / world prompts, enough for the
-    neediest one at the observed rate.
+    with signal so far (over all processes). Each process gets draw / world prompts: enough for the
+    neediest one at the observed rate with a two-sigma margin (missing + 2 sqrt(missing)), because
+    a round that falls just short costs a whole extra generation pass.
     """
     rate = max(kept / max(drawn, 1), 1 / 16)  # never plan on a rate below 1 in 16
-    per_process = math.ceil(missing / rate)
+    per_process = math.ceil((missing + 2 * math.sqrt(missing)) / rate)
     return max(world, min(cap, per_process * world) // world * world)
 
 
