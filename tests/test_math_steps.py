@@ -176,3 +176,12 @@ def test_agrees_with_math_verify(expr, offset):
     assert len(ours) == 1
     peer = verify(parse(f"${rhs}$"), parse(f"${expr}$"))
     assert ours[0] == (CORRECT if peer else INCORRECT), (expr, rhs, peer)
+
+
+def test_a_degenerate_trace_is_read_in_bounded_work():
+    from grpo_math.steps_reward import MAX_CLAIMS
+
+    text = "1=" * 20000 + "1, " + "2+2=4, " * 5000
+    res = TAG.score_text(text)
+    assert len(res.info["claims"]) == MAX_CLAIMS
+    assert all(c[2] == CORRECT for c in res.info["claims"])

@@ -211,39 +211,30 @@ def _latex_comma(text: str, i: int) -> bool:
 
 
 def _split_chain(run) -> list[tuple[_Side, tuple[int, int]]] | None:
-    """Split a token run at '=' into trimmed sides; None when a side is empty or has no operand."""
-    sides, cur = [], []
+    """Split a token run at '=' into trimmed sides (one pass); None unless two adjacent sides remain.
+
+    A side that is empty or has no operand breaks the chain; the longest stretch of consecutive
+    good sides is kept (``= 5`` at the start of a run loses its empty side)."""
+    best: list = []
+    cur: list = []
+    side: list = []
     for tok in run + [("eq", "=", -1)]:
         if tok[0] != "eq":
-            cur.append(tok)
+            side.append(tok)
             continue
-        body = [t for t in cur if t[0] != "space"]
-        cur = []
-        if not body or not any(k in ("num", "letter", "cmd", "word") for k, _, _ in body):
-            sides.append(None)
+        lo, hi = 0, len(side)
+        while lo < hi and side[lo][0] == "space":
+            lo += 1
+        while hi > lo and side[hi - 1][0] == "space":
+            hi -= 1
+        body, side = side[lo:hi], []
+        text = "".join(t[1] for t in body)
+        if not any(k in ("num", "letter", "cmd", "word") for k, _, _ in body) or len(text) > MAX_SIDE_CHARS:
+            best, cur = (cur if len(cur) > len(best) else best), []
             continue
-        first, last = body[0], body[-1]
-        pieces = []
-        started = False
-        for t in run:
-            if t is first:
-                started = True
-            if started:
-                pieces.append(t)
-            if t is last:
-                break
-        s, e = first[2], last[2] + len(last[1])
-        side_text = "".join(t[1] for t in pieces)
-        letters = frozenset(t[1] for t in pieces if t[0] == "letter")
-        sides.append((_Side(side_text, letters), (s, e)) if len(side_text) <= MAX_SIDE_CHARS else None)
-    # keep the longest stretch of consecutive non-empty sides (a dangling "= 5" loses its empty side)
-    best, cur2 = [], []
-    for side in sides:
-        if side is None:
-            best, cur2 = (cur2 if len(cur2) > len(best) else best), []
-        else:
-            cur2.append(side)
-    best = cur2 if len(cur2) > len(best) else best
+        letters = frozenset(t[1] for t in body if t[0] == "letter")
+        cur.append((_Side(text, letters), (body[0][2], body[-1][2] + len(body[-1][1]))))
+    best = cur if len(cur) > len(best) else best
     return best if len(best) >= 2 else None
 
 
