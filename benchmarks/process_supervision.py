@@ -322,23 +322,31 @@ def plot(results: list[dict], arms: list[str], path: Path) -> None:
 
 
 def demo_report(base: Path, ds: Path) -> str:
-    """The trainer demo with and without dynamic sampling, from two run dirs of ``grpo-plugins train``."""
-    rows = ["| run | zero-std groups in the optimizer batch (median / mean) | zero-std drawn (median) | "
-            "rollouts generated | GRPO wall (sum of step_time) | median step_time | held-out before -> after |",
-            "|---|---|---|---|---|---|---|"]
-    walls = {}
+    """The trainer demo with and without dynamic sampling, from two run dirs of ``grpo-plugins train``
+    (a run still in progress is reported up to its last logged step)."""
+    runs = {}
     for name, d in (("without", base), ("with dynamic sampling", ds)):
         ms = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
-        ev = json.loads((d / "eval.json").read_text())
+        runs[name] = (ms, json.loads((d / "eval.json").read_text()))
+    common = min(len(ms) for ms, _ in runs.values())
+    curves = [{c["step"]: c["eval/accuracy"] for c in ev.get("curve", [])} for _, ev in runs.values()]
+    shared = max((k for k in curves[0] if k in curves[1]), default=None)
+    rows = [f"| run | steps | zero-std groups in the optimizer batch (median / mean) | zero-std among all drawn (median) | "
+            f"rollouts generated | wall of the first {common} steps (sum of step_time) | median step_time | "
+            f"held-out before | held-out at step {shared} | held-out after |", "|---" * 10 + "|"]
+    walls = {}
+    for name, (ms, ev) in runs.items():
         z = [m["frac_reward_zero_std"] for m in ms]
         drawn = [m.get("dynamic_sampling/frac_reward_zero_std_drawn", m["frac_reward_zero_std"]) for m in ms]
-        walls[name] = sum(m["step_time"] for m in ms)
-        rollouts = ms[-1].get("num_rollouts", "n/a")
-        rows.append(f"| {name} | {statistics.median(z):.3f} / {statistics.mean(z):.3f} | {statistics.median(drawn):.3f} | "
-                    f"{rollouts} | {walls[name]:.0f}s | {statistics.median(m['step_time'] for m in ms):.2f}s | "
-                    f"{ev['before']['eval/accuracy']:.3f} -> {ev['after']['eval/accuracy']:.3f} |")
+        walls[name] = sum(m["step_time"] for m in ms[:common])
+        after = f"{ev['after']['eval/accuracy']:.3f}" if "after" in ev else "(running)"
+        at = {c["step"]: c["eval/accuracy"] for c in ev.get("curve", [])}.get(shared)
+        rows.append(f"| {name} | {len(ms)} | {statistics.median(z):.3f} / {statistics.mean(z):.3f} | "
+                    f"{statistics.median(drawn):.3f} | {ms[-1].get('num_rollouts', 'n/a')} | {walls[name]:.0f}s | "
+                    f"{statistics.median(m['step_time'] for m in ms):.1f}s | {ev['before']['eval/accuracy']:.3f} | "
+                    f"{at if at is None else f'{at:.3f}'} | {after} |")
     ratio = walls["with dynamic sampling"] / walls["without"]
-    return "\n".join(rows) + f"\n\nGRPO wall-time ratio (with / without): {ratio:.2f}x"
+    return "\n".join(rows) + f"\n\nGRPO wall-time ratio over the first {common} steps (with / without): {ratio:.2f}x"
 
 
 def main(argv=None) -> None:
@@ -380,7 +388,8 @@ def main(argv=None) -> None:
 def report(a, results: list[dict], t0: float) -> None:
     """results.json, table.md (with a header naming the run) and the PNG."""
     table = summarise(results, a.arms)
-    header = (f"budget {a.budget} rollouts per run, seeds {a.seeds}, slip {a.slip}, {a.workers} workers, "
+    header = (f"budget {a.budget} rollouts per run, seeds {a.seeds}, slip {a.slip}, "
+              f"{'report of cached runs' if a.report_only else f'{a.workers} workers'}, "
               f"wall {time.perf_counter() - t0:.0f}s (0 = report only), runs' own time "
               f"{sum(r['seconds'] for r in results) / 60:.0f} min, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
               f"{os.cpu_count()} CPUs")
