@@ -20,6 +20,10 @@ class CycleSection(Section):
 class LabelSection(Section):
     """Math-Shepherd step labels: N policy continuations per step prefix, graded by a checker reward."""
 
+    source: Literal["math_shepherd", "math_steps"] = Field(
+        "math_shepherd", description="math_shepherd: continuations graded by `reward`; math_steps: each step's "
+                                     "claims checked by the math_steps reward (no continuations; unverifiable "
+                                     "steps get no label)")
     reward: str = Field("math", description="label of the reward that grades final answers (in rewards:, "
                                             "or a registered reward name)")
     threshold: float = Field(1.0, description="a continuation is correct when that reward's value >= threshold")

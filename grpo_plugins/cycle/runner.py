@@ -25,6 +25,7 @@ from ..hookspecs import hookimpl
 from ..host import RewardConfig, RewardHost
 from ..io import atomic_write_text, read_jsonl, write_jsonl_atomic
 from ..manager import PluginManager
+from ..rewards import Sample
 from ..steps import StepFormat
 from .config import CycleConfig
 from .context import CycleContext
@@ -161,6 +162,8 @@ class Cycle:
         kept = [e.record for e in read_buffer(self.cycle_dir(k) / "rollouts")]
         rng = random.Random(self.cfg.train.seed + k)
         chosen = rng.sample(kept, min(lab.max_rollouts, len(kept)))
+        if lab.source == "math_steps":
+            return self._label_verified(k, chosen)
         # the trainer's rollout path: its device, dtype, LoRA adapter and backend (vLLM included)
         device, autocast = rollout_device(self.cfg)
         final = self.policy_dir / "final"
@@ -187,6 +190,34 @@ class Cycle:
                                             budget=lab.budget, threshold=lab.threshold, batch_size=lab.batch_size)
         write_jsonl_atomic(self.cycle_dir(k) / "labels.jsonl", records)
         atomic_write_text(self.cycle_dir(k) / "label_stats.json", json.dumps(vars(stats), indent=1))
+
+    def _label_verified(self, k: int, chosen: list[dict[str, Any]]) -> None:
+        """Step labels from the math_steps reward (the ``rewards:`` entry's options, else the step format's)."""
+        fmt = self.step_format()
+        given = [r for r in self.cfg.rewards if r.name == "math_steps"]
+        steps_cfg = given[0] if given else RewardConfig(name="math_steps", label="math_steps", options={
+            "split": fmt.split, "tag": fmt.tag, "step_pattern": fmt.step_pattern})
+        checker = self._checker()
+        samples = [Sample(r["prompt"], r["completion"], columns=dict(r.get("columns", {}))) for r in chosen]
+        with RewardHost([steps_cfg, checker], manager=self.manager) as host:
+            scores = host.score(samples) if samples else None
+        records, skipped = [], 0
+        for i, ro in enumerate(chosen):
+            res = scores.results[steps_cfg.label][i]
+            status = res.info.get("step_status", [])
+            steps = [[s, e, 1.0 if st == "correct" else 0.0] for (s, e, _), st in zip(res.steps or [], status)
+                     if st in ("correct", "incorrect")]  # a step with nothing checkable gets no label
+            if not steps:
+                skipped += 1
+                continue
+            ok = scores.results[checker.label][i]
+            records.append({**ro.get("columns", {}), "prompt": ro["prompt"], "completion": ro["completion"],
+                            "steps": steps, "hard": [v for _, _, v in steps],
+                            "outcome": bool(ok.applicable and ok.value >= self.cfg.label.threshold)})
+        write_jsonl_atomic(self.cycle_dir(k) / "labels.jsonl", records)
+        stats = {"source": "math_steps", "rollouts": len(chosen), "labelled": len(records), "skipped_no_steps": skipped,
+                 "continuations": 0, "steps": sum(len(r["steps"]) for r in records)}
+        atomic_write_text(self.cycle_dir(k) / "label_stats.json", json.dumps(stats, indent=1))
 
     def buffer(self, k: int) -> None:
         """Append the cycle's labelled rollouts to the replay buffer (a rerun adds no duplicates)."""

@@ -66,7 +66,7 @@ def zero_std_fraction(rewards: torch.Tensor, group_size: int) -> float:
 
 
 def process_advantages(step_ends: Sequence[Sequence[int]], step_rewards: Sequence[Sequence[float]],
-                       group_size: int, length: int, eps: float = 1e-4) -> torch.Tensor:
+                       group_size: int, length: int, eps: float = 1e-4, reduce: str = "sum") -> torch.Tensor:
     """Process-supervised advantages (DeepSeekMath section 4.1.3).
 
     step_ends[i]: token index (0-based, in completion i) of the last token of each step of i.
@@ -78,7 +78,14 @@ def process_advantages(step_ends: Sequence[Sequence[int]], step_rewards: Sequenc
     so a token is credited with the normalised rewards of its own step and every later step.
     Tokens after the last step get 0. std is unbiased; a group with fewer than two step rewards or
     with equal step rewards gives 0.
+
+    ``reduce="mean"`` divides that sum by the number of steps it adds (the token's own and later
+    steps), so a completion's credit does not grow with its step count: under ``sum`` a trace of
+    2k correct steps gets twice the advantage of a trace of k correct steps with the same rewards
+    (tests/test_process_advantage.py), which pays for padding a solution with easy steps.
     """
+    if reduce not in ("sum", "mean"):
+        raise ValueError(f"reduce must be sum | mean, got {reduce!r}")
     B = len(step_ends)
     out = torch.zeros(B, length, dtype=torch.float64)
     for g in range(0, B, group_size):
@@ -89,9 +96,13 @@ def process_advantages(step_ends: Sequence[Sequence[int]], step_rewards: Sequenc
         mean = values.mean()
         std = values.std() if values.numel() > 1 else torch.zeros((), dtype=torch.float64)
         for i in members:
+            count = torch.zeros(length, dtype=torch.float64)
             for end, v in zip(step_ends[i], step_rewards[i]):
                 norm = (v - mean) / (std + eps)
                 out[i, : min(end, length - 1) + 1] += norm
+                count[: min(end, length - 1) + 1] += 1
+            if reduce == "mean":
+                out[i] = out[i] / count.clamp(min=1)
     return out
 
 

@@ -88,6 +88,18 @@ class TrainSection(Section):
         "group", description="divide outcome advantages by the group std, the batch std, or not at all")
     advantage_eps: float = Field(1e-4, gt=0)
     mask_truncated_completions: bool = Field(False, description="drop completions that hit max_new_tokens from the loss")
+    dynamic_sampling: bool = Field(
+        False, description="DAPO dynamic sampling: draw more prompts until prompts_per_step groups carry signal "
+                           "(a non-zero advantage: rewards or step rewards that vary within the group)")
+    dynamic_sampling_rounds: int = Field(
+        3, ge=1, description="extra generation rounds per step at most, each of at most prompts_per_step prompts; "
+                             "groups without signal fill what is still missing after the last")
+    process_advantage: Literal["sum", "mean"] = Field(
+        "sum", description="step credit of a token: sum (DeepSeekMath) or mean of the normalised rewards of its "
+                           "own and later steps (mean does not grow with the number of steps)")
+    max_rollouts: int | None = Field(
+        None, gt=0, description="stop once this many completions have been generated (all processes, dynamic "
+                                "sampling's extra ones included); null = only train.steps")
     seed: int = 0
     torch_threads: int | None = Field(
         None, gt=0, description="CPU threads for torch (1 is fastest for tiny models on a busy machine); null = torch default")

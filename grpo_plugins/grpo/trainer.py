@@ -201,6 +201,7 @@ class GRPOTrainer:
         self.ref_model = None
         self.step = 0
         self.num_tokens = 0
+        self.num_rollouts = 0  # completions generated so far, all processes (dynamic sampling's extra ones too)
         self.eval_results: dict[str, Any] = {}
         self.last_metrics: dict[str, Any] = {}
         self.logger: MetricsLogger | None = None
@@ -310,7 +311,8 @@ class GRPOTrainer:
                                     config=cfg.model_dump(mode="json"))
         previous = self._install_sigint()
         try:
-            while self.step < cfg.train.steps and not self._stop:
+            while self.step < cfg.train.steps and not self._stop and not (
+                    cfg.train.max_rollouts and self.num_rollouts >= cfg.train.max_rollouts):
                 metrics = self.train_step()
                 self.logger.log(self.step, metrics)
                 if cfg.eval.every and self.eval_rows is not None and self.step % cfg.eval.every == 0:
@@ -357,23 +359,12 @@ class GRPOTrainer:
         cfg, t = self.cfg, self.cfg.train
         G = cfg.rollout.num_generations
         t0 = time.perf_counter()
-        # 1. prompts: every process draws the same global indices and keeps its own share
-        global_idx = self.sampler.indices(t.prompts_per_step)
-        rows = [self.train_rows[i] for i in global_idx[self.rank::self.world]]
-        # 2. rollout: G completions per prompt, groups contiguous
-        batch = self.generate(rows, n=G, group_offset=self.step * t.prompts_per_step + self.rank * len(rows))
+        # 1-3. prompts -> G completions each (groups contiguous) -> rewards through the host;
+        #      with dynamic sampling, more rounds until every group carries signal (_sample_batch)
+        batch, scores, sampling, gen_seconds = self._sample_batch()
         prompt_ids, prompt_mask, completion_ids = batch.prompt_ids, batch.prompt_mask, batch.completion_ids
         mask, truncated, rollouts = batch.mask, batch.truncated, batch.rollouts
-        t_gen = time.perf_counter()
-        # 3. rewards through the host (every column of the row goes to the rewards)
-        try:
-            scores = self.host.score(rollouts, step=self.step)
-        except RewardError as exc:  # name the data row, not the index in this step's batch
-            if exc.index is None:
-                raise
-            row = global_idx[self.rank::self.world][exc.index // G]
-            raise RewardError(exc.label, exc.plugin, f"{cfg.data.train} row {row} (0-based), completion "
-                              f"{exc.index % G}: " + str(exc).split(": ", 1)[-1], exc.index) from exc
+        t_gen = t0 + gen_seconds
         t_score = time.perf_counter()
         # 4. advantages [B, T]
         if t.mask_truncated_completions:
@@ -452,6 +443,7 @@ class GRPOTrainer:
             # runs: equal step rewards), which the summed outcome reward cannot tell when there is none
             "frac_reward_zero_std": A.zero_std_fraction(totals, G) if outcome_r is not None else
             float((adv.abs().sum(-1).view(-1, G).sum(-1) == 0).float().mean()),
+            **sampling,
             **{k: v for k, v in scores.metrics.items() if k.startswith("rewards/")},
             **_step_reward_metrics(scores),
             "completions/mean_length": float(lengths.mean()),
@@ -487,6 +479,64 @@ class GRPOTrainer:
         return metrics
 
     # --- pieces of a step ------------------------------------------------------------------
+
+    def _sample_batch(self):
+        """Phases 1-3: (RolloutBatch, Scores, sampling metrics, seconds spent generating).
+
+        Every process draws the same global prompt indices and keeps its own share, all G
+        completions of each. With ``train.dynamic_sampling`` (DAPO), groups whose advantages are
+        all zero are set aside and further rounds are drawn (every process in step, so collectives
+        line up) until each process holds prompts_per_step / world groups with signal, for at most
+        ``dynamic_sampling_rounds`` extra rounds; set-aside groups fill any shortfall.
+        """
+        from .dynamic_sampling import assemble, groups_with_signal, next_draw
+
+        t, G = self.cfg.train, self.cfg.rollout.num_generations
+        need = t.prompts_per_step // self.world
+        rounds, kept, spare, gen_seconds, draw = [], [], [], 0.0, t.prompts_per_step
+        drawn_totals = []
+        for r in range(1 + (t.dynamic_sampling_rounds if t.dynamic_sampling else 0)):
+            global_idx = self.sampler.indices(draw)
+            rows = [self.train_rows[i] for i in global_idx[self.rank::self.world]]
+            t0 = time.perf_counter()
+            batch = self.generate(rows, n=G, group_offset=self.num_rollouts // G + self.rank * len(rows))
+            gen_seconds += time.perf_counter() - t0
+            self.num_rollouts += draw * G
+            try:
+                scores = self.host.score(batch.rollouts, step=self.step)
+            except RewardError as exc:  # name the data row, not the index in this step's batch
+                if exc.index is None:
+                    raise
+                row = global_idx[self.rank::self.world][exc.index // G]
+                raise RewardError(exc.label, exc.plugin, f"{self.cfg.data.train} row {row} (0-based), completion "
+                                  f"{exc.index % G}: " + str(exc).split(": ", 1)[-1], exc.index) from exc
+            if not t.dynamic_sampling:
+                return batch, scores, {"num_rollouts": self.num_rollouts}, gen_seconds
+            mask = batch.mask * (~batch.truncated).long()[:, None] if t.mask_truncated_completions else batch.mask
+            adv, _ = self._advantages(scores, batch.rollouts, batch.completion_ids, mask)
+            for g, ok in enumerate(groups_with_signal(adv, G)):
+                (kept if ok else spare).append((r, g))
+            rounds.append((batch, scores))
+            drawn_totals += scores.totals
+            counts = torch.tensor([max(need - len(kept), 0), len(kept), len(kept) + len(spare)], device=self.device)
+            if self.world > 1:  # every process decides the same: stop, or how much to draw next
+                counts = self.accelerator.gather(counts[None]).view(self.world, 3)
+                counts = torch.stack([counts[:, 0].max(), counts[:, 1].sum(), counts[:, 2].sum()])
+            missing, n_kept, n_drawn = (int(x) for x in counts.view(-1)[:3])
+            if missing == 0:
+                break
+            draw = next_draw(missing, n_kept, n_drawn, self.world, t.prompts_per_step)
+        chosen = kept[:need]
+        filled = need - len(chosen)
+        chosen = sorted(chosen + spare[:filled])  # round order, then group order: deterministic
+        out, out_scores = assemble(rounds, chosen, G, self.tokenizer.pad_token_id)
+        totals = torch.tensor([float("nan") if v is None else v for v in drawn_totals])
+        metrics = {"num_rollouts": self.num_rollouts, "dynamic_sampling/rounds": len(rounds),
+                   "dynamic_sampling/extra_rollouts": int(self._all_sum(float(len(drawn_totals) - need * G))),
+                   "dynamic_sampling/filled_groups": int(self._all_sum(float(filled))),
+                   # every process drew as many groups, so the mean of the shares is the share of all
+                   "dynamic_sampling/frac_reward_zero_std_drawn": self._all_sum(A.zero_std_fraction(totals, G)) / self.world}
+        return out, out_scores, metrics, gen_seconds
 
     def generate(self, rows, n: int = 1, greedy: bool = False, max_new_tokens: int | None = None,
                  group_offset: int = 0) -> RolloutBatch:
@@ -543,7 +593,7 @@ class GRPOTrainer:
                 last = max(len(offsets) - 1, 0)  # a step no token reaches (cut off) counts at the end
                 ends.append([last if k is None else k for k in step_end_tokens(offsets, [(s, e) for s, e, _ in steps])])
                 values.append([v for _, _, v in steps])
-            p = A.process_advantages(ends, values, G, T, t.advantage_eps) * scores.weights[label]
+            p = A.process_advantages(ends, values, G, T, t.advantage_eps, t.process_advantage) * scores.weights[label]
             process = p if process is None else process + p
         # float64 statistics on the CPU; the [B, T] result goes where the mask lives (CUDA in training)
         return A.combine(outcome, process, mask.cpu()).to(mask.device), r
@@ -633,7 +683,7 @@ class GRPOTrainer:
     def save(self) -> Path:
         """Checkpoint the current step (model, optimiser, scheduler, RNG, data position)."""
         self.accelerator.wait_for_everyone()
-        state = {"sampler": self.sampler.state_dict(), "num_tokens": self.num_tokens,
+        state = {"sampler": self.sampler.state_dict(), "num_tokens": self.num_tokens, "num_rollouts": self.num_rollouts,
                  "eval": self.eval_results, "last_metrics": self.last_metrics}
         # whole tensors through the engine's state-dict API (collectives: every process calls them)
         opt_state, per_rank = sharding.optimizer_state(self.policy, self.optimizer)
@@ -652,6 +702,8 @@ class GRPOTrainer:
         self.weights_version += 1
         self.sampler.load_state_dict(state["sampler"])
         self.num_tokens = state["num_tokens"]
+        t = self.cfg.train
+        self.num_rollouts = state.get("num_rollouts", self.step * t.prompts_per_step * self.cfg.rollout.num_generations)
         self.eval_results = state.get("eval", {})
         self.last_metrics = state.get("last_metrics", {})
         if self.cfg.train.beta > 0:

@@ -1,0 +1,73 @@
+"""DAPO dynamic sampling's bookkeeping: which groups carry signal, and one batch cut from several
+generation rounds (rows selected whole groups at a time, prompts re-padded on the left and
+completions on the right, the scores selected alike).
+
+The loop itself is ``GRPOTrainer._sample_batch``: it draws rounds of prompts until every process
+holds ``prompts_per_step / world`` groups with a non-zero advantage, or the round bound is hit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import torch
+
+
+
+def groups_with_signal(adv: torch.Tensor, group_size: int) -> list[bool]:
+    """Per group: does any token of any member have a non-zero advantage? adv: [B, T] (masked)."""
+    B = adv.shape[0]
+    return (adv.abs().reshape(B // group_size, -1).sum(-1) > 0).tolist()
+
+
+def next_draw(missing: int, kept: int, drawn: int, world: int, cap: int) -> int:
+    """Prompts to draw in the next round (a multiple of ``world``, at most ``cap``).
+
+    ``missing``: the most groups any one process still needs; ``kept / drawn``: the share of groups
+    with signal so far (over all processes). Each process gets draw / world prompts: enough for the
+    neediest one at the observed rate with a two-sigma margin (missing + 2 sqrt(missing)), because
+    a round that falls just short costs a whole extra generation pass.
+    """
+    rate = max(kept / max(drawn, 1), 1 / 16)  # never plan on a rate below 1 in 16
+    per_process = math.ceil((missing + 2 * math.sqrt(missing)) / rate)
+    return max(world, min(cap, per_process * world) // world * world)
+
+
+def _rows(group_size: int, groups: list[int]) -> list[int]:
+    return [g * group_size + j for g in groups for j in range(group_size)]
+
+
+def assemble(rounds: list, chosen: list[tuple[int, int]], group_size: int, pad_id: int):
+    """One RolloutBatch and Scores from (round, group) pairs of ``rounds`` [(RolloutBatch, Scores)].
+
+    Scores' metrics are those of the first round (the policy's unfiltered rollouts)."""
+    from .trainer import RolloutBatch
+
+    parts = []
+    for r, (batch, scores) in enumerate(rounds):
+        groups = [g for rr, g in chosen if rr == r]
+        if groups:
+            parts.append((batch, scores, _rows(group_size, groups)))
+    P = max(b.prompt_ids.shape[1] for b, _, _ in parts)
+    T = max(b.completion_ids.shape[1] for b, _, _ in parts)
+    prompt_ids, prompt_mask, completion_ids, mask, truncated, rollouts = [], [], [], [], [], []
+    results: dict[str, list] = {label: [] for label in rounds[0][1].results}
+    totals = []
+    for batch, scores, idx in parts:
+        i = torch.tensor(idx, dtype=torch.long)
+        pp = P - batch.prompt_ids.shape[1]
+        tt = T - batch.completion_ids.shape[1]
+        prompt_ids.append(torch.nn.functional.pad(batch.prompt_ids[i], (pp, 0), value=pad_id))
+        prompt_mask.append(torch.nn.functional.pad(batch.prompt_mask[i], (pp, 0), value=0))
+        completion_ids.append(torch.nn.functional.pad(batch.completion_ids[i], (0, tt), value=pad_id))
+        mask.append(torch.nn.functional.pad(batch.mask[i], (0, tt), value=0))
+        truncated.append(batch.truncated[i])
+        rollouts += [batch.rollouts[k] for k in idx]
+        for label, res in scores.results.items():
+            results[label] += [res[k] for k in idx]
+        totals += [scores.totals[k] for k in idx]
+    out = RolloutBatch(torch.cat(prompt_ids), torch.cat(prompt_mask), torch.cat(completion_ids), torch.cat(mask),
+                       torch.cat(truncated), rollouts)
+    first = rounds[0][1]
+    return out, replace(first, results=results, totals=totals, metrics=dict(first.metrics))

@@ -1,0 +1,287 @@
+"""DAPO dynamic sampling in the trainer: only groups with signal reach the optimizer, extra rounds
+are bounded and counted, step rewards count as signal, a killed run resumes exactly, and two
+processes (torchrun, gloo) each keep whole groups, the same number of them, without a hang.
+
+This file is also the two-process helper: ``python -m torch.distributed.run ... THIS CONFIG OUT``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from grpo_plugins import PluginManager, Reward, RewardResult, hookimpl
+from grpo_plugins.grpo import tiny
+from grpo_plugins.grpo.config import TrainConfig
+from grpo_plugins.grpo.dynamic_sampling import assemble, groups_with_signal, next_draw
+from grpo_plugins.grpo.trainer import GRPOTrainer, RolloutBatch
+from grpo_plugins.host import Scores
+
+
+def _odd(sample) -> bool:
+    return int(sample.columns["answer"]) % 2 == 1
+
+
+class HalfSignal(Reward):
+    """Digit share (varies within a group) for odd answers; a constant 0.5 (no signal) for even ones."""
+
+    name = "half_signal"
+
+    def score(self, samples):
+        return [RewardResult(sum(c.isdigit() for c in s.text) / max(len(s.text), 1) if _odd(s) else 0.5)
+                for s in samples]
+
+
+class Constant(Reward):
+    name = "constant"
+
+    def score(self, samples):
+        return [RewardResult(0.0) for _ in samples]
+
+
+class HalfSteps(Reward):
+    """A step reward that varies only for odd answers: each 2 characters a step, digit or not."""
+
+    name = "half_steps"
+    granularity = "step"
+
+    def score(self, samples):
+        out = []
+        for s in samples:
+            t = s.text
+            out.append(RewardResult(steps=[(i, min(i + 2, len(t)), float(_odd(s) and any(c.isdigit() for c in t[i:i + 2])))
+                                           for i in range(0, len(t), 2)]))
+        return out
+
+
+class Plugin:
+    def __init__(self):
+        self.batches = []
+
+    @hookimpl
+    def register_rewards(self, register):
+        register(HalfSignal)
+        register(Constant)
+        register(HalfSteps)
+
+    @hookimpl
+    def on_rollouts_collected(self, rollouts, step, cycle):
+        self.batches.append(rollouts)
+
+
+def make_manager():
+    m = PluginManager(load_entrypoints=False)
+    plugin = Plugin()
+    m.register(plugin, name="ds_test")
+    return m, plugin
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return tiny.build(tmp_path_factory.mktemp("tiny") / "t", n_train=64, n_eval=8, n_sft=8,
+                      hidden_size=32, layers=2, heads=2, seed=0)
+
+
+def config(tiny_dir, run_dir, rewards=("half_signal",), **train) -> dict:
+    return {
+        "model": {"name_or_path": str(tiny_dir / "model")},
+        "data": {"train": str(tiny_dir / "train.jsonl"), "chat_template": False},
+        "rollout": {"num_generations": 4, "max_new_tokens": 8, "temperature": 1.5},
+        "train": {"steps": 2, "prompts_per_step": 4, "learning_rate": 1e-3, "seed": 0, "dynamic_sampling": True,
+                  "dynamic_sampling_rounds": 6, "torch_threads": 1, **train},
+        "log": {"run_dir": str(run_dir), "progress": False, "tensorboard": False},
+        "checkpoint": {"every": 0},
+        "rewards": [{"name": r} for r in rewards],
+    }
+
+
+def groups_of(rollouts, G):
+    return [rollouts[i:i + G] for i in range(0, len(rollouts), G)]
+
+
+# --- pieces ----------------------------------------------------------------------------------
+
+
+def test_groups_with_signal():
+    adv = torch.zeros(6, 3)
+    adv[1, 2] = -0.5  # group 0 (rows 0-1) has one non-zero token
+    adv[5, 0] = 1e-3
+    assert groups_with_signal(adv, 2) == [True, False, True]
+
+
+def test_next_draw_is_a_bounded_multiple_of_world():
+    assert next_draw(missing=4, kept=8, drawn=16, world=1, cap=16) == 16  # (4 + 2*2) groups at a rate of 1/2
+    assert next_draw(missing=4, kept=16, drawn=16, world=1, cap=16) == 8
+    assert next_draw(missing=3, kept=0, drawn=16, world=1, cap=16) == 16  # rate floor 1/16, capped
+    assert next_draw(missing=1, kept=16, drawn=16, world=2, cap=16) == 6  # 3 prompts for each process
+    assert next_draw(missing=5, kept=4, drawn=8, world=4, cap=16) % 4 == 0
+
+
+def test_assemble_repads_rows_whole_groups_at_a_time():
+    def batch(P, T, start):
+        ids = torch.arange(start, start + 4 * P).view(4, P)
+        pm = torch.ones(4, P, dtype=torch.long)
+        pm[0, 0] = 0
+        cids = torch.arange(100 + start, 100 + start + 4 * T).view(4, T)
+        cm = torch.ones(4, T, dtype=torch.long)
+        cm[1, -1] = 0
+        from grpo_plugins.grpo.generation import Rollout
+
+        ros = [Rollout(prompt="p", completion=f"{start}-{i}") for i in range(4)]
+        return RolloutBatch(ids, pm, cids, cm, torch.tensor([False, True, False, False]), ros)
+
+    def scores(vals):
+        return Scores({"r": [RewardResult(v) for v in vals]}, list(vals), {"rewards/r/mean": 0.0}, {"r": "outcome"},
+                      {"r": 1.0})
+
+    b0, b1 = batch(3, 5, 0), batch(5, 2, 1000)
+    out, sc = assemble([(b0, scores([0, 1, 2, 3])), (b1, scores([4, 5, 6, 7]))], [(0, 1), (1, 0)], 2, pad_id=-1)
+    assert out.prompt_ids.shape == (4, 5) and out.completion_ids.shape == (4, 5)
+    # group 1 of round 0 (rows 2, 3), prompts left-padded by 2, completions right-padded
+    assert out.prompt_ids[0].tolist() == [-1, -1, 6, 7, 8] and out.prompt_mask[0].tolist() == [0, 0, 1, 1, 1]
+    assert out.completion_ids[0].tolist() == [110, 111, 112, 113, 114]
+    # group 0 of round 1 (rows 0, 1): completions padded from 2 to 5 with mask 0
+    assert out.completion_ids[3].tolist() == [1102, 1103, -1, -1, -1] and out.mask[3].tolist() == [1, 0, 0, 0, 0]
+    assert out.truncated.tolist() == [False, False, False, True]
+    assert [r.completion for r in out.rollouts] == ["0-2", "0-3", "1000-0", "1000-1"]
+    assert sc.totals == [2, 3, 4, 5] and [r.value for r in sc.results["r"]] == [2, 3, 4, 5]
+
+
+# --- in the trainer --------------------------------------------------------------------------
+
+
+def test_only_groups_with_signal_reach_the_optimizer(tiny_dir, tmp_path):
+    G, P = 4, 4
+    off_mgr, off = make_manager()
+    plain = GRPOTrainer(TrainConfig.model_validate(config(tiny_dir, tmp_path / "off", dynamic_sampling=False)), off_mgr)
+    m_off = plain.train_step()
+    on_mgr, on = make_manager()
+    trainer = GRPOTrainer(TrainConfig.model_validate(config(tiny_dir, tmp_path / "on")), on_mgr)
+    m = trainer.train_step()
+    # without it, about half the groups (even answers) are constant
+    assert m_off["frac_reward_zero_std"] > 0 and "dynamic_sampling/rounds" not in m_off
+    assert m_off["num_rollouts"] == P * G
+    rollouts = on.batches[-1]
+    assert len(rollouts) == P * G
+    for group in groups_of(rollouts, G):
+        assert len({r.prompt_text for r in group}) == 1  # whole groups
+        assert _odd(group[0]) and len({r.reward for r in group}) > 1
+    assert m["frac_reward_zero_std"] == 0.0 and m["dynamic_sampling/filled_groups"] == 0
+    assert m["dynamic_sampling/rounds"] >= 2
+    assert m["num_rollouts"] == trainer.num_rollouts == P * G + m["dynamic_sampling/extra_rollouts"]
+    assert m["dynamic_sampling/frac_reward_zero_std_drawn"] > 0
+
+
+def test_extra_rollouts_are_bounded_and_shortfalls_filled(tiny_dir, tmp_path):
+    mgr, plugin = make_manager()
+    cfg = config(tiny_dir, tmp_path / "run", rewards=("constant",), dynamic_sampling_rounds=2)
+    trainer = GRPOTrainer(TrainConfig.model_validate(cfg), mgr)
+    m = trainer.train_step()
+    assert m["dynamic_sampling/rounds"] == 3
+    assert m["dynamic_sampling/extra_rollouts"] == 2 * 4 * 4  # each extra round at most prompts_per_step prompts
+    assert m["dynamic_sampling/filled_groups"] == 4 and m["frac_reward_zero_std"] == 1.0
+    assert len(plugin.batches[-1]) == 16 and trainer.sampler.pos == 12  # 3 rounds of 4 prompts drawn
+
+
+def test_step_rewards_count_as_signal(tiny_dir, tmp_path):
+    mgr, plugin = make_manager()
+    trainer = GRPOTrainer(TrainConfig.model_validate(config(tiny_dir, tmp_path / "run", rewards=("half_steps",))), mgr)
+    m = trainer.train_step()
+    assert m["dynamic_sampling/filled_groups"] == 0
+    for group in groups_of(plugin.batches[-1], 4):
+        assert _odd(group[0])  # only odd answers have varying step rewards
+    assert m["advantages/mean_abs"] > 0
+
+
+TIMING = ("step_time", "time/", "tokens_per_second", "reward_host/")
+
+
+def _metrics(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith(TIMING)} for r in rows]
+
+
+def test_resume_after_a_kill_is_exact(tiny_dir, tmp_path):
+    common = {"steps": 4, "beta": 0.05}
+    mgr, _ = make_manager()
+    cfg_a = config(tiny_dir, tmp_path / "a", **common)
+    cfg_a["checkpoint"] = {"every": 2}
+    GRPOTrainer(TrainConfig.model_validate(cfg_a), mgr).train()
+    cfg_b = config(tiny_dir, tmp_path / "b", **common)
+    cfg_b["checkpoint"] = {"every": 2}
+    killed = GRPOTrainer(TrainConfig.model_validate(cfg_b), mgr)
+    real_step = killed.train_step
+
+    def dies_during_step_4():
+        if killed.step == 3:
+            raise SystemExit("killed")
+        return real_step()
+
+    killed.train_step = dies_during_step_4
+    with pytest.raises(SystemExit):
+        killed.train()
+    resumed = GRPOTrainer(TrainConfig.model_validate(cfg_b), mgr)
+    resumed.train()
+    a, b = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
+    assert [r["step"] for r in b] == [1, 2, 3, 4] and a == b
+    assert any(r["dynamic_sampling/rounds"] > 1 for r in a)
+    wa = torch.load(tmp_path / "a" / "checkpoints" / "step-4" / "model.pt")
+    wb = torch.load(tmp_path / "b" / "checkpoints" / "step-4" / "model.pt")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_max_rollouts_stops_training(tiny_dir, tmp_path):
+    mgr, _ = make_manager()
+    cfg = config(tiny_dir, tmp_path / "run", steps=50, max_rollouts=40, dynamic_sampling=False)
+    trainer = GRPOTrainer(TrainConfig.model_validate(cfg), mgr)
+    trainer.train()
+    assert trainer.step == 3 and trainer.num_rollouts == 48  # 16 per step: stops at the first step past 40
+
+
+# --- two processes ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_keep_whole_groups_in_step(tiny_dir, tmp_path):
+    cfg = config(tiny_dir, tmp_path / "run", prompts_per_step=4)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+           __file__, str(tmp_path / "cfg.json"), str(tmp_path)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, check=False)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    for r in (r0, r1):
+        for step in r["steps"]:
+            assert len(step) == 2  # prompts_per_step / world groups each
+            assert all(len(set(g["prompts"])) == 1 and len(g["prompts"]) == 4 and g["varies"] for g in step)
+    assert r0["metrics"] == r1["metrics"]  # every process took the same decisions
+    for s0, s1 in zip(r0["steps"], r1["steps"]):
+        assert not {g["prompts"][0] for g in s0} & {g["prompts"][0] for g in s1}
+
+
+def _helper_main() -> None:
+    cfg = TrainConfig.model_validate(json.loads(Path(sys.argv[1]).read_text()))
+    mgr, plugin = make_manager()
+    trainer = GRPOTrainer(cfg, mgr)
+    metrics = []
+    for _ in range(cfg.train.steps):
+        m = trainer.train_step()
+        metrics.append({k: m[k] for k in m if k.startswith("dynamic_sampling/") or k == "num_rollouts"})
+    steps = [[{"prompts": [r.prompt_text for r in g], "varies": len({r.reward for r in g}) > 1}
+              for g in groups_of(batch, cfg.rollout.num_generations)] for batch in plugin.batches]
+    Path(sys.argv[2], f"rank{trainer.rank}.json").write_text(json.dumps({"steps": steps, "metrics": metrics}))
+
+
+if __name__ == "__main__":
+    _helper_main()
