@@ -301,7 +301,7 @@ class RewardHost:
 def _bad_value(r: RewardResult) -> str:
     """Why a plugin's result is not a finite float or None (outcome value and every step value); '' if fine."""
     def problem(v: Any, what: str) -> str:
-        if v is None and what == "value":
+        if v is None:  # not applicable: the whole result, or one step
             return ""
         if not isinstance(v, (int, float)):
             return f"{what} is {type(v).__name__} {v!r}, expected a finite float or None (not applicable)"

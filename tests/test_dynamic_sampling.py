@@ -231,8 +231,10 @@ def test_resume_after_a_kill_is_exact(tiny_dir, tmp_path):
     a, b = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
     assert [r["step"] for r in b] == [1, 2, 3, 4] and a == b
     assert any(r["dynamic_sampling/rounds"] > 1 for r in a)
-    wa = torch.load(tmp_path / "a" / "checkpoints" / "step-4" / "model.pt")
-    wb = torch.load(tmp_path / "b" / "checkpoints" / "step-4" / "model.pt")
+    from safetensors.torch import load_file
+
+    wa = load_file(tmp_path / "a" / "checkpoint-4" / "model.safetensors")
+    wb = load_file(tmp_path / "b" / "checkpoint-4" / "model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 

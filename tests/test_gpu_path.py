@@ -19,7 +19,7 @@ import torch
 
 from grpo_plugins.grpo import tiny
 from grpo_plugins.grpo.config import TrainConfig, VLLMSection
-from grpo_plugins.grpo.generation import Completions, Generator, completion_mask, hf_generate, sample, stop_ids
+from grpo_plugins.grpo.generation import Completions, Generator, completion_mask, sample, stop_ids
 
 
 def _cfg(d, tmp_path, **model):

@@ -4,7 +4,6 @@ atomic (an error after many scored batches leaves the old output untouched and n
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 

@@ -103,7 +103,7 @@ def bootstrap_interval(values: Sequence[float], rng: np.random.Generator, resamp
 
 def step_weight(steps: Sequence[tuple[int, int, float]] | None, how: str) -> float:
     """One weight from a PRM's step scores: min, product or last (NaN when there are no steps)."""
-    values = [v for _, _, v in (steps or []) if not math.isnan(v)]
+    values = [v for _, _, v in (steps or []) if v is not None and not math.isnan(v)]
     if not values:
         return float("nan")
     if how == "min":

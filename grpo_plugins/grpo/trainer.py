@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 import os
 import random
 import signal
@@ -40,7 +39,7 @@ from . import sharding
 from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint
 from .data import PromptSampler, load_rows
 from ..host import RewardError, RewardHost, Scores
-from ..io import atomic_write_text
+from ..io import atomic_write_text, finite_or_none
 from .loss import Norm, grpo_loss, reduce_metrics
 from .metrics import MetricsLogger
 from ..errors import SettingError
@@ -585,7 +584,7 @@ class GRPOTrainer:
             ends, values = [], []
             for i, ro in enumerate(rollouts):
                 res = scores.results[label][i]
-                steps = [s for s in (res.steps or []) if not math.isnan(s[2])]
+                steps = [s for s in (res.steps or []) if finite_or_none(s[2]) is not None]
                 if not steps:
                     ends.append([]); values.append([])  # noqa: E702
                     continue
@@ -766,7 +765,7 @@ def _step_reward_metrics(scores: Scores) -> dict[str, float]:
     for label, results in scores.results.items():
         if scores.granularity.get(label) != "step":
             continue
-        values = [v for r in results for _, _, v in (r.steps or []) if not math.isnan(v)]
+        values = [v for r in results for _, _, v in (r.steps or []) if finite_or_none(v) is not None]
         out[f"rewards/{label}/step_mean"] = sum(values) / len(values) if values else float("nan")
         out[f"rewards/{label}/steps_per_completion"] = len(values) / max(len(results), 1)
     return out

@@ -14,7 +14,6 @@ checked with it substituted. No learned model, no worker process; it never raise
 
 from __future__ import annotations
 
-import math
 import re
 from fractions import Fraction
 from typing import NamedTuple
@@ -111,7 +110,7 @@ class MathStepsReward(Reward):
             elif CORRECT in inside:
                 status, value = CORRECT, o.correct
             else:
-                status, value = UNCHECKABLE, math.nan
+                status, value = UNCHECKABLE, None  # not applicable: no advantage, no label
             steps.append((s, e, value))
             statuses.append(status)
         info = {"step_status": statuses, "claims": [[c.lhs, c.rhs, c.status] for c in claims],
