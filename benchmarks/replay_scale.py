@@ -1,11 +1,13 @@
 """Replay buffer at scale: the segment-file buffer (grpo_plugins.cycle.replay) against the single-file
 buffer it replaced (commit 657cd7f, run from a temp module in the same run), with 1 KB records.
 
-Per size N (records, capacity N): append throughput with one fsync per record and in batches of
-``--batch`` below capacity and at capacity (every append evicting), open time and peak RSS of a
-fresh process opening the full buffer, and the time to draw ``--sample`` random records. Every
-measurement runs in its own worker process; the two buffers alternate, ``--repeats`` rounds each,
-and the table gives the median (best in brackets).
+Per size N: a buffer filled with N records, then ``--repeats`` rounds, each of: appends below
+capacity (the buffer opened with a capacity above its size, so nothing is evicted) and appends at
+capacity (opened with capacity N, so every append evicts), one fsync per record and in batches of
+``--batch``, both at size N; then open time and peak RSS of a fresh process opening the full buffer,
+and the time to draw ``--sample`` random records. Every measurement runs in its own worker process;
+the two buffers and the two kinds of round alternate, so load on a shared machine hits them alike.
+The table gives the median (best in brackets).
 
     python benchmarks/replay_scale.py --sizes 10000 100000 1000000 --out docs/benchmarks/replay-results.json
 
@@ -32,10 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 OLD_COMMIT = "657cd7f"
 
 
+_TEXT = "".join(random.Random(0).choice("abcdefghij klmnop, 0123456789") for _ in range(1 << 16))
+
+
 def record(i: int) -> dict:
-    """A ~1 KB labelled rollout (the JSON line is ~1.1 KB with provenance)."""
-    rng = random.Random(i)
-    text = "".join(rng.choice("abcdefghij klmnop, 0123456789") for _ in range(900))
+    """A ~1 KB labelled rollout (the JSON line is ~1.1 KB with provenance), unique per ``i``."""
+    at = (i * 7919) % (len(_TEXT) - 900)
+    text = _TEXT[at : at + 900]
     return {"prompt": f"Problem {i}: what is {i} + {i % 97}?", "completion": text,
             "steps": [[0, 300, 1.0], [300, 600, 0.5], [600, 900, 0.0]], "hard": [1.0, 1.0, 0.0], "outcome": False}
 
@@ -55,8 +60,8 @@ def load_impl(name: str, tmp: Path):
 
 # --- worker side: one measurement per process -----------------------------------------------------
 
-def open_buffer(impl, root: str, n: int):
-    return impl.ReplayBuffer(root, capacity=n)
+def open_buffer(impl, root: str, capacity: int):
+    return impl.ReplayBuffer(root, capacity=capacity)
 
 
 def worker(a) -> dict:
@@ -80,7 +85,8 @@ def worker(a) -> dict:
         assert len(got) == a.sample and all("completion" in e.record for e in got)
         buf.close()
         return {"open_s": seconds, "peak_rss_mb": peak, "base_rss_mb": base, "sample_s": sample_s}
-    buf = open_buffer(impl, a.root, a.n)
+    at_capacity = a.task == "at"
+    buf = open_buffer(impl, a.root, a.n if a.task in ("fill", "at") else a.n * 2)
     start = a.start
     if a.task == "fill":  # untimed set-up: batches of 1000 up to `upto`
         t0 = time.perf_counter()
@@ -88,8 +94,7 @@ def worker(a) -> dict:
             buf.extend([record(i) for i in range(s, min(s + 1000, a.upto))])
         buf.close()
         return {"fill_s": time.perf_counter() - t0}
-    at_capacity = a.task == "at"
-    assert (len(buf) == a.n) == at_capacity, (len(buf), a.n, a.task)
+    assert len(buf) >= a.n, (len(buf), a.n, a.task)  # the old buffer evicts on its first append, not at open
     singles, t_single = 0, 0.0
     budget = a.old_seconds if a.impl == "old" and at_capacity else float("inf")
     recs = [record(i) for i in range(start, start + a.singles)]
@@ -110,9 +115,7 @@ def worker(a) -> dict:
         batches += 1
         if t_batch >= budget:
             break
-    assert len(buf) <= a.n
-    if at_capacity:
-        assert len(buf) == a.n
+    assert len(buf) == a.n if at_capacity else len(buf) > a.n  # exact capacity; nothing evicted below it
     buf.close()
     return {"single_per_s": singles / t_single, "batched_per_s": batches * a.batch / t_batch, "singles": singles,
             "batches": batches}
@@ -139,25 +142,21 @@ def progress(msg: str) -> None:
 def bench_size(n: int, a, tmp: Path) -> dict:
     impls = ["new", "old"]
     per_round = a.singles + a.batches * a.batch
-    room = a.repeats * per_round
-    if room >= n:
-        raise SystemExit(f"--sizes {n}: too small for {a.repeats} rounds of {per_round} appends below capacity")
+    if per_round >= n:
+        raise SystemExit(f"--sizes {n}: too small for rounds of {per_round} appends")
     roots = {i: tmp / f"{i}-{n}" for i in impls}
     res: dict = {i: {"below": [], "at": [], "open": []} for i in impls}
     try:
         for i in impls:
-            progress(f"n={n} {i}: filling to {n - room}")
-            res[i]["fill_s"] = run_worker("fill", i, roots[i], n, tmp, a, start=0, upto=n - room)["fill_s"]
-        nxt = n - room
-        for r in range(a.repeats):  # below capacity: each round uses its own share of the room left
-            for i in impls:
-                progress(f"n={n} {i}: below capacity, round {r + 1}")
-                res[i]["below"].append(run_worker("below", i, roots[i], n, tmp, a, start=nxt))
-            nxt += per_round
+            progress(f"n={n} {i}: filling to {n}")
+            res[i]["fill_s"] = run_worker("fill", i, roots[i], n, tmp, a, start=0, upto=n)["fill_s"]
+        nxt = 10**9  # fresh records for every round
         for r in range(a.repeats):
-            for i in impls:
-                progress(f"n={n} {i}: at capacity, round {r + 1}")
-                res[i]["at"].append(run_worker("at", i, roots[i], n, tmp, a, start=10**9 + r * per_round))
+            for kind in ("below", "at"):
+                for i in impls:
+                    progress(f"n={n} {i}: {kind} capacity, round {r + 1}")
+                    res[i][kind].append(run_worker(kind, i, roots[i], n, tmp, a, start=nxt))
+                nxt += per_round
         for r in range(a.repeats):
             for i in impls:
                 progress(f"n={n} {i}: open, round {r + 1}")

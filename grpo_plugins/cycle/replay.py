@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Sequence
 
+from ..errors import UserError
 from ..io import fsync_dir
 
 Eviction = Literal["fifo", "random"]
@@ -50,12 +51,16 @@ NO_CYCLE = -(2**31)  # cycle None in the index
 _IDX_COLUMNS = (("seq", "q"), ("off", "q"), ("ln", "q"), ("cycle", "q"), ("key8", "Q"))
 
 
-class BufferLockedError(RuntimeError):
+class BufferLockedError(UserError, RuntimeError):
     """Another writer holds the buffer's lock; the message names its pid."""
 
 
-class BufferCorruptError(RuntimeError):
+class BufferCorruptError(UserError, RuntimeError):
     """A buffer file the buffer cannot do without (the checkpoint) fails its checksum."""
+
+
+class NotABufferError(UserError, FileNotFoundError):
+    """The directory holds no replay buffer."""
 
 
 class CorruptRecordWarning(UserWarning):
@@ -781,6 +786,14 @@ class ReplayBuffer:
         """Stored entries in seq order, optionally one cycle's or those from cycles before ``before_cycle``."""
         return self._load(self._positions(cycle, before_cycle))
 
+    def verify(self, chunk: int = 10_000) -> list[Corruption]:
+        """Read every live record; those failing their checksum are reported, moved aside and tombstoned."""
+        before = len(self.store.corrupt)
+        positions = self._positions()
+        for a in range(0, len(positions), chunk):
+            self._load(positions[a : a + chunk])
+        return self.store.corrupt[before:]
+
     def count(self, cycle: int | None = None, before_cycle: int | None = None) -> int:
         """How many live records match, without reading them."""
         return len(self._positions(cycle, before_cycle))
@@ -920,7 +933,7 @@ def check_buffer(root: str | os.PathLike) -> CheckReport:
     root = Path(root)
     problems: list[str] = []
     if not (root / SEGMENTS).is_dir() and not (root / LEGACY).exists():
-        raise FileNotFoundError(f"{root}: not a replay buffer (no {SEGMENTS}/ or {LEGACY})")
+        raise NotABufferError(f"{root}: not a replay buffer (no {SEGMENTS}/ or {LEGACY})")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CorruptRecordWarning)
         try:
