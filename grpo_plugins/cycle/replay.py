@@ -310,6 +310,7 @@ class _Store:
         self.torn: tuple[int, int, int] | None = None  # (segment, good end, size) of a torn tail
         self.segments: list[int] = []
         self.pending_evict: list[int] = []  # found corrupt or over capacity at open: tombstone next commit
+        self.inodes: dict[int, int] = {}  # segment -> inode of the log as loaded (a compaction replaces it)
 
     # --- loading -----------------------------------------------------------------------------
 
@@ -332,7 +333,8 @@ class _Store:
         self.segments = _list_segments(self.root)
         for seg in self.segments:
             log = _seg_path(self.root, seg, "log")
-            size = log.stat().st_size
+            st = log.stat()
+            size, self.inodes[seg] = st.st_size, st.st_ino
             cols = _read_idx(_seg_path(self.root, seg, "idx"), size) if seg <= self.sealed else None
             if cols is not None:
                 self.idx.extend_columns(seg, cols)
@@ -409,6 +411,9 @@ class _Store:
             log = _seg_path(self.root, seg, "log")
             fd = os.open(log, os.O_RDONLY)
             try:
+                if not self.writable and os.fstat(fd).st_ino != self.inodes.get(seg):
+                    # the writer compacted this segment since we loaded it: our offsets are stale
+                    raise FileNotFoundError(errno.ENOENT, "segment rewritten since it was opened", str(log))
                 for p in sorted(ps, key=lambda p: self.idx.off[p]):
                     off, ln = self.idx.off[p], self.idx.ln[p]
                     obj = decode_line(os.pread(fd, ln, off))
