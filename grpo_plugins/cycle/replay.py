@@ -466,10 +466,17 @@ class ReplayBuffer:
                 os.fsync(fh.fileno())
             s.torn = None
         idx = s.idx
-        self._keys: dict[int, int] = {k: q for k, q, lv in zip(idx.key8, idx.seq, idx.live) if lv}
+        # built in C over every entry, then the evicted ones taken out (a record may come back after its
+        # eviction: the later entry wins, and only an entry's own mapping is removed)
+        self._keys: dict[int, int] = dict(zip(idx.key8, idx.seq))
+        for seq in s.dead:
+            p = idx.pos(seq)
+            if self._keys.get(idx.key8[p]) == seq:
+                del self._keys[idx.key8[p]]
         self._live = sum(s.live_per_seg.values())
         self._head = 0  # first index position that may be live (FIFO eviction walks it forward)
-        self._newest_cycle = max((c for c, lv in zip(idx.cycle, idx.live) if lv and c != NO_CYCLE), default=None)
+        newest = max(idx.cycle, default=NO_CYCLE)  # the newest cycle stays longest, so evicted ones rarely count
+        self._newest_cycle = None if newest == NO_CYCLE else newest
         self._active = s.segments[-1] if s.segments and s.segments[-1] > s.sealed else None
         if self._active is not None:
             self._fd = os.open(_seg_path(self.root, self._active, "log"), os.O_WRONLY | os.O_APPEND)
