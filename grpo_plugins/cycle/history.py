@@ -12,10 +12,13 @@ T = TypeVar("T")
 class HistorySampler:
     """Index batches over ``n_new`` new items and ``n_history`` old ones.
 
-    Batch ``b`` holds ``floor((b+1)*B*s) - floor(b*B*s)`` history items, so every batch is within one
-    item of the share ``s`` and the running total is exact. New items are drawn without replacement
-    (one pass of the new data per epoch); history items are drawn from reshuffled passes over the
-    history. Indices ``0..n_new-1`` are new items, ``n_new..n_new+n_history-1`` history items.
+    Full batch ``b`` holds ``floor((b+1)*B*s) - floor(b*B*s)`` history items, so it is within one
+    item of the share ``s`` and the running total is exact. The epoch's last batch, with the ``m`` new
+    items left over, gets ``round(m*s/(1-s))`` history items: within one item of the share as well
+    (a full batch's count would overshoot: 12 of 16 at s = 0.5 with 4 new items). New items are drawn
+    without replacement (one pass of the new data per epoch); history items are drawn from reshuffled
+    passes over the history. Indices ``0..n_new-1`` are new items, ``n_new..n_new+n_history-1``
+    history items.
     """
 
     def __init__(self, n_new: int, n_history: int, batch_size: int, history_share: float = 0.1, seed: int = 0):
@@ -30,24 +33,31 @@ class HistorySampler:
     def _history_in(self, b: int) -> int:
         return math.floor((b + 1) * self.batch_size * self.share) - math.floor(b * self.batch_size * self.share)
 
+    def plan(self) -> list[tuple[int, int]]:
+        """(new items, history items) of each batch in one epoch (one pass over the new items)."""
+        out, b, left = [], 0, self.n_new
+        while left > 0:
+            k = self._history_in(b)
+            m = min(left, self.batch_size - k)
+            if m < self.batch_size - k:  # the short last batch: keep its own share, not a full batch's
+                k = round(m * self.share / (1 - self.share))
+            out.append((m, k))
+            left -= m
+            b += 1
+        return out
+
     def __len__(self) -> int:
         """Batches in one epoch (one pass over the new items)."""
-        b, used = 0, 0
-        while used < self.n_new:
-            used += self.batch_size - self._history_in(b)
-            b += 1
-        return b
+        return len(self.plan())
 
     def __iter__(self) -> Iterator[list[int]]:
         new = list(range(self.n_new))
         self.rng.shuffle(new)
         hist: list[int] = []
         pos = 0
-        for b in range(len(self)):
-            k = self._history_in(b)
-            take = new[pos : pos + self.batch_size - k]
-            pos += len(take)
-            batch = list(take)
+        for m, k in self.plan():
+            batch = new[pos : pos + m]
+            pos += m
             for _ in range(k):
                 if not hist:  # refill with a fresh shuffled pass over the history
                     hist = [self.n_new + i for i in range(self.n_history)]

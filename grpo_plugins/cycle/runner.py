@@ -9,13 +9,18 @@
 
 ``RUN_DIR/cycle_state.json`` names the next phase and is replaced atomically after each phase, so a
 killed run restarts at the phase it was in. Each phase can run again safely: the GRPO trainer resumes
-from its checkpoint, buffers deduplicate, outputs are written atomically.
+from its checkpoint, buffers deduplicate, outputs are written atomically. A rerun repeats the phase
+exactly: its random draws are seeded from (run seed, cycle, phase) alone (``phase_seed``), and the
+buffer phase's batch is committed under the cycle's tag together with its counts, so a kill after the
+records are stored still reports what that cycle added.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +39,20 @@ from .replay import ReplayBuffer, read_buffer
 from .report import cycle_metrics, write_report
 
 PHASES = ("grpo", "label", "buffer", "retrain", "evaluate", "reference")
+
+
+def phase_seed(seed: int, cycle: int, phase: str) -> int:
+    """The seed of one phase's random draws: a function of (run seed, cycle, phase) only."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{cycle}/{phase}".encode()).digest()[:4], "little")
+
+
+def seed_globals(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (those already imported)."""
+    random.seed(seed)
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed(seed)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
 
 
 class RolloutKeeper:
@@ -84,6 +103,8 @@ class Cycle:
             for phase in PHASES[PHASES.index(state["phase"]):]:
                 self.log(f"cycle {k}: {phase} started")
                 t0 = time.perf_counter()
+                # a resumed phase draws what the uninterrupted run drew, whatever ran before it here
+                seed_globals(phase_seed(self.cfg.train.seed, k, phase))
                 getattr(self, phase)(k)
                 self._timing(k, phase, time.perf_counter() - t0)
                 i = PHASES.index(phase)
@@ -96,7 +117,7 @@ class Cycle:
     def _timing(self, k: int, phase: str, seconds: float) -> None:
         path = self.cycle_dir(k) / "timing.json"
         t = json.loads(path.read_text()) if path.exists() else {}
-        t[phase] = t.get(phase, 0.0) + seconds  # a resumed phase adds the time it took again
+        t[phase] = seconds  # the attempt that finished; a killed attempt before it is not added
         atomic_write_text(path, json.dumps(t))
 
     # --- phases ----------------------------------------------------------------------------
@@ -160,7 +181,7 @@ class Cycle:
 
         lab, ro = self.cfg.label, self.cfg.rollout
         kept = [e.record for e in read_buffer(self.cycle_dir(k) / "rollouts")]
-        rng = random.Random(self.cfg.train.seed + k)
+        rng = random.Random(phase_seed(self.cfg.train.seed, k, "label"))
         chosen = rng.sample(kept, min(lab.max_rollouts, len(kept)))
         if lab.source == "math_steps":
             return self._label_verified(k, chosen)
@@ -185,6 +206,9 @@ class Cycle:
 
         checker = self._checker()
         with RewardHost([checker], manager=self.manager) as host:
+            # seeded again just before the draws: loading models may draw numbers, and a fresh process
+            # (a resumed run) draws a different count of them than one that ran the GRPO phase first
+            seed_globals(phase_seed(self.cfg.train.seed, k, "label"))
             records, stats = label_rollouts(chosen, gen, host, checker.label, self.step_format(), n=lab.continuations,
                                             max_new_tokens=lab.max_new_tokens or ro.max_new_tokens,
                                             budget=lab.budget, threshold=lab.threshold, batch_size=lab.batch_size)
@@ -223,10 +247,12 @@ class Cycle:
         """Append the cycle's labelled rollouts to the replay buffer (a rerun adds no duplicates)."""
         records = read_jsonl(self.cycle_dir(k) / "labels.jsonl")
         c = self.cfg
+        tag = f"cycle-{k}"
         with ReplayBuffer(self.buffer_dir, capacity=c.buffer.capacity, eviction=c.buffer.eviction,
-                          seed=c.train.seed) as buf:
-            added = buf.extend(records, cycle=k, policy_step=(k + 1) * c.cycle.steps_per_cycle)
-            size = len(buf)
+                          seed=phase_seed(c.train.seed, k, "buffer")) as buf:
+            # the counts are committed with the records: a rerun after a kill reports the first commit's
+            added = buf.extend(records, cycle=k, policy_step=(k + 1) * c.cycle.steps_per_cycle, tag=tag)
+            size = buf.tags[tag]["size"]
         atomic_write_text(self.cycle_dir(k) / "buffer.json", json.dumps({"added": added, "size": size}))
 
     def retrain(self, k: int) -> None:
