@@ -20,7 +20,8 @@ from grpo_plugins import PluginManager, Reward, RewardResult, hookimpl
 from grpo_plugins.grpo import tiny
 from grpo_plugins.grpo.config import TrainConfig
 from grpo_plugins.grpo.dynamic_sampling import assemble, groups_with_signal, next_draw
-from grpo_plugins.grpo.trainer import GRPOTrainer, RolloutBatch
+from grpo_plugins.grpo.generation import RolloutBatch
+from grpo_plugins.grpo.trainer import GRPOTrainer
 from grpo_plugins.host import Scores
 
 

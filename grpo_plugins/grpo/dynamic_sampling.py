@@ -13,6 +13,8 @@ from dataclasses import replace
 
 import torch
 
+from .generation import RolloutBatch
+
 
 
 def groups_with_signal(adv: torch.Tensor, group_size: int) -> list[bool]:
@@ -42,7 +44,6 @@ def assemble(rounds: list, chosen: list[tuple[int, int]], group_size: int, pad_i
     """One RolloutBatch and Scores from (round, group) pairs of ``rounds`` [(RolloutBatch, Scores)].
 
     Scores' metrics are those of the first round (the policy's unfiltered rollouts)."""
-    from .trainer import RolloutBatch
 
     parts = []
     for r, (batch, scores) in enumerate(rounds):

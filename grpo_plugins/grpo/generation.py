@@ -86,6 +86,19 @@ def stop_ids(tokenizer, model=None) -> list[int]:
     return out
 
 
+@dataclass
+class RolloutBatch:
+    """One generation: prompts [B, P] (each repeated n times), completions [B, T], masks, Rollouts."""
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    completion_ids: torch.Tensor
+    mask: torch.Tensor  # [B, T] 1 up to and including the first EOS
+    truncated: torch.Tensor  # [B] no EOS within max_new_tokens
+    rollouts: list[Rollout]
+    sampler_logp: torch.Tensor | None = None  # [B, T] the sampler's log-probs (vLLM), for importance sampling
+
+
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
     """Set logits outside the top-k / nucleus top-p set to -inf. logits: [B, V]."""
     if top_k and top_k < logits.shape[-1]:

@@ -27,7 +27,6 @@ import random
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ from ..manager import PluginManager
 from ..rewards import message_text
 from ..steps import step_end_tokens, token_offsets
 from .config import TrainConfig
-from .generation import Generator, Rollout, longest_prompt_tokens
+from .generation import Generator, Rollout, RolloutBatch, longest_prompt_tokens
 from .logprobs import token_logprobs
 from .optim import make_scheduler
 
@@ -131,19 +130,6 @@ def load_pretrained_policy(path: str | os.PathLike, cfg: TrainConfig):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(path, **kwargs)
-
-
-@dataclass
-class RolloutBatch:
-    """One generation: prompts [B, P] (each repeated n times), completions [B, T], masks, Rollouts."""
-
-    prompt_ids: torch.Tensor
-    prompt_mask: torch.Tensor
-    completion_ids: torch.Tensor
-    mask: torch.Tensor  # [B, T] 1 up to and including the first EOS
-    truncated: torch.Tensor  # [B] no EOS within max_new_tokens
-    rollouts: list[Rollout]
-    sampler_logp: torch.Tensor | None = None  # [B, T] the sampler's log-probs (vLLM), for importance sampling
 
 
 class GRPOTrainer:
