@@ -8,6 +8,7 @@ token of a step; training puts the step's label on that same token.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal, Sequence
@@ -119,6 +120,21 @@ def token_offsets(tokenizer, ids: Sequence[int], text: str) -> list[tuple[int, i
         out.append((prev, end))
         prev = end
     return out
+
+
+def aggregate_steps(values: Sequence[float], how: str) -> float | None:
+    """One value from a completion's step values: min | product | last | mean; None when there are none."""
+    if not values:
+        return None
+    if how == "min":
+        return min(values)
+    if how == "product":
+        return math.prod(values)
+    if how == "last":
+        return values[-1]
+    if how == "mean":
+        return sum(values) / len(values)
+    raise ValueError(f"unknown step aggregate {how!r}; valid: min, product, last, mean")
 
 
 @dataclass

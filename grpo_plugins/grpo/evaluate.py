@@ -20,6 +20,7 @@ import torch
 
 from ..errors import SettingError
 from ..rewards import can_vote
+from ..steps import aggregate_steps
 
 AGGREGATES = ("min", "product", "last")  # how a PRM's step scores weigh a whole completion
 
@@ -103,16 +104,8 @@ def bootstrap_interval(values: Sequence[float], rng: np.random.Generator, resamp
 
 def step_weight(steps: Sequence[tuple[int, int, float]] | None, how: str) -> float:
     """One weight from a PRM's step scores: min, product or last (NaN when there are no steps)."""
-    values = [v for _, _, v in (steps or []) if v is not None and not math.isnan(v)]
-    if not values:
-        return float("nan")
-    if how == "min":
-        return min(values)
-    if how == "product":
-        return math.prod(values)
-    if how == "last":
-        return values[-1]
-    raise ValueError(f"unknown step aggregate {how!r}; use one of {', '.join(AGGREGATES)}")
+    value = aggregate_steps([v for _, _, v in (steps or []) if v is not None and not math.isnan(v)], how)
+    return float("nan") if value is None else value
 
 
 # --- per-prompt samples -> metrics --------------------------------------------------------------

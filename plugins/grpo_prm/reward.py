@@ -12,24 +12,14 @@ from pydantic import Field
 from grpo_plugins import Reward, RewardOptions, RewardResult, Sample
 
 from .options import PRMRetrainOptions
-from grpo_plugins.steps import SplitRule, StepFormat
+from grpo_plugins.steps import SplitRule, StepFormat, aggregate_steps
 
 Aggregate = Literal["none", "min", "product", "last", "mean"]
 
 
 def aggregate(values: list[float], how: Aggregate) -> float | None:
     """One outcome value from step values (min | product | last | mean); None for 'none' or no steps."""
-    if how == "none" or not values:
-        return None
-    if how == "min":
-        return min(values)
-    if how == "product":
-        return math.prod(values)
-    if how == "last":
-        return values[-1]
-    if how == "mean":
-        return sum(values) / len(values)
-    raise ValueError(f"unknown aggregate {how!r}")
+    return None if how == "none" else aggregate_steps(values, how)
 
 
 class PRMOptions(RewardOptions):
