@@ -695,7 +695,7 @@ class ReplayBuffer:
             warnings.warn(f"{self.root}: sealing segment {self._active} failed ({exc}); will retry", stacklevel=3)
 
     def _seal(self) -> None:
-        s, idx, seg = self.store, self.store.idx, self._active
+        idx, seg = self.store.idx, self._active
         a, b = idx.segment_span(seg)
         size = os.fstat(self._fd).st_size
         _write_file(_seg_path(self.root, seg, "idx"), _with_header({"log_size": size, "n": b - a}, idx.columns(a, b)))
