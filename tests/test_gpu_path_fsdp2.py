@@ -23,10 +23,18 @@ HELPER = Path(__file__).with_name("helpers_fsdp2.py")
 def ranks(tmp_path_factory):
     from grpo_plugins.grpo.vllm import free_port
 
+    import os
+
     out = tmp_path_factory.mktemp("fsdp2")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", str(free_port()), str(HELPER), str(out)], capture_output=True, text=True,
-                          timeout=300)
+    # earlier tests may leave torchrun's variables in this process's environment (vLLM's rendezvous)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    for _ in range(2):  # a port taken between free_port() and torchrun's bind: one retry with another
+        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                               "--master_port", str(free_port()), str(HELPER), str(out)], capture_output=True,
+                              text=True, timeout=300, env=env)
+        if proc.returncode == 0:
+            break
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
 
