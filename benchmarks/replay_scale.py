@@ -169,8 +169,12 @@ def bench_size(n: int, a, tmp: Path) -> dict:
     return res
 
 
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
 def med_best(values: list[float], best=max) -> str:
-    return f"{statistics.median(values):,.4g} ({best(values):,.4g})"
+    return f"{_num(statistics.median(values))} ({_num(best(values))})"
 
 
 def table(results: dict) -> str:
@@ -211,7 +215,11 @@ def main() -> None:
     p.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--upto", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--render", default=None, help="print the table of a results file and exit")
     a = p.parse_args()
+    if a.render:
+        render(a.render)
+        return
     if a.worker:
         a.task = a.worker
         print(json.dumps(worker(a)))
@@ -226,6 +234,12 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(table(results))
+
+
+def render(path: str) -> None:
+    """Print the table of a results file written by ``--out``."""
+    data = json.loads(Path(path).read_text())
+    print(table({int(n): r for n, r in data["results"].items()}))
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ def run_job(job: dict, box) -> dict:
     result = {"status": "sandbox_error", "passed": 0, "total": 0, "stdout": "", "stderr": "", "exit_code": None,
               "per_test": []}
     box.runs = []
+    oom0 = box.oom_kills()
     try:
         # no reset first: every run ends with one (and a box starts clean), and a failed reset
         # makes this a sandbox_error, which retires the box
@@ -76,7 +77,13 @@ def run_job(job: dict, box) -> dict:
             t["passed"] = False
         result["passed"] = 0
     except Exception as exc:  # a harness bug or a broken box: never a pass
-        result.update(status="sandbox_error", error=f"{type(exc).__name__}: {exc}", passed=0)
+        if _oom_since(box, oom0):  # the run's memory ran out and the OOM killer took a helper (the zygote)
+            result.update(status="memory_limit", error=f"OOM kill in the run's cgroup ({type(exc).__name__}: {exc})",
+                          passed=0)
+            for t in result["per_test"]:
+                t["passed"] = False
+        else:
+            result.update(status="sandbox_error", error=f"{type(exc).__name__}: {exc}", passed=0)
     finally:
         for run in box.runs:
             if not run.finished:
@@ -91,6 +98,13 @@ def run_job(job: dict, box) -> dict:
             result.update(status="sandbox_error", error=f"cleanup failed: {exc}", passed=0)
     result["duration_s"] = round(time.monotonic() - t0, 4)
     return result
+
+
+def _oom_since(box, before: int) -> bool:
+    try:
+        return box.oom_kills() > before
+    except Exception:
+        return False
 
 
 def _text(b: bytes) -> str:

@@ -539,6 +539,20 @@ BREAKERS = {
             os.write(fd, b'x' * (16 << 20))
             fds.append(fd)
     """, memory_mb=256, disk_mb=32), {"memory_limit"}),
+    # a child that execs is dumpable again, so it can lower its own OOM score to the server's
+    # before the flood: the OOM killer may then take the zygote or the server itself
+    "memfd_flood_lowered_oom_score": (job("""
+        import subprocess
+        flood = (
+            "open('/proc/self/oom_score_adj', 'w').write('0')\\n"
+            "import os\\n"
+            "fds = []\\n"
+            "while True:\\n"
+            "    fd = os.memfd_create('x')\\n"
+            "    os.write(fd, b'x' * (16 << 20))\\n"
+            "    fds.append(fd)\\n")
+        subprocess.run(["/usr/bin/python3", "-c", flood])
+    """, memory_mb=256, disk_mb=32), {"memory_limit"}),
     "mmap_exhaustion": (job("""
         import mmap
         maps = []
@@ -561,10 +575,13 @@ BREAKERS = {
 }
 
 
+MEMORY_TREE = ("memfd_flood", "memfd_flood_lowered_oom_score", "children_exhaustion")  # need a memory cgroup
+
+
 @pytest.mark.parametrize("name", sorted(BREAKERS))
 def test_candidate_cannot_break_the_sandbox(backend, name):
     j, allowed = BREAKERS[name]
-    if name in ("memfd_flood", "children_exhaustion") and getattr(backend, "tree_memory_limit", True) is False:
+    if name in MEMORY_TREE and getattr(backend, "tree_memory_limit", True) is False:
         pytest.skip("this backend bounds memory per process only (no memory cgroup here)")
     v = backend.run(j)
     assert v["status"] in allowed, (name, v["status"], v.get("error"), v["stderr"][-400:])
@@ -573,7 +590,7 @@ def test_candidate_cannot_break_the_sandbox(backend, name):
 
 def test_breakers_concurrently(backend):
     names = [n for n in sorted(BREAKERS) if getattr(backend, "tree_memory_limit", True) or
-             n not in ("memfd_flood", "children_exhaustion")]
+             n not in MEMORY_TREE]
     verdicts = backend.run_many([BREAKERS[n][0] for n in names])
     for n, v in zip(names, verdicts):
         assert v["status"] in BREAKERS[n][1], (n, v["status"], v.get("error"))
@@ -674,5 +691,42 @@ def test_nothing_reaches_the_next_run_through_the_zygote():
         assert second["stdout"].split() == ["None", "False", "False", "False", "False", "False"]
         assert first["box"]["uid"] == second["box"]["uid"] and second["box"]["run"] == first["box"]["run"] + 1
         assert first["stdout"].split()[0] == "True"  # forked by the zygote, not by the server (pid 1)
+    finally:
+        b.close()
+
+
+def test_oom_that_takes_the_docker_server_is_memory_limit():
+    """When a run's OOM kills the container's server itself (the victim the kernel picks once a
+    candidate's child has lowered its own OOM score), the engine's OOM event makes the verdict
+    memory_limit, not sandbox_error, and the pool goes on with a fresh container. The server is
+    made the victim here from outside: its OOM score raised, a hog started next to the run."""
+    import subprocess
+    import time
+
+    b = make_backend("docker", parallel=1)
+    try:
+        warm = b.run(job("print(1)", memory_mb=128, disk_mb=16))
+        assert warm["status"] == "passed", warm
+        (c,) = [c for pool in b._idle.values() for c in pool]
+        out = {}
+        t = threading.Thread(target=lambda: out.update(b.run(job("import time; time.sleep(8)", wall_s=20,
+                                                                 memory_mb=128, disk_mb=16))))
+        t.start()
+        time.sleep(1.5)  # the candidate is running: every process but the server gets score 0, the server 1000
+        subprocess.run(["docker", "exec", "-u", "0", c.container.id, "python3", "-c", textwrap.dedent("""
+            import os
+            for p in os.listdir('/proc'):
+                if p.isdigit() and p != '1':
+                    try: open(f'/proc/{p}/oom_score_adj', 'w').write('0')
+                    except OSError: pass
+            open('/proc/1/oom_score_adj', 'w').write('1000')
+        """)], check=True, capture_output=True, timeout=60)
+        subprocess.run(["docker", "exec", "-u", "0", c.container.id, "python3", "-c",
+                        "b = []\nwhile True: b.append(bytearray(8 << 20))"], capture_output=True, timeout=60)
+        t.join(60)
+        assert out["status"] == "memory_limit", out
+        assert "OOM" in out["error"]
+        after = b.run(job("print(2)", memory_mb=128, disk_mb=16))
+        assert after["status"] == "passed" and after["box"]["uid"] != warm["box"]["uid"], after
     finally:
         b.close()

@@ -183,7 +183,29 @@ class DockerBackend(SandboxBackend):
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(self.parallel)
         self._closed = False
+        self._oom: set[str] = set()  # containers the engine reported an OOM kill in
+        self._oom_cv = threading.Condition()
+        self._events = None
+        threading.Thread(target=self._watch_oom, daemon=True, name="sandbox-oom-events").start()
         _live.add(self)
+
+    def _watch_oom(self) -> None:
+        # a run's OOM can take the container's server with it (a candidate's exec'd child may lower its
+        # own OOM score to the server's); the engine's event says it was memory, not a broken sandbox
+        try:
+            self._events = self.client.events(decode=True, filters={
+                "event": "oom", "label": f"{LABEL}.owner={os.getpid()}"})
+            for ev in self._events:
+                with self._oom_cv:
+                    self._oom.add(ev.get("id", ""))
+                    self._oom_cv.notify_all()
+        except Exception:
+            pass  # closed, or the engine went away: a dead server is then a sandbox_error
+
+    def _oom_killed(self, c: "_Container", wait: float = 2.0) -> bool:
+        """Whether the engine reports an OOM kill in ``c`` (waiting briefly for the event)."""
+        with self._oom_cv:
+            return self._oom_cv.wait_for(lambda: c.container.id in self._oom, timeout=wait)
 
     @staticmethod
     def _profile(limits: dict) -> tuple:
@@ -232,6 +254,9 @@ class DockerBackend(SandboxBackend):
             except Exception as exc:
                 if c is not None:
                     threading.Thread(target=c.remove, daemon=True).start()
+                    if isinstance(exc, ServerGone) and self._oom_killed(c):
+                        return error_verdict(f"OOM kill in the container, its server included ({exc})",
+                                             status="memory_limit")
                 return error_verdict(f"docker backend: {type(exc).__name__}: {exc}")
             with self._lock:
                 # idle containers of other limit profiles count too: keep at most 2x parallel warm
@@ -251,6 +276,11 @@ class DockerBackend(SandboxBackend):
     def close(self) -> None:
         """Remove every idle container."""
         self._closed = True
+        if self._events is not None:
+            try:
+                self._events.close()
+            except Exception:
+                pass
         with self._lock:
             pools, self._idle = self._idle, {}
         for pool in pools.values():
