@@ -164,8 +164,15 @@ def main():
         os.close(cmd_fd)
         os.close(res_fd)
         sys.argv = ["main.py"]
-        # a real __main__ module: pickle and multiprocessing look functions and classes up there
-        mod = new_module("__main__", "/work/main.py")
+        # a real __main__ module: pickle and multiprocessing look functions and classes up there;
+        # on disk too, as under `python3 main.py`, so the spawn start method can re-run it by path
+        path = os.path.join(os.getcwd(), "main.py")
+        try:
+            with open(path, "w", encoding="utf-8", errors="surrogatepass") as fh:
+                fh.write(job["code"])
+        except OSError:
+            pass
+        mod = new_module("__main__", path)
         exec(compile(job["code"], "main.py", "exec"), mod.__dict__)
         return
     mod = new_module("solution", "/work/solution.py")

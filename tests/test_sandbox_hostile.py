@@ -22,7 +22,8 @@ SENTINEL = textwrap.dedent("""
     import json, os
     mine = [p for p in os.listdir('/proc') if p.isdigit() and int(p) not in (1, os.getpid())
             and os.stat('/proc/' + p).st_uid == os.getuid()]
-    print(json.dumps([sorted(os.listdir('.')), sorted(os.listdir('/tmp')), mine]))
+    here = [f for f in os.listdir('.') if f != 'main.py']  # the program itself, as under python3 main.py
+    print(json.dumps([sorted(here), sorted(os.listdir('/tmp')), mine]))
 """)
 
 
@@ -466,6 +467,14 @@ MAIN_PROGRAMS = {
             with Pool(2) as p:
                 print(p.map(sq, range(5)))
     """),
+    "spawn_pool_own_function": job("""
+        import multiprocessing as mp
+        def sq(x):
+            return x * x
+        if __name__ == '__main__':
+            with mp.get_context('spawn').Pool(2) as p:
+                print(p.map(sq, range(5)))
+    """, wall_s=20),
     "pickle_own_class": job("""
         import pickle
         class Point:

@@ -136,11 +136,6 @@ def save_checkpoint(root: str | os.PathLike, step: int, model_state: dict, optim
     return final
 
 
-def save_rank_rng(ckpt: Path, rank: int) -> None:
-    """Non-main processes of a multi-process run add their RNG state after the main one saved."""
-    _save(rng_state(), Path(ckpt) / f"rng-{rank}.pt")
-
-
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The checkpoint ``latest`` names, else the newest complete ``checkpoint-N`` (or old ``checkpoints/step-N``)."""
     run_dir = Path(run_dir)
