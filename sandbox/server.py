@@ -122,8 +122,9 @@ def become(uid: int, oom_adj: int) -> None:
     """In a child, before exec: raise its OOM score, then drop to ``uid`` with no supplementary
     groups. The OOM killer then takes the candidate first, then the tester, before the server:
     memfd and tmpfs pages are in no process's RSS, so by size alone the server could look like
-    the biggest process. (Without CAP_SYS_RESOURCE, which engines in containers cannot grant, a
-    process may lower its own score back to the server's, not below.)"""
+    the biggest process. With CAP_SYS_RESOURCE (where the engine grants it) the write is also the
+    floor the child's uid cannot go below; without it, a process may lower its own score back to
+    the server's, not below."""
     with open("/proc/self/oom_score_adj", "w") as fh:
         fh.write(str(oom_adj))
     os.setgroups([])
@@ -255,14 +256,26 @@ def write_frame(stream, obj) -> None:
     stream.flush()
 
 
+def protect_from_oom() -> bool:
+    """With CAP_SYS_RESOURCE, make this server (and the zygote it forks) unkillable by the OOM
+    killer; the children it starts then get score floors their uids cannot lower. False without."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write("-1000")
+        return True
+    except OSError:
+        return False
+
+
 def main() -> None:
     uid = int(os.environ.get("SANDBOX_UID", "10001"))
+    pinned = protect_from_oom()
     # forked before the first job is read, so the zygote never holds any job's data
     zygote = Zygote(PRELOAD) if os.environ.get("SANDBOX_ZYGOTE", "1") == "1" else None
     box = DockerBox(uid, zygote)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     box.reset()
-    write_frame(stdout, {"ready": True, "uid": uid})
+    write_frame(stdout, {"ready": True, "uid": uid, "oom_pinned": pinned})
     runs = 0
     while True:
         job = read_frame(stdin)

@@ -739,3 +739,28 @@ def test_oom_that_takes_the_docker_server_is_memory_limit():
         assert after["status"] == "passed" and after["box"]["uid"] != warm["box"]["uid"], after
     finally:
         b.close()
+
+
+def test_oom_score_floor_where_the_engine_grants_it():
+    """With CAP_SYS_RESOURCE the server is unkillable by the OOM killer and neither the candidate
+    nor a child it execs can lower its score; an engine that cannot grant it (ours runs in a
+    container without it) starts containers without it and says so, and the child can lower its
+    score (the case test_oom_that_takes_the_docker_server_is_memory_limit covers)."""
+    b = make_backend("docker", parallel=1)
+    try:
+        v = b.run(job("""
+            import subprocess
+            lower = ("try:\\n    open('/proc/self/oom_score_adj', 'w').write('0')\\n    print('lowered')\\n"
+                     "except OSError:\\n    print('refused')\\n")
+            print(open('/proc/self/oom_score_adj').read().strip(), open('/proc/1/oom_score_adj').read().strip())
+            print(subprocess.run(['/usr/bin/python3', '-c', lower], capture_output=True, text=True).stdout.strip())
+        """))
+        assert v["status"] == "passed", v
+        own, server, child = v["stdout"].split()
+        assert own == "1000"
+        if b.oom_pinned:
+            assert (server, child) == ("-1000", "refused")
+        else:
+            assert (server, child) == ("0", "lowered")
+    finally:
+        b.close()

@@ -6,7 +6,9 @@ Container settings: no network, read-only root, size-capped tmpfs scratch, memor
 pids limit, CPU quota, cap-drop ALL (plus SETUID/SETGID/KILL for the root-in-container server so it
 can start the candidate and the tester as two unprivileged uids and kill their trees),
 no-new-privileges. The candidate starts with OOM score adjustment 1000 and the tester with 500,
-so the OOM killer takes them before the server. A
+so the OOM killer takes them before the server. Where the engine can grant CAP_SYS_RESOURCE (not
+when it runs in a container without it), the server has it too: it then makes itself and the zygote
+unkillable by the OOM killer and pins the candidate's score (a floor its uid cannot lower). A
 container is discarded after any limit violation, any server error and after ``max_runs`` runs.
 """
 
@@ -35,6 +37,7 @@ SERVER_PIDS = 12  # the server, the tester and short-lived cleanup children, on 
 LABEL = "grpo-sandbox"
 _uids = itertools.count()
 _live: "weakref.WeakSet[DockerBackend]" = weakref.WeakSet()
+_CAPS_REFUSED: set[str] = set()  # engines that cannot grant CAP_SYS_RESOURCE (asked once per process)
 
 
 def _next_uid() -> int:
@@ -50,7 +53,7 @@ class ServerGone(RuntimeError):
 class _Container:
     """One warm container and its attached stdin/stdout stream."""
 
-    def __init__(self, client, image: str, limits: dict, cpus: float):
+    def __init__(self, client, image: str, limits: dict, cpus: float, pin_oom: bool = True):
         import docker
 
         self.runs = 0
@@ -65,7 +68,7 @@ class _Container:
             mem_limit=mem, memswap_limit=mem,
             pids_limit=int(limits["pids"]) + SERVER_PIDS,
             nano_cpus=int(cpus * 1e9),
-            cap_drop=["ALL"], cap_add=["SETUID", "SETGID", "KILL"],
+            cap_drop=["ALL"], cap_add=["SETUID", "SETGID", "KILL", *(["SYS_RESOURCE"] if pin_oom else [])],
             security_opt=["no-new-privileges"],
             ulimits=[docker.types.Ulimit(name="nofile", soft=1024, hard=1024)],
             log_config=docker.types.LogConfig(type="none"),
@@ -92,6 +95,7 @@ class _Container:
             ready = self._read_frame(time.monotonic() + 60)
             if not ready.get("ready"):
                 raise ServerGone(f"unexpected first frame {ready!r}")
+            self.oom_pinned = bool(ready.get("oom_pinned"))
         except BaseException:
             self.remove()
             raise
@@ -180,6 +184,7 @@ class DockerBackend(SandboxBackend):
         self.max_runs = max_runs
         self.cpus = cpus
         self._idle: dict[tuple, list[_Container]] = {}
+        self._pin_oom = self.client.api.base_url not in _CAPS_REFUSED  # until the engine refuses CAP_SYS_RESOURCE
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(self.parallel)
         self._closed = False
@@ -223,16 +228,32 @@ class DockerBackend(SandboxBackend):
             t.join()
 
     def _add_idle(self, lim: dict) -> None:
-        c = _Container(self.client, self.image, lim, self.cpus)
+        c = self._start(lim)
         with self._lock:
             self._idle.setdefault(self._profile(lim), []).append(c)
+
+    def _new(self, lim: dict) -> _Container:
+        if self._pin_oom:
+            try:
+                return _Container(self.client, self.image, lim, self.cpus, pin_oom=True)
+            except Exception as exc:
+                if "caps" not in str(exc):
+                    raise
+                self._pin_oom = False  # "unable to apply caps": an engine without CAP_SYS_RESOURCE itself
+                _CAPS_REFUSED.add(self.client.api.base_url)
+        return _Container(self.client, self.image, lim, self.cpus, pin_oom=False)
 
     def _start(self, lim: dict) -> _Container:
         # one retry: a container that fails to start is the engine's hiccup, not the program's
         try:
-            return _Container(self.client, self.image, lim, self.cpus)
+            return self._new(lim)
         except Exception:
-            return _Container(self.client, self.image, lim, self.cpus)
+            return self._new(lim)
+
+    @property
+    def oom_pinned(self) -> bool:
+        """Whether containers get CAP_SYS_RESOURCE, so the server is out of the OOM killer's reach."""
+        return self._pin_oom
 
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
         """Run one job on a warm container; a broken container gives a sandbox_error verdict, never a pass."""
