@@ -7,7 +7,7 @@ candidate answers, which it controls anyway.
 
 Modes: ``script`` (the program as a real ``__main__``), ``call`` (harness requests: call one
 function), ``serve`` (the trusted tester's requests: names, calls, attributes, iteration on
-handles), ``exec`` (exec a binary, e.g. a compiled C++ program, from memory).
+handles; test-side objects arrive as ``Remote`` stand-ins whose operations run in the tester), ``exec`` (exec a binary, e.g. a compiled C++ program, from memory).
 
 Usage: python3 -I -S runner.py CMD_FD RESULT_FD [REQ_FD ANS_FD]   (stdlib only; runs in the sandbox)
 """
@@ -217,34 +217,119 @@ def run_exec(job, cmd_fd, res_fd):
     os.execve(argv[0], argv, env)
 
 
+_session = None  # (req_fd, send, loads, handles, mod) while serving the tester: what a Remote talks through
+
+
 def serve(mod, req_fd, send):
     """Answer the tester's requests: every value crosses as tagged data, other objects as handles."""
     import pickle
 
+    global _session
     handles = Handles()
     handles.put(mod)  # handle 0: the solution module
+    remotes = {}
 
     class Loader(pickle.Unpickler):
-        def persistent_load(self, pid):  # a handle the tester passes back as an argument
-            return handles.get(pid)
+        def persistent_load(self, pid):
+            if type(pid) is tuple:  # a test-side object passed by reference
+                if pid[1] not in remotes:
+                    remotes[pid[1]] = Remote(pid[1], pid[2])
+                return remotes[pid[1]]
+            return handles.get(pid)  # a handle of ours the tester passes back
 
     def loads(data):
         import io
 
         return Loader(io.BytesIO(data)).load()
 
+    _session = (req_fd, send, loads, handles, mod)
     while True:
         req = read_frame(req_fd, loads)
         if req is None:
             return
-        try:
-            out = {"value": encode(answer(req, handles, mod), handles)}
-        except StopIteration:
-            out = {"stop": True}
-        except BaseException as exc:
-            out = {"error": error_record(exc)}
-        out["rid"] = req.get("rid") if type(req) is dict else None
-        send(out)
+        send(respond(req, handles, mod))
+
+
+def respond(req, handles, mod):
+    """The answer record to one tester request."""
+    try:
+        out = {"value": encode(answer(req, handles, mod), handles)}
+    except StopIteration:
+        out = {"stop": True}
+    except BaseException as exc:
+        out = {"error": error_record(exc)}
+    out["rid"] = req.get("rid") if type(req) is dict else None
+    return out
+
+
+def remote_op(op, i, **kw):
+    """Run ``op`` on the tester's object ``i`` there (its arguments cross as tagged data, like any
+    answer); serve the tester's nested requests meanwhile; its result comes back by value."""
+    req_fd, send, loads, handles, mod = _session
+    send({"cb": op, "h": i, **{k: encode(v, handles) for k, v in kw.items()}})
+    while True:
+        req = read_frame(req_fd, loads)
+        if req is None:
+            raise SystemExit(1)  # the tester is gone
+        if type(req) is dict and req.get("op") == "cb_return":
+            return req.get("value")
+        if type(req) is dict and req.get("op") == "cb_raise":
+            import builtins
+
+            cls = getattr(builtins, str(req.get("type")), None)
+            if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+                cls = RuntimeError
+            raise cls(str(req.get("msg", "")))
+        send(respond(req, handles, mod))  # the test's callable called back into the candidate
+
+
+class Remote:
+    """A test-side object the tester passed by reference (a lambda, a test-defined class or one of
+    its instances, a generator): every operation on it runs in the tester."""
+
+    __slots__ = ("_id", "_type")
+
+    def __init__(self, i, type_name):
+        object.__setattr__(self, "_id", i)
+        object.__setattr__(self, "_type", type_name)
+
+    def __call__(self, *args, **kw):
+        return remote_op("call", self._id, args=list(args), kw=kw)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return remote_op("getattr", self._id, name=name)
+
+    def __iter__(self):
+        return remote_op("iter", self._id)
+
+    def __next__(self):
+        return remote_op("next", self._id)
+
+    def __len__(self):
+        return remote_op("len", self._id)
+
+    def __getitem__(self, key):
+        return remote_op("getitem", self._id, key=key)
+
+    def __contains__(self, item):
+        return remote_op("contains", self._id, item=item)
+
+    def __bool__(self):
+        return remote_op("bool", self._id)
+
+    def __str__(self):
+        return remote_op("str", self._id)
+
+    def __repr__(self):
+        return remote_op("repr", self._id)
+
+    def __eq__(self, other):
+        return self is other
+
+    def __hash__(self):
+        return hash((Remote, self._id))
 
 
 def answer(req, handles, mod):

@@ -4,7 +4,9 @@ sends the arguments to the candidate process (pickled: the trusted direction) an
 back as type-tagged JSON, decoded into plain builtins; anything that is not plain data comes back
 as a handle whose methods run on the candidate's side. So builtins, ``math.isclose``,
 ``unittest`` and pytest here are the real ones, and no ``__eq__``, ``__hash__`` or ``__bool__`` of
-the candidate ever runs in this process. Formats: ``assert`` (HumanEval / MBPP), ``unittest``
+the candidate ever runs in this process. Test-side values pickle cannot carry (lambdas, classes
+defined in the test, their instances, generators) go the other way by reference: the candidate
+calls back and the operation runs here, public names only (``Channel._callback``). Formats: ``assert`` (HumanEval / MBPP), ``unittest``
 (TestCase modules, BigCodeBench's ``task_func``), ``pytest`` (a test file importing ``solution``).
 
 Usage: python3 -I -S tester.py CMD_FD REPORT_FD REQ_FD ANS_FD   (stdlib, plus pytest for that format)
@@ -50,17 +52,26 @@ class Channel:
         self.buf = bytearray()
         self.gone: str | None = None
         self.proxies: dict[int, "Proxy"] = {}
+        self.local: list = []  # test-side objects passed by reference, by the id the candidate holds
+        self.local_ids: dict[int, int] = {}
 
-    def request(self, op: str, **kw):
-        """Send one request; the decoded answer, or the candidate's exception raised here."""
-        if self.gone:
-            raise CandidateGone(self.gone)
+    def _persistent_id(self, obj):
+        if type(obj) is Proxy:
+            return obj._id
+        if _by_reference(obj):
+            n = self.local_ids.get(id(obj))
+            if n is None:
+                n = self.local_ids[id(obj)] = len(self.local)
+                self.local.append(obj)  # kept alive, so its id() is never reused
+            return ("cb", n, type(obj).__name__[:100])
+        return None
+
+    def _send(self, obj: dict) -> None:
         out = io.BytesIO()
         pickler = pickle.Pickler(out, protocol=4)
-        pickler.persistent_id = lambda obj: obj._id if type(obj) is Proxy else None
-        rid = os.urandom(6).hex()  # answers must echo it: stray lines from the candidate's threads break the run
+        pickler.persistent_id = self._persistent_id
         try:
-            pickler.dump({"op": op, "rid": rid, **kw})
+            pickler.dump(obj)
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
             raise TypeError(f"argument cannot cross to the candidate's process: {exc}") from None
         data = out.getvalue()
@@ -71,7 +82,17 @@ class Channel:
                 view = view[os.write(self.req_fd, view):]
         except OSError:
             self._lost("the candidate process ended")
+
+    def request(self, op: str, **kw):
+        """Send one request; the decoded answer, or the candidate's exception raised here."""
+        if self.gone:
+            raise CandidateGone(self.gone)
+        rid = os.urandom(6).hex()  # answers must echo it: stray lines from the candidate's threads break the run
+        self._send({"op": op, "rid": rid, **kw})
         msg = self._answer()
+        while "cb" in msg:  # the candidate uses a test-side object we passed: run it here, answer, wait on
+            self._callback(msg)
+            msg = self._answer()
         if msg.get("rid") != rid:
             self._lost("an answer to a request that was not made")
         if "error" in msg:
@@ -110,6 +131,29 @@ class Channel:
         self.gone = why
         raise CandidateGone(why)
 
+    def _callback(self, msg: dict) -> None:
+        """One operation the candidate asks of a test-side object; its arguments are decoded like
+        any answer (plain data and proxies), and no name starting with ``_`` is reachable, so the
+        object's globals, closure and the tester's own state stay out of reach."""
+        op, i = msg.get("cb"), msg.get("h")
+        if type(i) is not int or not 0 <= i < len(self.local) or op not in _CALLBACK_OPS:
+            self._lost("a callback to an object that was not passed")
+        try:
+            args = {k: decode(msg[k], self.proxy) for k in ("args", "kw", "name", "key", "item") if k in msg}
+        except (ProtocolError, RecursionError, MemoryError, ValueError, TypeError, OverflowError, KeyError):
+            self._lost("malformed callback")
+        obj = self.local[i]
+        try:
+            reply = {"op": "cb_return", "value": _CALLBACK_OPS[op](obj, args)}
+        except CandidateGone:
+            raise
+        except BaseException as exc:  # back to the candidate, as the exception it caused
+            reply = {"op": "cb_raise", "type": type(exc).__name__, "msg": str(exc)[:1000]}
+        try:
+            self._send(reply)
+        except TypeError as exc:
+            self._send({"op": "cb_raise", "type": "TypeError", "msg": str(exc)[:1000]})
+
     def proxy(self, tagged: dict):
         """The proxy for a handle the candidate sent (one per id, so identity holds)."""
         i = tagged.get("id")
@@ -119,6 +163,52 @@ class Channel:
         if p is None:
             p = self.proxies[i] = Proxy(self, i, str(tagged.get("type", "?"))[:100], tagged.get("call") is True)
         return p
+
+
+_PLAIN = frozenset((int, float, complex, str, bytes, bool, type(None), list, tuple, dict, set, frozenset))
+_LIVE = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+
+
+def _by_reference(obj) -> bool:
+    """Whether a test-side value crosses as a reference: what pickle would have to look up in a
+    module the candidate does not have (lambdas, test-defined functions, classes and their
+    instances) or cannot carry at all (generators). Stdlib and builtin values cross by value."""
+    t = type(obj)
+    if t in _PLAIN:
+        return False
+    if isinstance(obj, _LIVE):
+        return True
+    mod = getattr(obj, "__module__", None) if isinstance(obj, (types.FunctionType, types.MethodType, type)) \
+        else getattr(t, "__module__", None)
+    root = str(mod).split(".")[0]
+    return not (root == "builtins" or root in sys.stdlib_module_names)
+
+
+def _public(name) -> str:
+    if type(name) is not str or name.startswith("_"):
+        raise AttributeError(f"{name!r} is not reachable across the sandbox")
+    return name
+
+
+def _call(obj, a):
+    args, kw = a.get("args", []), a.get("kw", {})
+    if type(args) is not list or type(kw) is not dict or not all(type(k) is str for k in kw):
+        raise TypeError("malformed call")
+    return obj(*args, **kw)
+
+
+_CALLBACK_OPS = {
+    "call": _call,
+    "getattr": lambda obj, a: getattr(obj, _public(a.get("name"))),
+    "iter": lambda obj, a: iter(obj),
+    "next": lambda obj, a: next(obj),
+    "len": lambda obj, a: len(obj),
+    "getitem": lambda obj, a: obj[a.get("key")],
+    "contains": lambda obj, a: a.get("item") in obj,
+    "bool": lambda obj, a: bool(obj),
+    "str": lambda obj, a: str(obj),
+    "repr": lambda obj, a: repr(obj),
+}
 
 
 def _exception(err) -> BaseException:

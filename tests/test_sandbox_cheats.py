@@ -87,11 +87,50 @@ CHEATS = {
                            "        fr = fr.f_back\ndef f(x): return len(found) * 1000 - 1", PLAIN),
     "patch_unittest_assert": ("import unittest\nunittest.TestCase.assertEqual = lambda *a, **k: None\n"
                               "unittest.TestCase.fail = lambda *a, **k: None\ndef task_func(x): return 0", UNITTEST),
+    # a test-side object the candidate got by reference: only its public names are reachable
+    "callback_reaches_test_globals": (
+        "import sys\ndef apply(fn, x):\n"
+        "    r = sys.modules.get('grpo_sandbox.runner') or sys.modules['__main__']\n"
+        "    for name in ('__globals__', '__closure__', '_grpo_channel', '__self__'):\n"
+        "        try:\n            g = r.remote_op('getattr', fn._id, name=name)\n"
+        "            for v in list(g.values()):\n"
+        "                try: v.send({'test': 'x', 'status': 'passed'})\n                except Exception: pass\n"
+        "        except Exception:\n            pass\n"
+        "    return -1\n",
+        {"kind": "assert", "code": "assert apply(lambda v: v + 1, 1) == 2\n"}),
     "kill_the_tester": ("import os, signal\nfor p in range(1, 400):\n    try: os.kill(p, signal.SIGKILL)\n"
                         "    except OSError: pass\ndef f(x): return -1", PLAIN),
 }
 
 LEGIT = {
+    # test-side values pickle cannot carry cross by reference: operations on them run in the tester
+    "test_side_lambda": ("def apply(f, xs):\n    return [f(x) for x in xs]\n",
+                         {"kind": "assert", "code": "assert apply(lambda x: x * 10, [1, 2]) == [10, 20]\n"
+                                                    "assert apply(str.upper, ['a']) == ['A']\n"}),
+    "test_defined_class_instances": ("def total(n):\n    s = 0\n    while n is not None:\n        s += n.v\n"
+                                     "        n = n.nxt\n    return s\n",
+                                     {"kind": "assert", "code": "class Node:\n    def __init__(self, v, nxt=None):\n"
+                                                                "        self.v, self.nxt = v, nxt\n"
+                                                                "assert total(Node(1, Node(2, Node(3)))) == 6\n"}),
+    "test_side_generator": ("def first_two(it):\n    return [next(it), next(it)]\n",
+                            {"kind": "assert", "code": "def g():\n    yield 5\n    yield 6\n"
+                                                       "assert first_two(g()) == [5, 6]\n"}),
+    "callback_calls_back_into_the_candidate": ("def double(x): return 2 * x\ndef apply(f, x): return f(x)\n",
+                                               {"kind": "assert", "code": "assert apply(lambda v: double(v) + 1, 3) == 7\n"}),
+    "callback_dunder_refused": ("import sys\ndef probe(fn):\n"
+                                "    r = sys.modules.get('grpo_sandbox.runner') or sys.modules['__main__']\n"
+                                "    try:\n        r.remote_op('getattr', fn._id, name='__globals__')\n"
+                                "        return 'reached'\n    except AttributeError:\n        return 'refused'\n",
+                                {"kind": "assert", "code": "assert probe(lambda: 0) == 'refused'\n"}),
+    "unittest_lambda_key": ("def sort_by(xs, key):\n    return sorted(xs, key=key)\n",
+                            {"kind": "unittest", "code": "import unittest\nclass T(unittest.TestCase):\n"
+                                                         "    def test_key(self):\n"
+                                                         "        self.assertEqual(sort_by([3, 1, 2], key=lambda v: -v), [3, 2, 1])\n"}),
+    "pytest_test_defined_class": ("def area(shape):\n    return shape.side() ** 2\n",
+                                  {"kind": "pytest", "code": "from solution import area\nclass Sq:\n"
+                                                             "    def __init__(self, s): self.s = s\n"
+                                                             "    def side(self): return self.s\n"
+                                                             "def test_area():\n    assert area(Sq(3)) == 9\n"}),
     "plain": ("def f(x): return 2 * x", PLAIN),
     "generator_and_class": ("class Stack:\n    def __init__(self): self.items = []\n"
                             "    def push(self, x): self.items.append(x)\n    def __len__(self): return len(self.items)\n"
