@@ -7,7 +7,8 @@ candidate answers, which it controls anyway.
 
 Modes: ``script`` (the program as a real ``__main__``), ``call`` (harness requests: call one
 function), ``serve`` (the trusted tester's requests: names, calls, attributes, iteration on
-handles; test-side objects arrive as ``Remote`` stand-ins whose operations run in the tester), ``exec`` (exec a binary, e.g. a compiled C++ program, from memory).
+handles; test-side objects arrive as ``Remote`` stand-ins whose operations run in the tester),
+``exec`` (exec a binary, e.g. a compiled C++ program, from memory).
 
 Usage: python3 -I -S runner.py CMD_FD RESULT_FD [REQ_FD ANS_FD]   (stdlib only; runs in the sandbox)
 """
