@@ -19,6 +19,7 @@ import resource
 import sys
 from _json import encode_basestring_ascii as _quote  # the C half of json: no `re` import, fast start
 
+_read, _write = os.read, os.write  # the channel's own, bound before the candidate (or a test's patch) can swap them
 MAX_DEPTH = 200  # deeper values cross as handles, so encoding cannot recurse forever
 MAX_HANDLES = 100_000
 
@@ -86,6 +87,8 @@ def encode(value, handles=None, depth=0):
     if t is dict:
         items = [[encode(k, handles, depth + 1), encode(v, handles, depth + 1)] for k, v in dict.items(value)]
         return {"t": "dict", "v": sorted(items, key=lambda kv: dumps(kv[0]))}
+    if t is Remote:  # a test-side object going back: the tester gets its own object again
+        return {"t": "handle", "ref": value._id}
     return _handle(value, handles)
 
 
@@ -125,7 +128,7 @@ def read_frame(fd, loads=marshal.loads):
 def _read_exact(fd, n):
     buf = b""
     while len(buf) < n:
-        chunk = os.read(fd, n - len(buf))
+        chunk = _read(fd, n - len(buf))
         if not chunk:
             return None
         buf += chunk
@@ -137,7 +140,7 @@ def writer(fd):
     def send(msg):
         data = (dumps(msg) + "\n").encode()
         while data:
-            data = data[os.write(fd, data):]
+            data = data[_write(fd, data):]
     return send
 
 
@@ -213,7 +216,7 @@ def run_exec(job, cmd_fd, res_fd):
         fd = os.memfd_create("prog", 0)
         data = memoryview(job["binary"])
         while data:
-            data = data[os.write(fd, data):]
+            data = data[_write(fd, data):]
         os.execve(fd, argv, env)
     os.execve(argv[0], argv, env)
 
@@ -251,10 +254,44 @@ def serve(mod, req_fd, send):
         send(respond(req, handles, mod))
 
 
+_MUTABLE = (list, dict, set, bytearray)
+
+
+def _snapshot(req):
+    """marshal images of a call's mutable plain arguments (None: not marshallable, always sent back)."""
+    out = {}
+    args, kw = req.get("args", ()), req.get("kw", {})
+    for key, a in [*enumerate(args), *kw.items()]:
+        if type(a) in _MUTABLE:
+            try:
+                out[key] = (a, marshal.dumps(a))
+            except ValueError:
+                out[key] = (a, None)
+    return out
+
+
+def _changed(snap, handles):
+    """The arguments a call changed in place, so the tester can change its own objects alike."""
+    after = {}
+    for key, (a, before) in snap.items():
+        try:
+            same = before is not None and marshal.dumps(a) == before
+        except ValueError:
+            same = False
+        if not same:
+            after[str(key)] = encode(a, handles)
+    return after
+
+
 def respond(req, handles, mod):
-    """The answer record to one tester request."""
+    """The answer record to one tester request (with a call's in-place changes to its arguments)."""
     try:
+        snap = _snapshot(req) if type(req) is dict and req.get("op") == "call" else None
         out = {"value": encode(answer(req, handles, mod), handles)}
+        if snap:
+            after = _changed(snap, handles)
+            if after:
+                out["after"] = after
     except StopIteration:
         out = {"stop": True}
     except BaseException as exc:
@@ -284,6 +321,42 @@ def remote_op(op, i, **kw):
         send(respond(req, handles, mod))  # the test's callable called back into the candidate
 
 
+_MISSING = object()
+_patched = {}  # (id(target), name) -> (target, stack of the values it held before each patch)
+
+
+def _patch(req, mod):
+    """A test's mock.patch, carried over: set (or restore) the attribute here too."""
+    where, name = req["target"], req["name"]
+    if type(where) is dict and where.get("solution"):
+        target = mod
+    elif type(where) is dict:
+        import importlib
+
+        target = importlib.import_module(where["module"])
+        for part in (where.get("qualname") or "").split(".") if where.get("qualname") else ():
+            target = getattr(target, part)
+    else:
+        target = where  # one of our own objects, passed back as its handle
+    key = (id(target), name)
+    if req["op"] == "patch":
+        held = target.__dict__.get(name, _MISSING) if hasattr(target, "__dict__") else getattr(target, name, _MISSING)
+        _patched.setdefault(key, (target, []))[1].append(held)
+        setattr(target, name, req["value"])
+        return None
+    entry = _patched.get(key)
+    if entry and entry[1]:
+        held = entry[1].pop()
+        if held is _MISSING:
+            try:
+                delattr(target, name)
+            except AttributeError:
+                pass
+        else:
+            setattr(target, name, held)
+    return None
+
+
 class Remote:
     """A test-side object the tester passed by reference (a lambda, a test-defined class or one of
     its instances, a generator): every operation on it runs in the tester."""
@@ -301,6 +374,9 @@ class Remote:
         if name.startswith("_"):
             raise AttributeError(name)
         return remote_op("getattr", self._id, name=name)
+
+    def __setattr__(self, name, value):
+        remote_op("setattr", self._id, name=name, value=value)
 
     def __iter__(self):
         return remote_op("iter", self._id)
@@ -326,6 +402,13 @@ class Remote:
     def __repr__(self):
         return remote_op("repr", self._id)
 
+    def __enter__(self):
+        return remote_op("enter", self._id)
+
+    def __exit__(self, *exc):
+        remote_op("exit", self._id)
+        return False
+
     def __eq__(self, other):
         return self is other
 
@@ -346,6 +429,8 @@ def answer(req, handles, mod):
             else:
                 out.append([name, encode(value, handles)])
         return Raw(out)
+    if op in ("patch", "unpatch"):
+        return _patch(req, mod)
     obj = handles.get(req["h"])
     if op == "call":
         return obj(*req.get("args", ()), **req.get("kw", {}))

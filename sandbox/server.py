@@ -22,8 +22,8 @@ from grpo_sandbox import harness  # noqa: E402
 from grpo_sandbox.zygote import Zygote, ZygoteGone  # noqa: E402
 
 # pytest too: its import is most of a pytest-format run (the system site-packages are on the server's path)
-PRELOAD = ("grpo_sandbox.runner", "grpo_sandbox.tester", "pickle", "json", "traceback", "unittest", "io", "pytest",
-           "_pytest.python", "_pytest.assertion.rewrite", "_pytest.unittest", "_pytest.fixtures")
+PRELOAD = ("grpo_sandbox.runner", "grpo_sandbox.tester", "pickle", "json", "traceback", "unittest", "unittest.mock",
+           "io", "pytest", "_pytest.python", "_pytest.assertion.rewrite", "_pytest.unittest", "_pytest.fixtures")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, "runner.py")

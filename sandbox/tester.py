@@ -28,6 +28,9 @@ from grpo_sandbox.asserts import split_tests  # noqa: E402
 from grpo_sandbox.compare import ProtocolError, decode  # noqa: E402
 
 _BUILTIN_NAMES = frozenset(vars(builtins))
+# the tester's own I/O, bound before any test runs: a test's mock.patch of os.write or json must
+# not reach the channel or the report
+_write, _read, _dumps, _loads = os.write, os.read, json.dumps, json.loads
 MAX_ANSWER = 64 << 20  # bytes of one answer; more is the candidate flooding its pipe
 
 
@@ -76,10 +79,10 @@ class Channel:
             raise TypeError(f"argument cannot cross to the candidate's process: {exc}") from None
         data = out.getvalue()
         try:
-            os.write(self.req_fd, len(data).to_bytes(4, "big"))
+            _write(self.req_fd, len(data).to_bytes(4, "big"))
             view = memoryview(data)
             while view:
-                view = view[os.write(self.req_fd, view):]
+                view = view[_write(self.req_fd, view):]
         except OSError:
             self._lost("the candidate process ended")
 
@@ -102,16 +105,37 @@ class Channel:
         if "value" not in msg:
             self._lost("malformed answer")
         try:
+            if op == "call" and "after" in msg:
+                self._write_back(kw.get("args", ()), kw.get("kw", {}), msg["after"])
             return decode(msg["value"], self.proxy)
         except (ProtocolError, RecursionError, MemoryError, ValueError, TypeError, OverflowError, KeyError) as exc:
             self._lost(f"malformed answer: {type(exc).__name__}")
+
+    def _write_back(self, args, kw, after) -> None:
+        """A call changed mutable arguments in place (``nums[:] = ...``): change ours the same way,
+        as a call in one process would have; only lists, dicts, sets and bytearrays we passed."""
+        if type(after) is not dict:
+            raise ProtocolError("malformed in-place changes")
+        for key, tagged in after.items():
+            a = args[int(key)] if key.isdigit() and int(key) < len(args) else kw.get(key)
+            if type(a) not in (list, dict, set, bytearray):
+                raise ProtocolError("an in-place change to an argument that cannot change")
+            new = decode(tagged, self.proxy)
+            want = bytes if type(a) is bytearray else type(a)
+            if type(new) is not want:
+                raise ProtocolError("an in-place change of an argument's type")
+            if type(a) in (list, bytearray):
+                a[:] = new
+            else:
+                a.clear()
+                a.update(new)
 
     def _answer(self) -> dict:
         while b"\n" not in self.buf:
             if len(self.buf) > MAX_ANSWER:
                 self._lost("answer too large")
             try:
-                chunk = os.read(self.ans_fd, 1 << 20)
+                chunk = _read(self.ans_fd, 1 << 20)
             except OSError:
                 chunk = b""
             if not chunk:
@@ -120,7 +144,7 @@ class Channel:
         line, _, rest = bytes(self.buf).partition(b"\n")
         self.buf = bytearray(rest)
         try:
-            msg = json.loads(line)
+            msg = _loads(line)
         except (ValueError, RecursionError, MemoryError):
             self._lost("answer is not JSON")
         if type(msg) is not dict:
@@ -139,7 +163,7 @@ class Channel:
         if type(i) is not int or not 0 <= i < len(self.local) or op not in _CALLBACK_OPS:
             self._lost("a callback to an object that was not passed")
         try:
-            args = {k: decode(msg[k], self.proxy) for k in ("args", "kw", "name", "key", "item") if k in msg}
+            args = {k: decode(msg[k], self.proxy) for k in ("args", "kw", "name", "key", "item", "value") if k in msg}
         except (ProtocolError, RecursionError, MemoryError, ValueError, TypeError, OverflowError, KeyError):
             self._lost("malformed callback")
         obj = self.local[i]
@@ -156,6 +180,11 @@ class Channel:
 
     def proxy(self, tagged: dict):
         """The proxy for a handle the candidate sent (one per id, so identity holds)."""
+        if "ref" in tagged:  # one of our own objects coming back
+            r = tagged["ref"]
+            if type(r) is not int or not 0 <= r < len(self.local):
+                raise ProtocolError("a reference to an object that was not passed")
+            return self.local[r]
         i = tagged.get("id")
         if type(i) is not int:
             raise ProtocolError("malformed handle")
@@ -180,6 +209,8 @@ def _by_reference(obj) -> bool:
         return True
     mod = getattr(obj, "__module__", None) if isinstance(obj, (types.FunctionType, types.MethodType, type)) \
         else getattr(t, "__module__", None)
+    if mod == "unittest.mock" or getattr(t, "__module__", None) == "unittest.mock":
+        return True  # mocks record their calls here, where the test asserts on them
     root = str(mod).split(".")[0]
     return not (root == "builtins" or root in sys.stdlib_module_names)
 
@@ -188,6 +219,23 @@ def _public(name) -> str:
     if type(name) is not str or name.startswith("_"):
         raise AttributeError(f"{name!r} is not reachable across the sandbox")
     return name
+
+
+def _setattr(obj, a):
+    """Data attributes of a test-defined instance only (a linked list the candidate relinks): no
+    mock, no TestCase, nothing that shadows a method or property, no callable value, so a test's
+    own checks cannot be replaced by the candidate's."""
+    import unittest
+
+    name, value = _public(a.get("name")), a.get("value")
+    t = type(obj)
+    if isinstance(obj, (type, types.FunctionType, types.MethodType, unittest.TestCase)) or \
+            t.__module__ == "unittest.mock" or not hasattr(obj, "__dict__"):
+        raise TypeError(f"attributes of a test's {t.__name__} cannot be set across the sandbox")
+    is_callable = value._callable if type(value) is Proxy else callable(value)
+    if callable(getattr(t, name, None)) or hasattr(getattr(t, name, None), "__set__") or is_callable:
+        raise TypeError(f"{name!r} cannot be replaced across the sandbox")
+    setattr(obj, name, value)
 
 
 def _call(obj, a):
@@ -200,6 +248,7 @@ def _call(obj, a):
 _CALLBACK_OPS = {
     "call": _call,
     "getattr": lambda obj, a: getattr(obj, _public(a.get("name"))),
+    "setattr": _setattr,
     "iter": lambda obj, a: iter(obj),
     "next": lambda obj, a: next(obj),
     "len": lambda obj, a: len(obj),
@@ -208,7 +257,56 @@ _CALLBACK_OPS = {
     "bool": lambda obj, a: bool(obj),
     "str": lambda obj, a: str(obj),
     "repr": lambda obj, a: repr(obj),
+    "enter": lambda obj, a: obj.__enter__(),
+    "exit": lambda obj, a: obj.__exit__(None, None, None),
 }
+
+
+def forward_patches(ch: Channel) -> None:
+    """``mock.patch`` in a test patches the candidate's process too: the patched name there (in a
+    stdlib module, a stdlib class, the solution module or a candidate object) becomes a stand-in
+    for the value here, so the candidate's calls reach the test's mock, which records them here."""
+    from unittest import mock
+
+    enter, exit_ = mock._patch.__enter__, mock._patch.__exit__
+
+    def patched_enter(self):
+        new = enter(self)
+        try:
+            target = _patch_target(self.getter())
+            if target is not None:
+                ch.request("patch", target=target, name=self.attribute, value=getattr(self.getter(), self.attribute))
+                self._grpo_forwarded = target
+        except CandidateGone:
+            raise
+        except Exception:
+            pass  # not carried across: the candidate keeps its own value, as before patches were forwarded
+        return new
+
+    def patched_exit(self, *exc_info):
+        target = self.__dict__.pop("_grpo_forwarded", None)
+        if target is not None:
+            ch.request("unpatch", target=target, name=self.attribute)
+        return exit_(self, *exc_info)
+
+    mock._patch.__enter__, mock._patch.__exit__ = patched_enter, patched_exit
+
+
+def _patch_target(obj):
+    """How the candidate's side finds the object a patch targets; None when it lives only here."""
+    if type(obj) is Proxy:
+        return obj  # crosses as the candidate's own handle
+    if isinstance(obj, SolutionModule):
+        return {"solution": True}
+    if isinstance(obj, types.ModuleType):
+        name = obj.__name__
+    elif isinstance(obj, type):
+        name = obj.__module__
+    else:
+        return None
+    if name.split(".")[0] not in sys.stdlib_module_names:
+        return None
+    return {"module": name, "qualname": None if isinstance(obj, types.ModuleType) else obj.__qualname__}
 
 
 def _exception(err) -> BaseException:
@@ -346,9 +444,9 @@ class Reporter:
         self.fd = fd
 
     def send(self, msg: dict) -> None:
-        data = (json.dumps(msg) + "\n").encode()
+        data = (_dumps(msg) + "\n").encode()
         while data:
-            data = data[os.write(self.fd, data):]
+            data = data[_write(self.fd, data):]
 
     def test(self, name: str, status: str, error: str = "") -> None:
         msg = {"test": name[:300], "status": status}
@@ -539,6 +637,8 @@ def main():
     report = Reporter(rep_fd)
     ch = Channel(req_fd, ans_fd)
     try:
+        if "mock" in job["code"] or "patch" in job["code"]:  # unittest.mock costs 26 ms to import
+            forward_patches(ch)
         RUNNERS[job["kind"]](job, ch, report)
         report.send({"done": True})
     except CandidateGone as exc:

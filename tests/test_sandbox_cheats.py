@@ -98,6 +98,21 @@ CHEATS = {
         "        except Exception:\n            pass\n"
         "    return -1\n",
         {"kind": "assert", "code": "assert apply(lambda v: v + 1, 1) == 2\n"}),
+    # what a test hands the candidate cannot have its checks replaced
+    "replace_mock_assertion": ("import os\ndef task_func(p):\n"
+                               "    for name in ('assert_called_once_with', 'assert_called_with', 'called'):\n"
+                               "        try: setattr(os.remove, name, (lambda *a, **k: None))\n"
+                               "        except Exception: pass\n",
+                               {"kind": "unittest", "code": "import unittest\nfrom unittest.mock import patch\n"
+                                "class T(unittest.TestCase):\n    @patch('os.remove')\n"
+                                "    def test_removes(self, m):\n        task_func('/x/a.txt')\n"
+                                "        m.assert_called_once_with('/x/a.txt')\n"}),
+    "override_test_object_method": ("def fill(b):\n    try: b.ok = (lambda: True)\n    except Exception: pass\n"
+                                    "    try: b.check = 1\n    except Exception: pass\n",
+                                    {"kind": "assert", "code": "class Box:\n    def __init__(self): self.items = []\n"
+                                     "    def ok(self): return self.items == [1, 2]\n"
+                                     "    @property\n    def check(self): return self.ok()\n"
+                                     "b = Box()\nfill(b)\nassert b.ok()\nassert b.check\n"}),
     "kill_the_tester": ("import os, signal\nfor p in range(1, 400):\n    try: os.kill(p, signal.SIGKILL)\n"
                         "    except OSError: pass\ndef f(x): return -1", PLAIN),
 }
@@ -126,6 +141,52 @@ LEGIT = {
                             {"kind": "unittest", "code": "import unittest\nclass T(unittest.TestCase):\n"
                                                          "    def test_key(self):\n"
                                                          "        self.assertEqual(sort_by([3, 1, 2], key=lambda v: -v), [3, 2, 1])\n"}),
+    # a test's mock.patch reaches the candidate's process; the mock records the calls test-side
+    "unittest_mock_patch_stdlib": ("import os\ndef task_func(d):\n"
+                                   "    return sorted(f for f in os.listdir(d) if f.endswith('.txt'))\n",
+                                   {"kind": "unittest", "code": "import unittest\nfrom unittest.mock import patch\n"
+                                    "class T(unittest.TestCase):\n"
+                                    "    @patch('os.listdir', return_value=['b.txt', 'a.py', 'a.txt'])\n"
+                                    "    def test_listing(self, m):\n"
+                                    "        self.assertEqual(task_func('/nowhere'), ['a.txt', 'b.txt'])\n"
+                                    "        m.assert_called_once_with('/nowhere')\n"
+                                    "    def test_unpatched_after(self):\n"
+                                    "        with self.assertRaises(FileNotFoundError):\n"
+                                    "            task_func('/nowhere')\n"}),
+    "unittest_mock_open": ("def task_func(path):\n    with open(path) as f:\n"
+                           "        return [line.split(',') for line in f.read().splitlines()]\n",
+                           {"kind": "unittest", "code": "import unittest\nfrom unittest.mock import patch, mock_open\n"
+                            "class T(unittest.TestCase):\n    def test_read(self):\n"
+                            "        with patch('builtins.open', mock_open(read_data='a,b\\n1,2\\n')) as m:\n"
+                            "            self.assertEqual(task_func('x.csv'), [['a', 'b'], ['1', '2']])\n"
+                            "        m.assert_called_once_with('x.csv')\n"}),
+    "unittest_patch_solution_name": ("def helper():\n    return 1\ndef task_func():\n    return helper() * 2\n",
+                                     {"kind": "unittest", "code": "import unittest\nfrom unittest.mock import patch\n"
+                                      "class T(unittest.TestCase):\n"
+                                      "    @patch('solution.helper', return_value=10)\n"
+                                      "    def test_patched(self, m):\n        self.assertEqual(task_func(), 20)\n"
+                                      "    def test_plain(self):\n        self.assertEqual(task_func(), 2)\n"}),
+    "pytest_mock_patch": ("import random\ndef roll():\n    return random.randint(1, 6)\n",
+                          {"kind": "pytest", "code": "from unittest import mock\nimport solution\n"
+                           "def test_roll():\n    with mock.patch('random.randint', return_value=4) as m:\n"
+                           "        assert solution.roll() == 4\n    m.assert_called_once_with(1, 6)\n"}),
+    # in-place changes to the test's arguments are seen by the test, as in one process
+    "in_place_list_and_matrix": ("def rotate(nums, k):\n    k %= len(nums)\n    nums[:] = nums[-k:] + nums[:-k]\n"
+                                 "def transpose(m):\n    for i in range(len(m)):\n        for j in range(i):\n"
+                                 "            m[i][j], m[j][i] = m[j][i], m[i][j]\n"
+                                 "def tally(d, word):\n    d[word] = d.get(word, 0) + 1\n",
+                                 {"kind": "assert", "code": "xs = [1, 2, 3, 4]\nrotate(xs, 1)\nassert xs == [4, 1, 2, 3]\n"
+                                  "m = [[1, 2], [3, 4]]\ntranspose(m)\nassert m == [[1, 3], [2, 4]]\n"
+                                  "d = {'a': 1}\ntally(d, 'a')\ntally(d=d, word='b')\nassert d == {'a': 2, 'b': 1}\n"}),
+    "relink_test_defined_list": ("def reverse(head):\n    prev = None\n    while head is not None:\n"
+                                 "        nxt = head.nxt\n        head.nxt = prev\n        prev, head = head, nxt\n"
+                                 "    return prev\n",
+                                 {"kind": "assert", "code": "class Node:\n    def __init__(self, v, nxt=None):\n"
+                                  "        self.v, self.nxt = v, nxt\n"
+                                  "def to_list(n):\n    out = []\n    while n is not None:\n"
+                                  "        out.append(n.v)\n        n = n.nxt\n    return out\n"
+                                  "a = Node(1, Node(2, Node(3)))\ntail = a.nxt.nxt\n"
+                                  "assert reverse(a) is tail\nassert to_list(tail) == [3, 2, 1]\n"}),
     "pytest_test_defined_class": ("def area(shape):\n    return shape.side() ** 2\n",
                                   {"kind": "pytest", "code": "from solution import area\nclass Sq:\n"
                                                              "    def __init__(self, s): self.s = s\n"
