@@ -22,7 +22,7 @@ from grpo_sandbox import harness  # noqa: E402
 from grpo_sandbox.zygote import Zygote, ZygoteGone  # noqa: E402
 
 # pytest too: its import is most of a pytest-format run (the system site-packages are on the server's path)
-PRELOAD = ("grpo_sandbox.runner", "grpo_sandbox.tester", "pickle", "json", "traceback", "unittest", "unittest.mock",
+PRELOAD = ("grpo_sandbox.runner", "grpo_sandbox.tester", "pickle", "json", "traceback", "unittest",
            "io", "pytest", "_pytest.python", "_pytest.assertion.rewrite", "_pytest.unittest", "_pytest.fixtures")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -92,8 +92,10 @@ class DockerBox:
 
     def reset(self) -> None:
         """Empty the scratch mounts and IPC objects, as the run uid (root here cannot enter its 0700 dirs)."""
+        for top in SCRATCH:  # the common case, a script's main.py and a few files: unlinked here, no fork
+            _unlink_files(top)
         if not any(os.listdir(top) for top in SCRATCH if os.path.isdir(top)) and not _ipc_objects():
-            return  # the common case: the run left nothing, so skip the fork
+            return
         for uid in (self.uid, self.tester_uid):  # the tester's private dir is its own to remove
             pid = os.fork()
             if pid == 0:
@@ -209,6 +211,21 @@ def _wipe(top: str, uid: int) -> None:
                     os.unlink(e.path)
             except OSError:
                 pass
+
+
+def _unlink_files(top: str) -> None:
+    """Unlink the files (not directories) directly under ``top``: root owns the sticky scratch
+    mounts, and a sticky directory's owner may remove any entry in it."""
+    try:
+        entries = list(os.scandir(top))
+    except OSError:
+        return
+    for e in entries:
+        try:
+            if not e.is_dir(follow_symlinks=False):
+                os.unlink(e.path)
+        except OSError:
+            pass  # the per-uid sweep below takes what is left
 
 
 def _ipc_objects() -> bool:
