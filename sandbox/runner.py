@@ -322,6 +322,7 @@ def remote_op(op, i, **kw):
 
 
 _MISSING = object()
+_env_stack = []
 _patched = {}  # (id(target), name) -> (target, stack of the values it held before each patch)
 
 
@@ -431,6 +432,17 @@ def answer(req, handles, mod):
         return Raw(out)
     if op in ("patch", "unpatch"):
         return _patch(req, mod)
+    if op == "patch_env":  # a test's patch.dict(os.environ, ...): ours follows, and comes back after
+        _env_stack.append(dict(os.environ))
+        os.environ.clear()
+        os.environ.update(req["values"])
+        return None
+    if op == "unpatch_env":
+        if _env_stack:
+            saved = _env_stack.pop()
+            os.environ.clear()
+            os.environ.update(saved)
+        return None
     obj = handles.get(req["h"])
     if op == "call":
         return obj(*req.get("args", ()), **req.get("kw", {}))

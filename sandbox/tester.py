@@ -291,6 +291,23 @@ def forward_patches(ch: Channel) -> None:
 
     mock._patch.__enter__, mock._patch.__exit__ = patched_enter, patched_exit
 
+    # patch.dict(os.environ, ...): the candidate's environment follows (decorator and context forms
+    # both go through these two methods)
+    patch_dict, unpatch_dict = mock._patch_dict._patch_dict, mock._patch_dict._unpatch_dict
+
+    def patched_patch_dict(self):
+        patch_dict(self)
+        if self.in_dict is os.environ:
+            ch.request("patch_env", values=dict(os.environ))
+            self._grpo_env = True
+
+    def patched_unpatch_dict(self):
+        unpatch_dict(self)
+        if self.__dict__.pop("_grpo_env", False):
+            ch.request("unpatch_env")
+
+    mock._patch_dict._patch_dict, mock._patch_dict._unpatch_dict = patched_patch_dict, patched_unpatch_dict
+
 
 def _patch_target(obj):
     """How the candidate's side finds the object a patch targets; None when it lives only here."""

@@ -166,6 +166,15 @@ LEGIT = {
                                       "    @patch('solution.helper', return_value=10)\n"
                                       "    def test_patched(self, m):\n        self.assertEqual(task_func(), 20)\n"
                                       "    def test_plain(self):\n        self.assertEqual(task_func(), 2)\n"}),
+    "unittest_patch_dict_environ": ("import os\ndef task_func():\n    return os.environ.get('API_MODE', 'off')\n",
+                                    {"kind": "unittest", "code": "import os, unittest\nfrom unittest.mock import patch\n"
+                                     "class T(unittest.TestCase):\n"
+                                     "    @patch.dict(os.environ, {'API_MODE': 'on'})\n"
+                                     "    def test_decorated(self):\n        self.assertEqual(task_func(), 'on')\n"
+                                     "    def test_context(self):\n"
+                                     "        with patch.dict('os.environ', {'API_MODE': 'test'}):\n"
+                                     "            self.assertEqual(task_func(), 'test')\n"
+                                     "        self.assertEqual(task_func(), 'off')\n"}),
     "pytest_mock_patch": ("import random\ndef roll():\n    return random.randint(1, 6)\n",
                           {"kind": "pytest", "code": "from unittest import mock\nimport solution\n"
                            "def test_roll():\n    with mock.patch('random.randint', return_value=4) as m:\n"
