@@ -122,3 +122,36 @@ def test_merge_limits():
         merge_limits({"walls": 1})
     with pytest.raises(ValueError, match="positive"):
         merge_limits({"pids": 0})
+
+
+_PLAIN = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5) | st.binary(max_size=5),
+                      lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=4),
+                      max_leaves=12)
+
+
+@given(before=st.lists(_PLAIN, max_size=4) | st.dictionaries(st.text(max_size=3), _PLAIN, max_size=4),
+       after=st.lists(_PLAIN, max_size=4) | st.dictionaries(st.text(max_size=3), _PLAIN, max_size=4))
+@settings(max_examples=200, deadline=None)
+def test_in_place_changes_cross_back_exactly(before, after):
+    """What a call did to a mutable argument on the candidate's side is what the test's own object
+    holds afterwards, the same object (a type change is a protocol violation, never applied)."""
+    from grpo_sandbox.runner import _changed, _snapshot
+    from grpo_sandbox.tester import Channel
+
+    req = {"op": "call", "args": [type(before)(before)], "kw": {}}
+    snap = _snapshot(req)
+    arg = req["args"][0]
+    if type(arg) is list:  # the candidate's call changes its copy in place
+        arg[:] = after if type(after) is list else list(after)
+    else:
+        arg.clear()
+        arg.update(after if type(after) is dict else {str(i): v for i, v in enumerate(after)})
+    changed = _changed(snap, None)
+    mine = type(before)(before)  # the tester's own argument, before the call
+    ch = Channel(-1, -1)
+    if arg == before:
+        assert changed == {} or decode(changed["0"]) == before  # unchanged: nothing (or the same) sent
+    ch._write_back([mine], {}, changed)
+    assert mine == arg and type(mine) is type(arg)
+    with pytest.raises(ProtocolError):  # a list cannot come back as a dict
+        ch._write_back([[1]], {}, {"0": encode({"a": 1})})
