@@ -197,15 +197,20 @@ class DockerBackend(SandboxBackend):
     def _watch_oom(self) -> None:
         # a run's OOM can take the container's server with it (a candidate's exec'd child may lower its
         # own OOM score to the server's); the engine's event says it was memory, not a broken sandbox
-        try:
-            self._events = self.client.events(decode=True, filters={
-                "event": "oom", "label": f"{LABEL}.owner={os.getpid()}"})
-            for ev in self._events:
-                with self._oom_cv:
-                    self._oom.add(ev.get("id", ""))
-                    self._oom_cv.notify_all()
-        except Exception:
-            pass  # closed, or the engine went away: a dead server is then a sandbox_error
+        since = int(time.time())
+        while not self._closed:
+            try:
+                self._events = self.client.events(decode=True, since=since, filters={
+                    "event": "oom", "label": f"{LABEL}.owner={os.getpid()}"})
+                for ev in self._events:
+                    since = max(since, int(ev.get("time", since)))
+                    with self._oom_cv:
+                        self._oom.add(ev.get("id", ""))
+                        self._oom_cv.notify_all()
+            except Exception:
+                pass  # closed, or the engine restarted: reconnect (events since the last one are replayed)
+            if not self._closed:
+                time.sleep(1.0)
 
     def _oom_killed(self, c: "_Container", wait: float = 2.0) -> bool:
         """Whether the engine reports an OOM kill in ``c`` (waiting briefly for the event)."""
