@@ -221,6 +221,16 @@ def _public(name) -> str:
     return name
 
 
+def _reachable(obj, name) -> str:
+    """A public name, and on a mock only what stands for the patched object (``resp.json``,
+    ``f.read``): the mock's own API (``assert_*``, ``configure_mock``, ``attach_mock``,
+    ``return_value``, ``reset_mock``...) would let the candidate rewrite the test's checks."""
+    name = _public(name)
+    if type(obj).__module__ == "unittest.mock" and hasattr(type(obj), name):
+        raise AttributeError(f"the mock's own {name!r} is not reachable across the sandbox")
+    return name
+
+
 def _setattr(obj, a):
     """Data attributes of a test-defined instance only (a linked list the candidate relinks): no
     mock, no TestCase, nothing that shadows a method or property, no callable value, so a test's
@@ -247,7 +257,7 @@ def _call(obj, a):
 
 _CALLBACK_OPS = {
     "call": _call,
-    "getattr": lambda obj, a: getattr(obj, _public(a.get("name"))),
+    "getattr": lambda obj, a: getattr(obj, _reachable(obj, a.get("name"))),
     "setattr": _setattr,
     "iter": lambda obj, a: iter(obj),
     "next": lambda obj, a: next(obj),

@@ -107,6 +107,16 @@ CHEATS = {
                                 "class T(unittest.TestCase):\n    @patch('os.remove')\n"
                                 "    def test_removes(self, m):\n        task_func('/x/a.txt')\n"
                                 "        m.assert_called_once_with('/x/a.txt')\n"}),
+    "configure_mock_assertion": ("import os\ndef task_func(p):\n"
+                                 "    noop = lambda *a, **k: None\n"
+                                 "    try: os.remove.configure_mock(assert_called_once_with=noop)\n"
+                                 "    except Exception: pass\n"
+                                 "    try: os.remove.attach_mock(noop, 'assert_called_once_with')\n"
+                                 "    except Exception: pass\n",
+                                 {"kind": "unittest", "code": "import unittest\nfrom unittest.mock import patch\n"
+                                  "class T(unittest.TestCase):\n    @patch('os.remove')\n"
+                                  "    def test_removes(self, m):\n        task_func('/x/a.txt')\n"
+                                  "        m.assert_called_once_with('/x/a.txt')\n"}),
     "override_test_object_method": ("def fill(b):\n    try: b.ok = (lambda: True)\n    except Exception: pass\n"
                                     "    try: b.check = 1\n    except Exception: pass\n",
                                     {"kind": "assert", "code": "class Box:\n    def __init__(self): self.items = []\n"
