@@ -335,7 +335,7 @@ def _patch(req, mod):
         import importlib
 
         target = importlib.import_module(where["module"])
-        for part in (where.get("qualname") or "").split(".") if where.get("qualname") else ():
+        for part in filter(None, (where.get("qualname") or "").split(".")):
             target = getattr(target, part)
     else:
         target = where  # one of our own objects, passed back as its handle

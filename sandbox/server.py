@@ -92,9 +92,9 @@ class DockerBox:
 
     def reset(self) -> None:
         """Empty the scratch mounts and IPC objects, as the run uid (root here cannot enter its 0700 dirs)."""
-        for top in SCRATCH:  # the common case, a script's main.py and a few files: unlinked here, no fork
-            _unlink_files(top)
-        if not any(os.listdir(top) for top in SCRATCH if os.path.isdir(top)) and not _ipc_objects():
+        # the common case, a script's main.py and a few files: unlinked here, no fork
+        left = [_unlink_files(top) for top in SCRATCH]
+        if not any(left) and not _ipc_objects():
             return
         for uid in (self.uid, self.tester_uid):  # the tester's private dir is its own to remove
             pid = os.fork()
@@ -213,19 +213,23 @@ def _wipe(top: str, uid: int) -> None:
                 pass
 
 
-def _unlink_files(top: str) -> None:
+def _unlink_files(top: str) -> bool:
     """Unlink the files (not directories) directly under ``top``: root owns the sticky scratch
-    mounts, and a sticky directory's owner may remove any entry in it."""
+    mounts, and a sticky directory's owner may remove any entry in it. Whether anything is left."""
     try:
         entries = list(os.scandir(top))
     except OSError:
-        return
+        return False  # no such mount here
+    left = False
     for e in entries:
         try:
-            if not e.is_dir(follow_symlinks=False):
+            if e.is_dir(follow_symlinks=False):
+                left = True
+            else:
                 os.unlink(e.path)
         except OSError:
-            pass  # the per-uid sweep below takes what is left
+            left = True  # the per-uid sweep takes what is left
+    return left
 
 
 def _ipc_objects() -> bool:
@@ -273,26 +277,25 @@ def write_frame(stream, obj) -> None:
     stream.flush()
 
 
-def protect_from_oom() -> bool:
+def protect_from_oom() -> None:
     """With CAP_SYS_RESOURCE, make this server (and the zygote it forks) unkillable by the OOM
-    killer; the children it starts then get score floors their uids cannot lower. False without."""
+    killer; the children it starts then get score floors their uids cannot lower."""
     try:
         with open("/proc/self/oom_score_adj", "w") as fh:
             fh.write("-1000")
-        return True
     except OSError:
-        return False
+        pass  # no CAP_SYS_RESOURCE: the scores alone put the candidate and the tester first
 
 
 def main() -> None:
     uid = int(os.environ.get("SANDBOX_UID", "10001"))
-    pinned = protect_from_oom()
+    protect_from_oom()
     # forked before the first job is read, so the zygote never holds any job's data
     zygote = Zygote(PRELOAD) if os.environ.get("SANDBOX_ZYGOTE", "1") == "1" else None
     box = DockerBox(uid, zygote)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     box.reset()
-    write_frame(stdout, {"ready": True, "uid": uid, "oom_pinned": pinned})
+    write_frame(stdout, {"ready": True, "uid": uid})
     runs = 0
     while True:
         job = read_frame(stdin)

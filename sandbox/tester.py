@@ -6,8 +6,9 @@ as a handle whose methods run on the candidate's side. So builtins, ``math.isclo
 ``unittest`` and pytest here are the real ones, and no ``__eq__``, ``__hash__`` or ``__bool__`` of
 the candidate ever runs in this process. Test-side values pickle cannot carry (lambdas, classes
 defined in the test, their instances, generators) go the other way by reference: the candidate
-calls back and the operation runs here, public names only (``Channel._callback``). Formats: ``assert`` (HumanEval / MBPP), ``unittest``
-(TestCase modules, BigCodeBench's ``task_func``), ``pytest`` (a test file importing ``solution``).
+calls back and the operation runs here, public names only (``Channel._callback``). Formats:
+``assert`` (HumanEval / MBPP), ``unittest`` (TestCase modules, BigCodeBench's ``task_func``),
+``pytest`` (a test file importing ``solution``).
 
 Usage: python3 -I -S tester.py CMD_FD REPORT_FD REQ_FD ANS_FD   (stdlib, plus pytest for that format)
 """
@@ -207,12 +208,19 @@ def _by_reference(obj) -> bool:
         return False
     if isinstance(obj, _LIVE):
         return True
+    if _is_mock(obj):
+        return True  # mocks record their calls here, where the test asserts on them
     mod = getattr(obj, "__module__", None) if isinstance(obj, (types.FunctionType, types.MethodType, type)) \
         else getattr(t, "__module__", None)
-    if mod == "unittest.mock" or getattr(t, "__module__", None) == "unittest.mock":
-        return True  # mocks record their calls here, where the test asserts on them
     root = str(mod).split(".")[0]
     return not (root == "builtins" or root in sys.stdlib_module_names)
+
+
+def _is_mock(obj) -> bool:
+    """A unittest.mock object, or one of its classes or functions."""
+    named = isinstance(obj, (types.FunctionType, types.MethodType, type))
+    return getattr(type(obj), "__module__", None) == "unittest.mock" or (
+        named and getattr(obj, "__module__", None) == "unittest.mock")
 
 
 def _public(name) -> str:
@@ -226,7 +234,7 @@ def _reachable(obj, name) -> str:
     ``f.read``): the mock's own API (``assert_*``, ``configure_mock``, ``attach_mock``,
     ``return_value``, ``reset_mock``...) would let the candidate rewrite the test's checks."""
     name = _public(name)
-    if type(obj).__module__ == "unittest.mock" and hasattr(type(obj), name):
+    if _is_mock(obj) and hasattr(type(obj), name):
         raise AttributeError(f"the mock's own {name!r} is not reachable across the sandbox")
     return name
 
@@ -240,7 +248,7 @@ def _setattr(obj, a):
     name, value = _public(a.get("name")), a.get("value")
     t = type(obj)
     if isinstance(obj, (type, types.FunctionType, types.MethodType, unittest.TestCase)) or \
-            t.__module__ == "unittest.mock" or not hasattr(obj, "__dict__"):
+            _is_mock(obj) or not hasattr(obj, "__dict__"):
         raise TypeError(f"attributes of a test's {t.__name__} cannot be set across the sandbox")
     is_callable = value._callable if type(value) is Proxy else callable(value)
     if callable(getattr(t, name, None)) or hasattr(getattr(t, name, None), "__set__") or is_callable:
@@ -283,9 +291,10 @@ def forward_patches(ch: Channel) -> None:
     def patched_enter(self):
         new = enter(self)
         try:
-            target = _patch_target(self.getter())
+            obj = self.getter()
+            target = _patch_target(obj)
             if target is not None:
-                ch.request("patch", target=target, name=self.attribute, value=getattr(self.getter(), self.attribute))
+                ch.request("patch", target=target, name=self.attribute, value=getattr(obj, self.attribute))
                 self._grpo_forwarded = target
         except CandidateGone:
             raise

@@ -95,7 +95,6 @@ class _Container:
             ready = self._read_frame(time.monotonic() + 60)
             if not ready.get("ready"):
                 raise ServerGone(f"unexpected first frame {ready!r}")
-            self.oom_pinned = bool(ready.get("oom_pinned"))
         except BaseException:
             self.remove()
             raise
