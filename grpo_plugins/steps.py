@@ -60,6 +60,28 @@ def split_steps(text: str, rule: SplitRule = "blank_line", tag: str = MATH_SHEPH
     raise ValueError(f"unknown split rule {rule!r}; valid rules: {', '.join(SPLIT_RULES)}")
 
 
+def split_off(text: str, spans: Sequence[tuple[int, int]], cut: tuple[int, int]) -> tuple[list[tuple[int, int]], int]:
+    """Step spans with ``cut`` (e.g. the final answer) made a step of its own; returns (spans, its index).
+
+    A step overlapping ``cut`` keeps its parts before and after it (trimmed, dropped when empty), so no
+    other step shares a character with ``cut``; the order of ``spans`` is kept."""
+    cs, ce = cut
+    if not 0 <= cs < ce <= len(text):
+        raise ValueError(f"cut {cut} is not a non-empty span of a text of {len(text)} characters")
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        if e <= cs or s >= ce:
+            out.append((s, e))
+            continue
+        for part in ((s, cs), (ce, e)):
+            kept = _trim(text, *part) if part[0] < part[1] else None
+            if kept:
+                out.append(kept)
+    index = sum(e <= cs for _, e in out)
+    out.insert(index, (cs, ce))
+    return out, index
+
+
 def join_steps(steps: Sequence[str], separator: str) -> tuple[str, list[tuple[int, int]]]:
     """Join step texts with ``separator``; return the text and each step's trimmed span in it."""
     parts, spans, pos = [], [], 0

@@ -1,31 +1,39 @@
 """The math_steps step reward: hand-worked traces (plain text, LaTeX, variables), property tests
 (true equations hold, perturbed ones do not, spans lie in the text, any text is scored without an
-exception), and the reward through the plugin manager and host like any configured reward."""
+exception), the chain check and the answer step (the demo's worked solutions pass, invented operands
+fail, running-sum chains), the unchecked control equal to the reward before those checks, and the
+reward through the plugin manager and host like any configured reward."""
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from grpo_math.steps_reward import CORRECT, INCORRECT, UNCHECKABLE, MathStepsReward
+from grpo_math.steps_reward import (ANSWER_DERIVED, ANSWER_NOT_DERIVED, CORRECT, INCORRECT, UNCHECKABLE,
+                                    UNSUPPORTED, MathStepsReward)
 from grpo_plugins import RewardConfig, RewardHost, Sample, get_plugin_manager
+from grpo_plugins.grpo.tiny import addition_example
 
 TAG = MathStepsReward({"split": "tag", "tag": ", "})
 LINES = MathStepsReward()
 
 
-def statuses(reward, text):
-    return reward.score_text(text).info["step_status"]
+def statuses(reward, text, prompt=None):
+    return reward.score_text(text, prompt).info["step_status"]
 
 
 @pytest.mark.parametrize("text, expected", [
     # the tiny demo's format: one step per ", "
-    ("<think>7+5=12, 2+4+1=7</think><answer>72</answer>", [CORRECT, CORRECT]),
-    ("<think>7+5=12, 2+4=7</think><answer>72</answer>", [CORRECT, INCORRECT]),
-    ("<think>7+5=13, 2+4+1=7</think><answer>73</answer>", [INCORRECT, CORRECT]),
+    # the answer is a step of its own: 72 is what 12 and 7 compose to, right or wrong
+    ("<think>7+5=12, 2+4+1=7</think><answer>72</answer>", [CORRECT, CORRECT, ANSWER_DERIVED]),
+    ("<think>7+5=12, 2+4=7</think><answer>72</answer>", [CORRECT, INCORRECT, ANSWER_DERIVED]),
+    ("<think>7+5=13, 2+4+1=7</think><answer>73</answer>", [INCORRECT, CORRECT, ANSWER_DERIVED]),
+    ("<think>7+5=12, 2+4+1=7</think><answer>71</answer>", [CORRECT, CORRECT, ANSWER_NOT_DERIVED]),
     ("so the total is 12, then we stop", [UNCHECKABLE, UNCHECKABLE]),
     # chains: every adjacent pair is checked, one false link makes the step incorrect
     ("2+3 = 5 = 10/2, 2+3 = 5 = 11/2", [CORRECT, INCORRECT]),
@@ -137,8 +145,19 @@ def test_registered_by_the_math_plugin_and_scored_through_the_host():
     with RewardHost([RewardConfig(name="math_steps", options={"split": "tag", "tag": ", "})], manager=manager) as host:
         scores = host.score(samples)
     steps = scores.results["math_steps"]
-    assert [v for _, _, v in steps[0].steps] == [1.0, 1.0]
-    assert [v for _, _, v in steps[1].steps] == [0.0, 1.0]
+    assert [v for _, _, v in steps[0].steps] == [1.0, 1.0, 1.0]
+    assert [v for _, _, v in steps[1].steps] == [0.0, 1.0, 1.0]  # 43 is what the slipped steps compose
+
+
+def test_the_host_passes_the_prompt_and_gold_so_invented_operands_fail():
+    samples = [Sample("463+342=?\n", HACK, columns={"answer": "805"}),
+               Sample("463+342=?\n", HACK.replace("7+3", "6+4"), columns={"answer": "805"})]
+    with RewardHost([RewardConfig(name="math_steps", options={"split": "tag", "tag": ", "})]) as host:
+        hack, honest = host.score(samples).results["math_steps"]
+    assert [v for _, _, v in hack.steps] == [1.0, 0.0, 1.0, 1.0]
+    assert hack.info["step_status"][1] == UNSUPPORTED and hack.info["operand_errors"] == 1
+    assert [v for _, _, v in honest.steps] == [1.0, 1.0, 1.0, 1.0] and honest.info["operand_errors"] == 0
+    assert hack.info["answer_gold"] is True and hack.info["answer_agrees"] is True
 
 
 def test_unknown_option_is_named():
@@ -184,3 +203,210 @@ def test_a_degenerate_trace_is_read_in_bounded_work():
     res = TAG.score_text(text)
     assert len(res.info["claims"]) == MAX_CLAIMS
     assert all(c[2] == CORRECT for c in res.info["claims"])
+
+
+# --- the chain check and the answer step ------------------------------------------------------
+
+HACK = "<think>3+2=5, 7+3=10, 4+3+1=8</think><answer>805</answer>"  # the diagnosis: tens should be 6+4
+
+
+def digit_by_digit(numbers: list[int]) -> tuple[str, str, int]:
+    """Prompt, worked completion (one step per digit place, the carry added as ``+1``...) and the sum."""
+    width = max(len(str(n)) for n in numbers)
+    parts, carry, results = [], 0, []
+    for k in range(width):
+        digits = [n // 10 ** k % 10 for n in numbers if n >= 10 ** k or k == 0]
+        s = sum(digits) + carry
+        parts.append("+".join(map(str, digits)) + (f"+{carry}" if carry else "") + f"={s}")
+        results.append(s)
+        carry = s // 10
+    answer = sum(r % 10 * 10 ** k for k, r in enumerate(results[:-1])) + results[-1] * 10 ** (width - 1)
+    return "+".join(map(str, numbers)) + "=?\n", f"<think>{', '.join(parts)}</think><answer>{answer}</answer>", answer
+
+
+def running_sum(numbers: list[int]) -> tuple[str, list[str], int]:
+    """Prompt and steps of a running-sum chain (``23+7=30, 30+45=75``) and its last result."""
+    total, steps = numbers[0], []
+    for n in numbers[1:]:
+        steps.append(f"{total}+{n}={total + n}")
+        total += n
+    return "+".join(map(str, numbers)) + "=?\n", steps, total
+
+
+def chain_text(steps: list[str], answer) -> str:
+    return f"<think>{', '.join(steps)}</think><answer>{answer}</answer>"
+
+
+def test_every_worked_solution_of_the_demo_passes():
+    """All 8,100 two-digit sums of the tiny demo (grpo_plugins.grpo.tiny): every step and the answer."""
+    for a in range(10, 100):
+        for b in range(10, 100):
+            ex = addition_example(a, b)
+            res = TAG.score_text(ex["completion"], ex["prompt"], {"answer": ex["answer"]})
+            assert res.info["step_status"] == [CORRECT, CORRECT, ANSWER_DERIVED], (a, b, res.info)
+            assert res.info["operand_errors"] == 0 and res.info["answer_gold"] is True
+
+
+def test_a_forgotten_carry_is_not_caught_and_the_outcome_says_so():
+    """The demo's slip (``2+4=6`` where ``2+4+1=7`` was due) uses available operands: a known limit."""
+    ex = addition_example(27, 45, slip=True)
+    res = TAG.score_text(ex["completion"], ex["prompt"], {"answer": ex["answer"]})
+    assert res.info["step_status"] == [CORRECT, CORRECT, ANSWER_DERIVED]
+    assert res.info["answer_agrees"] is True and res.info["answer_gold"] is False
+
+
+def test_the_diagnosis_hack_fails_with_its_status():
+    res = TAG.score_text(HACK, "463+342=?\n")
+    assert res.info["step_status"] == [CORRECT, UNSUPPORTED, CORRECT, ANSWER_DERIVED]
+    assert [v for _, _, v in res.steps] == [1.0, 0.0, 1.0, 1.0]
+    assert res.info["claims"][1] == ["7+3", "10", UNSUPPORTED] and res.info["operand_errors"] == 1
+    # the tens digits are 6 and 4: a claim that uses a digit of another place fails too (3 of 463)
+    assert statuses(TAG, HACK.replace("7+3", "3+4").replace("=10", "=7"), "463+342=?\n")[1] == UNSUPPORTED
+    # any-digit sources (no positions) accept 3+4 but still not 7+3: 7 is nowhere in the prompt
+    loose = MathStepsReward({"split": "tag", "tag": ", ", "chain_sources": ["prompt_numbers", "prompt_digits",
+                                                                           "results", "carries"]})
+    assert statuses(loose, HACK.replace("7+3", "3+4").replace("=10", "=7"), "463+342=?\n")[1] == CORRECT
+    assert statuses(loose, HACK, "463+342=?\n")[1] == UNSUPPORTED
+
+
+def test_a_digit_or_carry_is_used_once_per_claim_and_constants_alone_prove_nothing():
+    prompt = "463+342=?\n"
+    assert statuses(TAG, "3+2=5, 6+6=12", prompt) == [CORRECT, UNSUPPORTED]  # one 6 in the tens
+    assert statuses(TAG, "3+2=5, 6+4+1=11", prompt) == [CORRECT, UNSUPPORTED]  # no carry from 5
+    assert statuses(TAG, "9+2=11, 6+4+1=11", "469+342=?") == [CORRECT, CORRECT]  # the carry of 11
+    assert statuses(TAG, "9+2=11, 6+4+1+1=12", "469+342=?") == [CORRECT, UNSUPPORTED]  # only one
+    ones = MathStepsReward({"split": "tag", "tag": ", ", "chain_constants": [1]})
+    assert statuses(ones, "3+2=5, 6+4+1=11", prompt) == [CORRECT, CORRECT]
+    assert statuses(ones, "3+2=5, 1+1=2", prompt) == [CORRECT, UNSUPPORTED]  # constants alone
+
+
+@pytest.mark.parametrize("numbers", [[463, 342], [999, 1], [5, 7], [1234, 8766, 50]])
+def test_digit_by_digit_solutions_pass_with_carries_and_short_numbers(numbers):
+    prompt, text, answer = digit_by_digit(numbers)
+    res = TAG.score_text(text, prompt, {"answer": str(sum(numbers))})
+    assert res.info["step_status"] == [CORRECT] * (len(res.info["step_status"]) - 1) + [ANSWER_DERIVED], text
+    assert answer == sum(numbers) and res.info["answer_gold"] is True
+
+
+def test_running_sum_chains():
+    prompt, steps, total = running_sum([23, 7, 45, 12])
+    assert statuses(TAG, chain_text(steps, total), prompt) == [CORRECT] * 3 + [ANSWER_DERIVED]
+    # a wrong result is charged to its step; the next step may build on it (an earlier result)
+    wrong = ["23+7=30", "30+45=76", "76+12=88"]
+    assert statuses(TAG, chain_text(wrong, 88), prompt) == [CORRECT, INCORRECT, CORRECT, ANSWER_DERIVED]
+    # an invented operand: 44 is neither in the prompt nor a result
+    invented = ["23+7=30", "30+44=74", "74+12=86"]
+    res = TAG.score_text(chain_text(invented, 86), prompt)
+    assert res.info["step_status"] == [CORRECT, UNSUPPORTED, CORRECT, ANSWER_DERIVED]
+    assert res.info["operand_errors"] == 1
+    # an answer that is not the last result: its own step, 0.0, whatever the steps did
+    res = TAG.score_text(chain_text(steps, 86), prompt, {"answer": str(total)})
+    assert res.info["step_status"] == [CORRECT] * 3 + [ANSWER_NOT_DERIVED]
+    assert res.steps[-1][2] == 0.0 and res.info["answer_agrees"] is False and res.info["answer_gold"] is False
+    assert res.info["answer"] == "86" and res.info["answer_derived"][0] == str(total)
+
+
+def test_answer_from_names_what_the_steps_derive():
+    last = MathStepsReward({"split": "tag", "tag": ", ", "answer_from": "last_result"})
+    place = MathStepsReward({"split": "tag", "tag": ", ", "answer_from": "place_value"})
+    demo = "<think>7+5=12, 2+4+1=7</think><answer>72</answer>"
+    assert statuses(last, demo, "27+45=?\n")[-1] == ANSWER_NOT_DERIVED
+    assert statuses(place, demo, "27+45=?\n")[-1] == ANSWER_DERIVED
+    prompt, steps, total = running_sum([23, 7, 45])
+    assert statuses(last, chain_text(steps, total), prompt)[-1] == ANSWER_DERIVED
+    assert statuses(place, chain_text(steps, total), prompt)[-1] == ANSWER_NOT_DERIVED
+    # a boxed answer is the answer step when there is no tag; nothing derived: not checkable
+    assert statuses(LINES, "2+3=5\nso \\boxed{5}", "2+3=?") == [CORRECT, UNCHECKABLE, ANSWER_DERIVED]
+    assert statuses(LINES, "I know it\nso \\boxed{5}", "2+3=?") == [UNCHECKABLE] * 3
+
+
+def test_the_answer_step_is_cut_out_of_the_last_reasoning_step():
+    text = "<think>7+5=12, 2+4+1=7</think><answer>72</answer>"
+    res = TAG.score_text(text, "27+45=?\n")
+    assert [text[s:e] for s, e, _ in res.steps] == ["<think>7+5=12", "2+4+1=7</think>", "<answer>72</answer>"]
+    merged = MathStepsReward({"split": "tag", "tag": ", ", "answer_step": False}).score_text(text, "27+45=?\n")
+    assert [text[s:e] for s, e, _ in merged.steps] == ["<think>7+5=12", "2+4+1=7</think><answer>72</answer>"]
+    assert merged.info["answer_agrees"] is True  # reported, not scored
+
+
+def test_chain_off_scores_the_hack_but_still_counts_it():
+    unchecked = MathStepsReward({"split": "tag", "tag": ", ", "chain": False})
+    res = unchecked.score_text(HACK, "463+342=?\n")
+    assert res.info["step_status"] == [CORRECT, CORRECT, CORRECT, ANSWER_DERIVED]
+    assert res.info["operand_errors"] == 1  # what the checked reward would have flagged
+
+
+def test_without_a_prompt_nothing_is_chain_checked():
+    res = TAG.score_text(HACK)
+    assert res.info["step_status"][1] == CORRECT and res.info["operand_errors"] is None
+    assert statuses(TAG, HACK, "")[1] == UNSUPPORTED  # an empty prompt is a prompt with no numbers
+
+
+def test_a_bad_chain_source_is_named():
+    with pytest.raises(ValueError, match="math_steps.chain_sources.0"):
+        MathStepsReward({"chain_sources": ["prompt"]})
+
+
+CAPTURED = Path(__file__).parent / "data" / "math_steps_unchecked.json"
+
+
+def test_the_unchecked_control_reproduces_the_reward_before_the_checks():
+    """chain: false + answer_step: false give the steps and info of commit 846ce21 on 568 captured cases
+    (hand-worked traces, the demo's and the three-digit task's slipped solutions, math-like noise; four
+    split rules), with or without the prompt; info only gains keys."""
+    cases = json.loads(CAPTURED.read_text())["cases"]
+    assert len(cases) == 568
+    for case in cases:
+        reward = MathStepsReward({**case["options"], "chain": False, "answer_step": False})
+        for prompt in (case["prompt"], None):
+            res = reward.score_text(case["completion"], prompt)
+            assert [list(s) for s in res.steps] == case["steps"], case
+            assert {k: res.info[k] for k in case["info"]} == case["info"], case
+
+
+# --- properties of the chain check ----------------------------------------------------------
+
+prompt_numbers = st.lists(st.integers(1, 999), min_size=2, max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(prompt_numbers)
+def test_random_correct_chains_are_correct_at_every_step(numbers):
+    prompt, steps, total = running_sum(numbers)
+    res = TAG.score_text(chain_text(steps, total), prompt)
+    assert res.info["step_status"] == [CORRECT] * len(steps) + [ANSWER_DERIVED]
+    prompt, text, _ = digit_by_digit(numbers)
+    place = MathStepsReward({"split": "tag", "tag": ", ", "answer_from": "place_value"})
+    assert place.score_text(text, prompt).info["step_status"] == [CORRECT] * text.count("=") + [ANSWER_DERIVED]
+
+
+@settings(max_examples=150, deadline=None)
+@given(prompt_numbers, st.data())
+def test_one_invented_operand_makes_exactly_that_step_unsupported(numbers, data):
+    """Step j adds an invented number instead of the prompt's; the chain goes on from its (true) result."""
+    j = data.draw(st.integers(0, len(numbers) - 2))
+    invented = data.draw(st.integers(10, 10 ** 4))
+    used = numbers[:j + 1] + [invented] + numbers[j + 2:]
+    prompt, _, _ = running_sum(numbers)
+    _, steps, total = running_sum(used)
+    results = {sum(used[:i + 1]) for i in range(len(used))}
+    assume(invented not in set(numbers) | results)
+    res = TAG.score_text(chain_text(steps, total), prompt)
+    expected = [CORRECT] * len(steps) + [ANSWER_DERIVED]
+    expected[j] = UNSUPPORTED
+    assert res.info["step_status"] == expected
+    assert res.info["operand_errors"] == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200), st.text(max_size=100), st.one_of(st.none(), st.text(max_size=20), st.integers()))
+def test_the_checked_reward_never_raises_on_any_text(text, prompt, gold):
+    for reward in (TAG, LINES):
+        res = reward.score_text(text, prompt, {"answer": gold} if gold is not None else None)
+        assert "status" not in res.info, res.info  # no internal error either
+        assert len(res.steps) == len(res.info["step_status"])
+        ends = [(s, e) for s, e, _ in res.steps]
+        assert ends == sorted(ends) and all(e1 <= s2 for (_, e1), (s2, _) in zip(ends, ends[1:]))
+        for (s, e, v), status in zip(res.steps, res.info["step_status"]):
+            assert 0 <= s < e <= len(text)
+            assert (status == UNCHECKABLE) == (v is None)

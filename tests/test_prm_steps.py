@@ -1,8 +1,11 @@
-"""Step splitting into character spans, and mapping each step to the token that ends it."""
+"""Step splitting into character spans, cutting a span (the answer) out as a step of its own, and
+mapping each step to the token that ends it."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from grpo_plugins.steps import join_steps, split_steps, step_end_tokens
+from grpo_plugins.steps import SPLIT_RULES, join_steps, split_off, split_steps, step_end_tokens
 
 
 def texts(text, spans):
@@ -63,3 +66,46 @@ def test_a_step_with_no_token_left_after_truncation_maps_to_none():
     # the first step's tokens were cut off (left truncation); only the second step is visible
     offsets = [(10, 12), (12, 14)]
     assert step_end_tokens(offsets, [(0, 5), (10, 14)]) == [None, 1]
+
+
+def test_split_off_makes_the_answer_a_step_of_its_own():
+    text = "<think>7+5=12, 2+4+1=7</think><answer>72</answer>"
+    spans = split_steps(text, "tag", tag=", ")
+    cut = (text.index("<answer>"), len(text))
+    out, index = split_off(text, spans, cut)
+    assert texts(text, out) == ["<think>7+5=12", "2+4+1=7</think>", "<answer>72</answer>"] and index == 2
+    # a step that goes on after the cut keeps both parts; one that is all cut disappears into it
+    text = "so the answer is <answer>5</answer> done\nbye"
+    out, index = split_off(text, split_steps(text, "newline"), (17, 35))
+    assert texts(text, out) == ["so the answer is", "<answer>5</answer>", "done", "bye"] and index == 1
+    out, index = split_off("a\n<answer>5</answer>", [(0, 1), (2, 19)], (2, 19))
+    assert out == [(0, 1), (2, 19)] and index == 1
+
+
+def test_split_off_refuses_an_empty_or_outside_cut():
+    with pytest.raises(ValueError, match="not a non-empty span"):
+        split_off("abc", [(0, 3)], (2, 2))
+    with pytest.raises(ValueError, match="not a non-empty span"):
+        split_off("abc", [(0, 3)], (1, 9))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab \n,", max_size=60), st.sampled_from(SPLIT_RULES), st.data())
+def test_split_off_keeps_every_character_outside_the_cut_in_one_step(text, rule, data):
+    """Properties: spans ordered and disjoint, the cut is one of them at the index returned, no other
+    step touches it, and every non-space character outside it stays inside (a part of) the step it was in."""
+    spans = split_steps(text, rule, tag=",", step_pattern="a")
+    if not text:
+        return
+    cs = data.draw(st.integers(0, len(text) - 1))
+    ce = data.draw(st.integers(cs + 1, len(text)))
+    out, index = split_off(text, spans, (cs, ce))
+    assert out[index] == (cs, ce)
+    assert all(e1 <= s2 for (_, e1), (s2, _) in zip(out, out[1:])) and all(s < e for s, e in out)
+    for i, c in enumerate(text):
+        if c.isspace() or cs <= i < ce:
+            continue
+        before = [(s, e) for s, e in spans if s <= i < e]
+        after = [(s, e) for k, (s, e) in enumerate(out) if s <= i < e and k != index]
+        assert len(after) == len(before) <= 1  # a separator stays outside every step
+        assert all(b[0] <= a[0] and a[1] <= b[1] for a, b in zip(after, before))

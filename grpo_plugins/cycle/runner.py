@@ -221,6 +221,8 @@ class Cycle:
         given = [r for r in self.cfg.rewards if r.name == "math_steps"]
         steps_cfg = given[0] if given else RewardConfig(name="math_steps", label="math_steps", options={
             "split": fmt.split, "tag": fmt.tag, "step_pattern": fmt.step_pattern})
+        # labels must sit on the PRM's step spans, so the answer stays inside the last step
+        steps_cfg = steps_cfg.model_copy(update={"options": {**steps_cfg.options, "answer_step": False}})
         checker = self._checker()
         samples = [Sample(r["prompt"], r["completion"], columns=dict(r.get("columns", {}))) for r in chosen]
         with RewardHost([steps_cfg, checker], manager=self.manager) as host:
@@ -230,7 +232,7 @@ class Cycle:
             res = scores.results[steps_cfg.label][i]
             status = res.info.get("step_status", [])
             steps = [[s, e, 1.0 if st == "correct" else 0.0] for (s, e, _), st in zip(res.steps or [], status)
-                     if st in ("correct", "incorrect")]  # a step with nothing checkable gets no label
+                     if st in ("correct", "incorrect", "unsupported_operand")]  # nothing checkable: no label
             if not steps:
                 skipped += 1
                 continue

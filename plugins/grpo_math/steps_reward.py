@@ -10,6 +10,23 @@ parser and exact evaluator); a decimal side falls back to grpo_math's tolerant c
 that needs symbolic algebra is not checkable. Variables: ``x = 3`` binds x; a binding is checked
 by substituting it into the earlier equations that only lack x, and later claims that use x are
 checked with it substituted. No learned model, no worker process; it never raises on any text.
+
+A step is scored in its context: the reward sees the sample's prompt, its gold columns and every
+earlier step of the completion. Two checks use it (both on by default; ``chain: false`` plus
+``answer_step: false`` is the reward as it was before them, the unchecked control):
+
+- the chain check (``chain``): a true arithmetic claim whose operands are not available (numbers of
+  the prompt, their digits, earlier results, small constants: ``chain_sources``, see
+  ``grpo_math.chain``) is ``unsupported_operand`` and scores ``incorrect``; ``463+342=?`` answered
+  with ``3+2=5, 7+3=10`` fails at ``7+3``. Claims with variables are not chain-checked;
+- the answer step (``answer_step``): the final answer span (``<answer>...</answer>``, else the last
+  ``\\boxed{}``) is a step of its own, cut out of the reasoning step it was written in, scored
+  ``correct`` when it equals what the steps derived (``answer_from``) and ``incorrect`` with status
+  ``answer_not_derived`` otherwise. Whether it equals the gold answer is the ``math`` reward's job;
+  ``info.answer_gold`` only reports it.
+
+Both facts are reported in ``info`` even when the option is off (``operand_errors``,
+``answer_agrees``), so an experiment can measure the hack on an arm that does not check it.
 """
 
 from __future__ import annotations
@@ -21,13 +38,17 @@ from typing import NamedTuple
 from pydantic import Field
 
 from grpo_plugins import Reward, RewardOptions, RewardResult, Sample
-from grpo_plugins.steps import DEFAULT_STEP_PATTERN, StepFormat, SplitRule
+from grpo_plugins.steps import DEFAULT_STEP_PATTERN, StepFormat, SplitRule, split_off
 
+from .chain import DEFAULT_SOURCES, AnswerFrom, ChainSource, Operands, answer_span, derived
 from .equivalence import CheckOptions, check
+from .extract import extract_gold
 from .numeric import NeedSympy, exact
 from .parse import ParseError, parse_answer
 
 CORRECT, INCORRECT, UNCHECKABLE = "correct", "incorrect", "uncheckable"
+UNSUPPORTED = "unsupported_operand"  # a true claim whose operands come from nowhere (value: incorrect)
+ANSWER_DERIVED, ANSWER_NOT_DERIVED = "answer_derived", "answer_not_derived"
 MAX_CLAIMS = 64  # per completion: a degenerate trace of thousands of "=" costs bounded time
 MAX_SIDE_CHARS = 200
 # plain-text words that are part of an expression, not prose
@@ -54,16 +75,37 @@ class StepOptions(RewardOptions):
     incorrect: float = Field(0.0, description="value of a step with at least one false claim")
     tolerance: float = Field(1e-6, ge=0, le=0.1, description="relative tolerance when a side is written as a decimal")
     rounding: bool = Field(True, description="accept a decimal that is the exact value rounded to its digits")
+    chain: bool = Field(True, description="a true arithmetic claim whose operands are not in chain_sources is "
+                                          "unsupported_operand (scored incorrect); needs the sample's prompt")
+    chain_sources: list[ChainSource] = Field(
+        list(DEFAULT_SOURCES), description="where operands may come from: prompt_numbers, place_digits (the k-th "
+                                           "digit of prompt numbers in the k-th claim), prompt_digits (any digit), "
+                                           "results (of earlier claims), carries (the previous claim's result "
+                                           "// 10), result_digits (any digit of an earlier result)")
+    chain_constants: list[float] = Field([], description="numbers always available as operands (e.g. [2] for "
+                                                         "'half'); a claim of constants alone is unsupported")
+    answer_step: bool = Field(True, description="the final answer (<answer> tag, else the last box) is a step of "
+                                                "its own, correct when it equals what the steps derived")
+    answer_from: AnswerFrom = Field(
+        "any", description="what the steps derive: last_result (the last claim's result: a running chain), "
+                           "place_value (each claim a digit place: 7+5=12, 2+4+1=7 -> 72), any (either)")
+    answer_column: str = Field("answer", min_length=1, description="gold column, only reported (info.answer_gold)")
 
 
 class Claim(NamedTuple):
-    """One checked pair ``lhs = rhs`` at chars [start, end) of the completion, with its status."""
+    """One checked pair ``lhs = rhs`` at chars [start, end) of the completion, with its status.
+
+    ``chain`` is the index of the ``a = b = ...`` run it belongs to, ``supported`` whether its
+    operands are available (None: not chain-checked), ``value`` the value of its right-hand side."""
 
     start: int
     end: int
     lhs: str
     rhs: str
     status: str
+    chain: int = 0
+    supported: bool | None = None
+    value: Fraction | None = None
 
 
 class _Side(NamedTuple):
@@ -91,45 +133,94 @@ class MathStepsReward(Reward):
         return StepFormat(split=o.split, tag=o.tag, step_pattern=o.step_pattern)
 
     def score(self, samples: list[Sample]) -> list[RewardResult]:
-        """One RewardResult per sample: steps [(start, end, value)], NaN for a step with nothing checkable."""
-        return [self.score_text(s.text) for s in samples]
+        """One RewardResult per sample: steps [(start, end, value)], NaN for a step with nothing checkable.
 
-    def score_text(self, text: str) -> RewardResult:
-        """Score one completion; never raises (a failure inside marks the completion not checkable)."""
+        A step sees its context: the sample's prompt, its gold columns and every earlier step."""
+        return [self.score_text(s.text, _prompt(s), s.columns) for s in samples]
+
+    def score_text(self, text: str, prompt: str | None = None, columns: dict | None = None) -> RewardResult:
+        """Score one completion; never raises (a failure inside marks the completion not checkable).
+
+        Without a prompt (None) there is nothing to check operands against: no chain check."""
         o = self.options
         try:
             spans = self.step_format.spans(text)
-            claims = self.claims(text)
+            operands = Operands(prompt, o.chain_sources, o.chain_constants) if prompt is not None else None
+            claims = self.claims(text, operands)
+            answer = answer_span(text)
+            answer_index = None
+            if answer is not None and o.answer_step:
+                spans, answer_index = split_off(text, spans, answer[:2])
+            verdict = self._answer(answer, claims, columns or {})
         except Exception as exc:  # noqa: BLE001 - a verifier must not raise on any text
             return RewardResult(steps=[], info={"status": "error", "detail": f"{type(exc).__name__}: {exc}"[:300]})
-        steps, statuses = [], []
-        for s, e in spans:
-            inside = [c.status for c in claims if s <= c.start and c.end <= e]
-            if INCORRECT in inside:
-                status, value = INCORRECT, o.incorrect
-            elif CORRECT in inside:
-                status, value = CORRECT, o.correct
+        value_of = {CORRECT: o.correct, ANSWER_DERIVED: o.correct, UNCHECKABLE: None}
+        steps, statuses, operand_errors = [], [], 0
+        for i, (s, e) in enumerate(spans):
+            if i == answer_index:
+                status = verdict["status"]
             else:
-                status, value = UNCHECKABLE, None  # not applicable: no advantage, no label
-            steps.append((s, e, value))
+                inside = [c for c in claims if s <= c.start and c.end <= e]
+                status = _step_status(inside, o.chain)
+                operand_errors += _step_status(inside, True) == UNSUPPORTED
+            # a value of None means not applicable: no advantage, no label
+            steps.append((s, e, value_of.get(status, o.incorrect)))
             statuses.append(status)
-        info = {"step_status": statuses, "claims": [[c.lhs, c.rhs, c.status] for c in claims],
-                "checked": sum(st != UNCHECKABLE for st in statuses)}
+        info = {"step_status": statuses,
+                "claims": [[c.lhs, c.rhs, _claim_status(c, o.chain)] for c in claims],
+                "checked": sum(st != UNCHECKABLE for st in statuses),
+                "operand_errors": operand_errors if operands is not None else None,
+                "answer": answer[2] if answer is not None else None,
+                "answer_derived": verdict["derived"], "answer_agrees": verdict["agrees"],
+                "answer_gold": verdict["gold"]}
         return RewardResult(steps=steps, info=info)
+
+    def _answer(self, answer: tuple[int, int, str] | None, claims: list[Claim], columns: dict) -> dict:
+        """Status of the answer step, the values the steps derived, and both facts about the answer."""
+        out = {"status": UNCHECKABLE, "derived": [], "agrees": None, "gold": None}
+        if answer is None:
+            return out
+        start, _, content = answer
+        last_of_chain: dict[int, Fraction | None] = {}
+        for c in claims:
+            if c.end <= start:
+                last_of_chain[c.chain] = c.value
+        values = derived([v for v in last_of_chain.values() if v is not None], self.options.answer_from)
+        out["derived"] = [_fraction_text(v) for v in values]
+        stated = content.rsplit("=", 1)[-1].strip()  # "<answer>x = 72</answer>" states 72
+        if values:
+            out["agrees"] = bool(stated) and any(self._equal(stated, _fraction_text(v)) == CORRECT for v in values)
+            out["status"] = ANSWER_DERIVED if out["agrees"] else ANSWER_NOT_DERIVED
+        gold = columns.get(self.options.answer_column)
+        if gold is not None and content:
+            try:
+                out["gold"] = check(extract_gold(gold), content, self.check_options, sympy_ok=False) == "correct"
+            except (NeedSympy, ArithmeticError, ValueError, TypeError, RecursionError, IndexError, KeyError):
+                out["gold"] = None  # not decidable here; the math reward decides
+        return out
 
     # --- claims ------------------------------------------------------------------------------
 
-    def claims(self, text: str) -> list[Claim]:
-        """Every ``lhs = rhs`` pair of ``text`` in order, each with its status (variables tracked)."""
+    def claims(self, text: str, operands: Operands | None = None) -> list[Claim]:
+        """Every ``lhs = rhs`` pair of ``text`` in order, each with its status (variables tracked).
+
+        With ``operands``, each arithmetic pair (no letters) is marked supported or not, and each
+        stated result is made available to the pairs after it."""
         env: dict[str, Fraction] = {}
         open_equations: list[tuple[_Side, _Side]] = []  # equations with unknowns, for checking bindings
         out: list[Claim] = []
-        for start, end, sides in _chains(text):
+        for index, (start, end, sides) in enumerate(_chains(text)):
             for (a, a_span), (b, b_span) in zip(sides, sides[1:]):
                 if len(out) >= MAX_CLAIMS:
                     return out
                 status = self._pair(a, b, env, open_equations)
-                out.append(Claim(a_span[0], b_span[1], a.text, b.text, status))
+                supported = None
+                if operands is not None and not (a.letters | b.letters):
+                    supported = operands.supports(_operands(a.text), index)
+                value = self._value(_substitute(b, env))
+                if operands is not None and value is not None:
+                    operands.add_result(value, index)
+                out.append(Claim(a_span[0], b_span[1], a.text, b.text, status, index, supported, value))
         return out
 
     def _pair(self, a: _Side, b: _Side, env: dict[str, Fraction], open_equations: list) -> str:
@@ -173,6 +264,42 @@ class MathStepsReward(Reward):
         except (ArithmeticError, ValueError, TypeError, RecursionError, IndexError, KeyError):
             return UNCHECKABLE
         return {"correct": CORRECT, "incorrect": INCORRECT}.get(verdict, UNCHECKABLE)
+
+
+def _prompt(sample: Sample) -> str | None:
+    """The sample's prompt as text; None when it has none (or none that reads as text)."""
+    if sample.prompt is None:
+        return None
+    try:
+        return sample.prompt_text
+    except TypeError:
+        return None
+
+
+def _claim_status(claim: Claim, chain: bool) -> str:
+    """A claim's status with the chain check applied (a true claim with unavailable operands fails it)."""
+    if chain and claim.status == CORRECT and claim.supported is False:
+        return UNSUPPORTED
+    return claim.status
+
+
+def _step_status(claims: list[Claim], chain: bool) -> str:
+    """A reasoning step's status from its claims: one false claim decides, then one unsupported one."""
+    inside = {_claim_status(c, chain) for c in claims}
+    for status in (INCORRECT, UNSUPPORTED, CORRECT):
+        if status in inside:
+            return status
+    return UNCHECKABLE
+
+
+def _operands(side: str) -> list[Fraction]:
+    """The unsigned number tokens of one side of a claim (its operands)."""
+    return [Fraction(m.group().replace(",", "")) for m in _TOKEN.finditer(side) if m.lastgroup == "num"]
+
+
+def _fraction_text(v: Fraction) -> str:
+    """An exact value as text the parser reads back (``72``, ``5/6``)."""
+    return str(v.numerator) if v.denominator == 1 else f"{v.numerator}/{v.denominator}"
 
 
 def _chains(text: str):
