@@ -1,4 +1,4 @@
-"""Replay buffer at scale: the segment-file buffer (grpo_plugins.cycle.replay) against the single-file
+"""Replay buffer at scale: the segment-file buffer (grpo_plugins.replay) against the single-file
 buffer it replaced (commit 657cd7f, run from a temp module in the same run), with 1 KB records.
 
 Per size N: a buffer filled with N records, then ``--repeats`` rounds, each of: appends below
@@ -47,7 +47,7 @@ def record(i: int) -> dict:
 
 def load_impl(name: str, tmp: Path):
     if name == "new":
-        from grpo_plugins.cycle import replay
+        from grpo_plugins import replay
         return replay
     src = subprocess.run(["git", "-C", str(ROOT), "show", f"{OLD_COMMIT}:grpo_plugins/cycle/replay.py"],
                          check=True, capture_output=True, text=True).stdout

@@ -3,6 +3,7 @@
 The public API a plugin may use is what this module exports plus the modules in ``PUBLIC_MODULES``;
 built-in plugins use nothing else (tests/test_layout.py checks it)."""
 
+from .cycle.context import CycleContext
 from .errors import MissingDependency, SettingError, UserError, require
 from .hookspecs import hookimpl, hookspec
 from .host import RewardConfig, RewardError, RewardHost, RewardTimeout, Scores
@@ -19,9 +20,7 @@ PUBLIC_MODULES = (
     "grpo_plugins.io",  # JSONL in and out, atomic writes
     "grpo_plugins.steps",  # step spans and the char -> token mapping
     "grpo_plugins.trl",
-    "grpo_plugins.cycle.context",
-    "grpo_plugins.cycle.replay",  # the crash-safe replay buffer
-    "grpo_plugins.cycle.history",  # the history-share batch sampler
+    "grpo_plugins.replay",  # the crash-safe replay buffer (reward-model plugins train from it)
 )
 
 __all__ = [
@@ -44,6 +43,7 @@ __all__ = [
     "PluginManager",
     "UnknownRewardError",
     "get_plugin_manager",
+    "CycleContext",
     "function_reward",
     "as_trl_reward_func",
     "as_async_trl_reward_func",

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from grpo_plugins.cycle.replay import read_buffer
+from grpo_plugins.replay import read_buffer
 
 # Kills itself with SIGKILL at the named points, once each: a marker file records that a point fired.
 DRIVER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from grpo_plugins.cycle import runner, replay
+    from grpo_plugins import replay
+    from grpo_plugins.cycle import runner
 
     faults = [f for f in os.environ.get("CYCLE_FAULTS", "").split(",") if f]
     marks = Path(os.environ["CYCLE_FAULT_DIR"])

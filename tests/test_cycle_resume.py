@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 
-from grpo_plugins.cycle.replay import read_buffer
+from grpo_plugins.replay import read_buffer
 
 OBSERVER = textwrap.dedent("""
     import json

@@ -8,9 +8,10 @@ from pathlib import Path
 import grpo_plugins
 
 ROOT = Path(__file__).parents[1]
-PACKAGES = {"grpo_plugins": ROOT / "grpo_plugins", "grpo_format": ROOT / "plugins" / "grpo_format",
-            "grpo_math": ROOT / "plugins" / "grpo_math", "grpo_code": ROOT / "plugins" / "grpo_code",
-            "grpo_prm": ROOT / "plugins" / "grpo_prm", "grpo_sandbox": ROOT / "sandbox"}
+# every built-in plugin folder (plugins/grpo_X imports as grpo_X), so a new one is checked without a mention here
+BUILTINS = {d.name: d for d in sorted((ROOT / "plugins").glob("grpo_*")) if (d / "__init__.py").exists()}
+PACKAGES = {"grpo_plugins": ROOT / "grpo_plugins", **BUILTINS, "grpo_sandbox": ROOT / "sandbox"}
+PLUGINS = tuple(p for p in PACKAGES if p != "grpo_plugins")
 
 
 def modules(pkg: str, folder: Path) -> dict[str, Path]:
@@ -105,7 +106,7 @@ def test_builtin_plugins_use_only_the_public_api():
     public = set(grpo_plugins.PUBLIC_MODULES)
     exported = set(grpo_plugins.__all__)
     bad = []
-    for pkg in ("grpo_format", "grpo_math", "grpo_code", "grpo_prm", "grpo_sandbox"):
+    for pkg in PLUGINS:
         for m, path in modules(pkg, PACKAGES[pkg]).items():
             for target, names in imports(m, path):
                 if target == "grpo_plugins":
@@ -118,7 +119,26 @@ def test_builtin_plugins_use_only_the_public_api():
 
 
 def test_core_names_no_plugin():
-    plugin_modules = ("grpo_format", "grpo_math", "grpo_code", "grpo_prm", "grpo_sandbox")
     for m, path in modules("grpo_plugins", PACKAGES["grpo_plugins"]).items():
         for target, _ in imports(m, path):
-            assert not target.startswith(plugin_modules), f"{m} imports {target}"
+            assert not target.startswith(PLUGINS), f"{m} imports {target}"
+
+
+def test_every_builtin_is_checked():
+    assert {"grpo_format", "grpo_math", "grpo_math_verify", "grpo_code", "grpo_prm", "grpo_remote"} <= set(BUILTINS)
+
+
+def test_public_modules_exist_and_none_is_inside_the_cycle():
+    # the cycle is an application of the host; what plugins build on (the replay buffer) lives beside it
+    mods = modules("grpo_plugins", PACKAGES["grpo_plugins"])
+    for name in grpo_plugins.PUBLIC_MODULES:
+        assert name in mods, f"PUBLIC_MODULES names {name}, which does not exist"
+        assert not name.startswith("grpo_plugins.cycle"), f"{name} is public but lives in grpo_plugins.cycle"
+
+
+def test_replay_storage_does_not_import_the_cycle():
+    graph = module_graph()
+    replay = [m for m in graph if m == "grpo_plugins.replay" or m.startswith("grpo_plugins.replay.")]
+    assert "grpo_plugins.replay.buffer" in replay
+    for m in replay:
+        assert not any(t.startswith("grpo_plugins.cycle") for t in graph[m]), (m, graph[m])

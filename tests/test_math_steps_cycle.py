@@ -7,9 +7,9 @@ import json
 
 from grpo_plugins import get_plugin_manager
 from grpo_plugins.cycle.config import CycleConfig
-from grpo_plugins.cycle.replay import ReplayBuffer
 from grpo_plugins.cycle.runner import Cycle
 from grpo_plugins.io import read_jsonl
+from grpo_plugins.replay import ReplayBuffer
 from grpo_prm.data import from_rollout
 
 

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from grpo_plugins.cycle.replay import SEGMENTS, ReplayBuffer, read_buffer
+from grpo_plugins.replay import SEGMENTS, ReplayBuffer, read_buffer
 
 
 def check(*args):

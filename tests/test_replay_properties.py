@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hypothesis import given, settings, strategies as st
 
-from grpo_plugins.cycle.replay import SEGMENTS, CorruptRecordWarning, ReplayBuffer, read_buffer
+from grpo_plugins.replay import SEGMENTS, CorruptRecordWarning, ReplayBuffer, read_buffer
 
 batches = st.lists(st.lists(st.integers(0, 40), min_size=0, max_size=6), min_size=1, max_size=12)
 

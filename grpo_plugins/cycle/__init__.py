@@ -1,4 +1,4 @@
-"""Iterative RL cycles: GRPO phase, step labelling, a crash-safe replay buffer and reward-model retraining.
+"""Iterative RL cycles: GRPO phase, step labelling, the replay buffer phase and reward-model retraining.
 
-``replay`` and ``history`` are public modules (the prm plugin keeps its training history with them).
+The buffer the cycle fills is ``grpo_plugins.replay``.
 """

@@ -15,7 +15,7 @@ class CycleContext:
     cycle: int
     run_dir: Path
     rewards: tuple[RewardConfig, ...]  # the run's reward configs, as validated
-    buffer_dir: Path  # the labelled-rollout replay buffer (grpo_plugins.cycle.replay)
+    buffer_dir: Path  # the labelled-rollout replay buffer (grpo_plugins.replay)
     history_share: float  # share of each training batch to draw from older cycles
     seed: int  # the run's seed; derive per-cycle seeds from it
     policy_dir: Path  # the policy at the end of this cycle (save_pretrained folder)

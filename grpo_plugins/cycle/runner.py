@@ -30,12 +30,12 @@ from ..hookspecs import hookimpl
 from ..host import RewardConfig, RewardHost
 from ..io import atomic_write_text, read_jsonl, write_jsonl_atomic
 from ..manager import PluginManager
+from ..replay import ReplayBuffer, read_buffer
 from ..rewards import Sample
 from ..steps import StepFormat
 from .config import CycleConfig
 from .context import CycleContext
 from .labeller import label_rollouts
-from .replay import ReplayBuffer, read_buffer
 from .report import cycle_metrics, write_report
 
 PHASES = ("grpo", "label", "buffer", "retrain", "evaluate", "reference")

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from grpo_plugins.cycle.replay import read_buffer
+from grpo_plugins.replay import read_buffer
 
 from .data import from_rollout
 from .model import ProcessRewardModel, StepFormat

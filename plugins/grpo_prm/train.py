@@ -13,9 +13,8 @@ from typing import Sequence
 
 import torch
 
-from grpo_plugins.cycle.history import HistorySampler
-
 from .data import PRMExample
+from .history import HistorySampler
 from .metrics import roc_auc, step_accuracy
 from .model import Encoded, ProcessRewardModel
 from .options import PRMTrainOptions

@@ -5,7 +5,7 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from grpo_plugins.cycle.history import HistorySampler, mix
+from grpo_prm.history import HistorySampler, mix
 
 
 def history_in(batch, n_new):
