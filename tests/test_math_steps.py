@@ -275,6 +275,8 @@ def test_a_digit_or_carry_is_used_once_per_claim_and_constants_alone_prove_nothi
     assert statuses(TAG, "3+2=5, 6+4+1=11", prompt) == [CORRECT, UNSUPPORTED]  # no carry from 5
     assert statuses(TAG, "9+2=11, 6+4+1=11", "469+342=?") == [CORRECT, CORRECT]  # the carry of 11
     assert statuses(TAG, "9+2=11, 6+4+1+1=12", "469+342=?") == [CORRECT, UNSUPPORTED]  # only one
+    # a step on whole numbers carries nothing: the 10 of 100 is not available after 11+89
+    assert statuses(TAG, "11+89=100, 100+10=110", "11+89+1=?") == [CORRECT, UNSUPPORTED]
     ones = MathStepsReward({"split": "tag", "tag": ", ", "chain_constants": [1]})
     assert statuses(ones, "3+2=5, 6+4+1=11", prompt) == [CORRECT, CORRECT]
     assert statuses(ones, "3+2=5, 1+1=2", prompt) == [CORRECT, UNSUPPORTED]  # constants alone
@@ -410,3 +412,11 @@ def test_the_checked_reward_never_raises_on_any_text(text, prompt, gold):
         for (s, e, v), status in zip(res.steps, res.info["step_status"]):
             assert 0 <= s < e <= len(text)
             assert (status == UNCHECKABLE) == (v is None)
+
+
+def test_odd_prompts_and_constants():
+    huge = "9" * 5000 + "+1=?"  # longer than int() reads from text
+    assert statuses(TAG, "9+1=10", huge) == [UNSUPPORTED]
+    tenth = MathStepsReward({"split": "tag", "tag": ", ", "chain_constants": [0.1]})
+    assert statuses(tenth, "3*0.1=0.3", "3 apples") == [CORRECT]
+    assert statuses(TAG, "3*0.1=0.3", "3 apples") == [UNSUPPORTED]

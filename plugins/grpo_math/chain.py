@@ -12,9 +12,11 @@ enabled source:
   ``place_digits``: ``3`` of ``463`` passes in any position);
 - ``results``: the stated result (right-hand side value) of any earlier claim, right or wrong, so an
   error is charged to the step that made it, not to the steps that carried it on;
-- ``carries``: for the k-th chain, the previous chain's result without its units digit (the ``1``
-  of ``7+5=12`` in ``2+4+1=7``; ``2`` after ``3+8+9=20``), once per claim; nothing after a result
-  under 10, so a ``+1`` no carry called for is unsupported;
+- ``carries``: for the k-th chain, when the previous chain was a digit step (all its operands single
+  digits), that chain's result without its units digit (the ``1`` of ``7+5=12`` in
+  ``2+4+1=7``; ``2`` after ``3+8+9=20``), once per claim; nothing after a result under 10, so a
+  ``+1`` no carry called for is unsupported, and nothing after a step on whole numbers (a running
+  sum's ``11+89=100`` gives no ``10``);
 - ``result_digits``: any digit of any earlier whole result (looser than ``carries``).
 
 Numbers in ``chain_constants`` (none by default) are always available, but a claim whose operands
@@ -34,13 +36,14 @@ ChainSource = Literal["prompt_numbers", "place_digits", "prompt_digits", "result
 DEFAULT_SOURCES: tuple[str, ...] = ("prompt_numbers", "place_digits", "results", "carries")
 AnswerFrom = Literal["last_result", "place_value", "any"]
 MAX_PLACES = 40  # a prompt number longer than this gives no place digits beyond it
+MAX_NUMBER_CHARS = 400  # longer digit runs are not operands anyone computes with (and int() refuses 4,300+)
 
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|\d+(?:\.\d+)?")
 
 
 def numbers_in(text: str) -> list[Fraction]:
     """The unsigned numbers written in ``text`` (``1,000`` and ``2.5`` kept whole), in order."""
-    return [Fraction(m.group().replace(",", "")) for m in _NUMBER.finditer(text)]
+    return [Fraction(m.group().replace(",", "")) for m in _NUMBER.finditer(text) if len(m.group()) <= MAX_NUMBER_CHARS]
 
 
 def _digits(n: Fraction) -> list[int]:
@@ -57,10 +60,11 @@ class Operands:
         self.sources = frozenset(sources)
         prompt_numbers = numbers_in(prompt)
         self.free: set[Fraction] = set(prompt_numbers) if "prompt_numbers" in self.sources else set()
-        self.constants = {Fraction(c) for c in constants}
+        self.constants = {Fraction(str(c)) for c in constants}  # via str: 0.1 is 1/10, as the text writes it
         self.last: dict[int, Fraction] = {}  # chain index -> its latest stated result
+        self.digit_steps: set[int] = set()  # chains whose operands are all single digits
         self.whole_digits = [_digits(n)[:MAX_PLACES] for n in prompt_numbers if n.denominator == 1]
-        self.any_digit = Counter(d for ds in self.whole_digits for d in ds) if "prompt_digits" in self.sources else Counter()
+        self.any_digit = Counter(d for ds in self.whole_digits for d in ds if "prompt_digits" in self.sources)
 
     def pool(self, place: int) -> Counter:
         """Numbers the claim of chain ``place`` may use once each (place digits, any prompt digit, the carry)."""
@@ -68,13 +72,16 @@ class Operands:
         if "place_digits" in self.sources:
             pool.update(ds[place] if place < len(ds) else 0 for ds in self.whole_digits)
         previous = self.last.get(place - 1)
-        if "carries" in self.sources and previous is not None and previous.denominator == 1 and previous >= 10:
+        if ("carries" in self.sources and place - 1 in self.digit_steps and previous is not None
+                and previous.denominator == 1 and previous >= 10):
             pool[Fraction(previous.numerator // 10)] += 1
         return pool
 
     def supports(self, operands: list[Fraction], place: int) -> bool:
         """True when every operand has a source and at least one comes from the prompt or the results."""
         pool = self.pool(place)
+        if operands and all(v.denominator == 1 and 0 <= v <= 9 for v in operands):
+            self.digit_steps.add(place)
         grounded = 0
         for v in operands:
             # free sources first, then a pooled digit, constants last: this order accepts whatever

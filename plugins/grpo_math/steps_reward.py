@@ -16,13 +16,13 @@ earlier step of the completion. Two checks use it (both on by default; ``chain: 
 ``answer_step: false`` is the reward as it was before them, the unchecked control):
 
 - the chain check (``chain``): a true arithmetic claim whose operands are not available (numbers of
-  the prompt, their digits, earlier results, small constants: ``chain_sources``, see
+  the prompt, their digits, earlier results, carries: ``chain_sources``, see
   ``grpo_math.chain``) is ``unsupported_operand`` and scores ``incorrect``; ``463+342=?`` answered
   with ``3+2=5, 7+3=10`` fails at ``7+3``. Claims with variables are not chain-checked;
 - the answer step (``answer_step``): the final answer span (``<answer>...</answer>``, else the last
-  ``\\boxed{}``) is a step of its own, cut out of the reasoning step it was written in, scored
-  ``correct`` when it equals what the steps derived (``answer_from``) and ``incorrect`` with status
-  ``answer_not_derived`` otherwise. Whether it equals the gold answer is the ``math`` reward's job;
+  ``\\boxed{}``) is a step of its own, cut out of the reasoning step it was written in, valued
+  ``correct`` (status ``answer_derived``) when it equals what the steps derived (``answer_from``),
+  else ``incorrect`` (``answer_not_derived``). Whether it equals the gold answer is the ``math`` reward's job;
   ``info.answer_gold`` only reports it.
 
 Both facts are reported in ``info`` even when the option is off (``operand_errors``,
@@ -40,7 +40,7 @@ from pydantic import Field
 from grpo_plugins import Reward, RewardOptions, RewardResult, Sample
 from grpo_plugins.steps import DEFAULT_STEP_PATTERN, StepFormat, SplitRule, split_off
 
-from .chain import DEFAULT_SOURCES, AnswerFrom, ChainSource, Operands, answer_span, derived
+from .chain import DEFAULT_SOURCES, AnswerFrom, ChainSource, Operands, answer_span, derived, numbers_in
 from .equivalence import CheckOptions, check
 from .extract import extract_gold
 from .numeric import NeedSympy, exact
@@ -216,7 +216,7 @@ class MathStepsReward(Reward):
                 status = self._pair(a, b, env, open_equations)
                 supported = None
                 if operands is not None and not (a.letters | b.letters):
-                    supported = operands.supports(_operands(a.text), index)
+                    supported = operands.supports(numbers_in(a.text), index)
                 value = self._value(_substitute(b, env))
                 if operands is not None and value is not None:
                     operands.add_result(value, index)
@@ -290,11 +290,6 @@ def _step_status(claims: list[Claim], chain: bool) -> str:
         if status in inside:
             return status
     return UNCHECKABLE
-
-
-def _operands(side: str) -> list[Fraction]:
-    """The unsigned number tokens of one side of a claim (its operands)."""
-    return [Fraction(m.group().replace(",", "")) for m in _TOKEN.finditer(side) if m.lastgroup == "num"]
 
 
 def _fraction_text(v: Fraction) -> str:
