@@ -80,8 +80,8 @@ class StepOptions(RewardOptions):
     chain_sources: list[ChainSource] = Field(
         list(DEFAULT_SOURCES), description="where operands may come from: prompt_numbers, place_digits (the k-th "
                                            "digit of prompt numbers in the k-th claim), prompt_digits (any digit), "
-                                           "results (of earlier claims), carries (the previous claim's result "
-                                           "// 10), result_digits (any digit of an earlier result)")
+                                           "results (of earlier claims), carries (after a digit step, its "
+                                           "result // 10), result_digits (any digit of an earlier result)")
     chain_constants: list[float] = Field([], description="numbers always available as operands (e.g. [2] for "
                                                          "'half'); a claim of constants alone is unsupported")
     answer_step: bool = Field(True, description="the final answer (<answer> tag, else the last box) is a step of "
@@ -119,7 +119,8 @@ class MathStepsReward(Reward):
     name = "math_steps"
     granularity = "step"
     Options = StepOptions
-    description = "each reasoning step's equations checked exactly (correct / incorrect / not checkable)"
+    description = ("each reasoning step's equations checked exactly, operands traced to the prompt and earlier "
+                   "results; the final answer a step of its own, checked against what the steps derived")
 
     def __init__(self, options=None):
         super().__init__(options)
