@@ -6,9 +6,9 @@ built-in plugins use nothing else (tests/test_layout.py checks it)."""
 from .cycle.context import CycleContext
 from .errors import MissingDependency, SettingError, UserError, require
 from .hookspecs import hookimpl, hookspec
-from .host import RewardConfig, RewardError, RewardHost, RewardTimeout, Scores
+from .host import RewardError, RewardHost, RewardTimeout, Scores
 from .manager import PluginManager, UnknownRewardError, get_plugin_manager
-from .rewards import OptionsError, Reward, RewardOptions, RewardResult, Sample
+from .rewards import OptionsError, Reward, RewardConfig, RewardOptions, RewardResult, Sample
 from .trl import as_async_trl_reward_func, as_trl_reward_func, function_reward, samples_from_columns
 
 __version__ = "0.1.0"
@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 #: documented modules a plugin may import from (besides this package's own exports)
 PUBLIC_MODULES = (
     "grpo_plugins.config",  # parse_override, RunConfig, ConfigError
+    "grpo_plugins.continuations",  # correct shares of sampled continuations (step labels, progress)
     "grpo_plugins.errors",
     "grpo_plugins.io",  # JSONL in and out, atomic writes
     "grpo_plugins.steps",  # step spans and the char -> token mapping

@@ -14,9 +14,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
-from .host import RewardConfig, RewardHost
+from .host import RewardHost
 from .io import InputError, read_jsonl
-from .rewards import RewardResult, sample_from_record
+from .rewards import RewardConfig, RewardResult, sample_from_record
 
 
 def load_cases(path: str) -> list[dict[str, Any]]:

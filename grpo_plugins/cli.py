@@ -11,13 +11,13 @@ from typing import Any
 
 import click
 
-from .config import ConfigError, Problem, RunConfig, config_problems, load_run_config, parse_override, read_yaml
+from .config import ConfigError, LoadedConfig, Problem, RunConfig, inspect_config, load_config, parse_override
 from .errors import UserError, require
-from .host import RewardConfig, RewardError, RewardHost
+from .host import RewardError, RewardHost
 from .io import AtomicJsonlWriter, finite_or_none, iter_jsonl
 from .manager import PluginManager, get_plugin_manager
 from .replay.cli import add_buffer_group
-from .rewards import options_schema, sample_from_record
+from .rewards import RewardConfig, options_schema, sample_from_record
 
 TRAIN_EXTRA = "pip install 'grpo-plugins[train]'"
 PLUGIN_HELP = "load a plugin from a local .py file (repeatable; before or after the command name)"
@@ -206,14 +206,10 @@ def _report_missing_columns(host: RewardHost, records, lines, path) -> None:
 
 def check_config(config: str, overrides=()) -> None:
     """What ``check`` prints: every problem of any kind of run config (train, cycle, reward-only)."""
-    from pathlib import Path
-
-    from .config import read_config
-
-    data, index = read_config(config, overrides)
-    cfg, manager, problems = config_problems(data, index, run_config_model(data), Path(config).parent)
+    loaded = inspect_config(config, overrides, run_config_model)
+    problems, cfg = loaded.problems, loaded.config
     if not problems and (getattr(cfg, "data", None) is not None or getattr(cfg, "model", None) is not None):
-        problems = dry_run_problems(cfg, manager, index)
+        problems = dry_run_problems(loaded)
     if problems:
         for p in problems:
             click.echo(p.format(config), err=True)
@@ -221,16 +217,11 @@ def check_config(config: str, overrides=()) -> None:
     click.echo(f"{config}: ok")
 
 
-def dry_run_problems(cfg, manager, index) -> list[Problem]:
+def dry_run_problems(loaded: LoadedConfig) -> list[Problem]:
     """What a run would stop on before step 1 (paths, model, columns, bad rows), each with its key's line."""
-    from .config import _line_for
     from .grpo.preflight import training_preflight
 
-    out = []
-    for p in training_preflight(cfg, manager):
-        loc = tuple(int(k) if k.isdigit() else k for k in p.path.replace("[", ".").replace("]", "").split("."))
-        out.append(Problem(p.path, _line_for(index, loc), p.message))
-    return out
+    return [loaded.problem(p.path, p.message) for p in training_preflight(loaded.config, loaded.manager)]
 
 
 @cli.command("check")
@@ -260,15 +251,12 @@ def train_cmd(config, overrides, force):
     require("torch", "transformers", "datasets", "accelerate", install=TRAIN_EXTRA)
     from .grpo.config import TrainConfig
 
-    from .config import read_config
-
-    cfg, manager = load_run_config(config, overrides, model=TrainConfig)
+    loaded = load_config(config, overrides, model=TrainConfig)
+    cfg, manager = loaded.config, loaded.manager
     problems = cfg.training_problems()
     if problems:
         raise ConfigError(config, [Problem(p.split(":")[0], None, p.split(": ", 1)[1]) for p in problems])
-    problems = dry_run_problems(cfg, manager, read_config(config, overrides)[1])  # before the run dir is touched
-    if problems:
-        raise ConfigError(config, problems)
+    loaded.raise_problems(dry_run_problems(loaded))  # before the run dir is touched
     from .grpo.resolved import check_resume
     from .grpo.trainer import GRPOTrainer
 
@@ -315,12 +303,9 @@ def cycle_cmd(config, overrides, check):
         check_config(config, overrides)
         return
     require("torch", "transformers", "datasets", "accelerate", install=TRAIN_EXTRA)
-    from .config import read_config
-
-    cfg, manager = load_run_config(config, overrides, model=CycleConfig)
-    problems = dry_run_problems(cfg, manager, read_config(config, overrides)[1])
-    if problems:
-        raise ConfigError(config, problems)
+    loaded = load_config(config, overrides, model=CycleConfig)
+    cfg, manager = loaded.config, loaded.manager
+    loaded.raise_problems(dry_run_problems(loaded))
     from .cycle.runner import Cycle
 
     report = Cycle(cfg, manager, log=lambda m: click.echo(m, err=True)).run()
@@ -345,7 +330,8 @@ def eval_cmd(config, overrides, models, ks, samples, out_dir):
     from .grpo.eval_report import evaluate_models, format_table, write_report
 
     # a cycle config (a train config plus cycle sections) evaluates its policies the same way
-    cfg, manager = load_run_config(config, overrides, model=run_config_model(read_yaml(config)[0]))
+    loaded = load_config(config, overrides, model=run_config_model)
+    cfg, manager = loaded.config, loaded.manager
     problems = cfg.training_problems()
     if problems:
         raise ConfigError(config, [Problem(p.split(":")[0], None, p.split(": ", 1)[1]) for p in problems])

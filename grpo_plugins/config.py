@@ -1,19 +1,21 @@
-"""Typed run configs loaded from YAML; every problem is reported with its path and line in the file."""
+"""Typed run configs loaded from YAML; every problem is reported with its path and line in the file.
+
+``load_config`` reads a file once and returns a LoadedConfig: the typed config, each reward's
+options parsed by its class, the plugin manager, and the line index later checks report against."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import UserError
-from .host import RewardConfig
 from .manager import PluginError, PluginManager, UnknownRewardError
-from .rewards import OptionsError
+from .rewards import OptionsError, RewardConfig, RewardOptions
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -65,9 +67,25 @@ def _dotted(loc: Iterable[Any]) -> str:
     return out
 
 
-def _line_index(text: str) -> dict[tuple, int]:
+class LineIndex(dict):
+    """Each YAML node path (tuple of keys/indices) -> its 1-based line, or the override that set it."""
+
+    def line_for(self, path: tuple | str) -> int | str | None:
+        """The line of ``path`` (a tuple, or dotted ``rewards[0].options.x``), else of its nearest parent."""
+        if isinstance(path, str):
+            path = tuple(int(k) if k.isdigit() else k
+                         for k in path.replace("[", ".").replace("]", "").split(".") if k)
+        loc = tuple(path)
+        while loc:
+            if loc in self:
+                return self[loc]
+            loc = loc[:-1]
+        return self.get(())
+
+
+def _line_index(text: str) -> LineIndex:
     """Map each YAML node path (tuple of keys/indices) to its 1-based line number."""
-    index: dict[tuple, int] = {}
+    index = LineIndex()
 
     def walk(node, path):
         index[path] = node.start_mark.line + 1
@@ -90,13 +108,8 @@ def _line_index(text: str) -> dict[tuple, int]:
     return index
 
 
-def _line_for(index: dict[tuple, int], loc: tuple) -> int | None:
-    loc = tuple(loc)
-    while loc:
-        if loc in index:
-            return index[loc]
-        loc = loc[:-1]
-    return index.get(())
+def _lines(index: dict) -> LineIndex:
+    return index if isinstance(index, LineIndex) else LineIndex(index)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -136,7 +149,7 @@ def apply_overrides(data: dict, overrides: Iterable[str], index: dict[tuple, Any
     return data
 
 
-def read_yaml(path: str | os.PathLike) -> tuple[dict, dict[tuple, int]]:
+def read_yaml(path: str | os.PathLike) -> tuple[dict, LineIndex]:
     """Parse a YAML mapping and its line index; syntax errors become a ConfigError with the line."""
     path = Path(path)
     try:
@@ -156,7 +169,7 @@ def read_yaml(path: str | os.PathLike) -> tuple[dict, dict[tuple, int]]:
     return data, _line_index(text)
 
 
-def read_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> tuple[dict, dict[tuple, Any]]:
+def read_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> tuple[dict, LineIndex]:
     """``read_yaml`` plus ``key=value`` overrides, each marked in the index as the override it came from."""
     data, index = read_yaml(path)
     for item in overrides:
@@ -172,6 +185,7 @@ def problems_from(err: ValidationError, index: dict[tuple, int], prefix: tuple,
     """Convert pydantic errors to Problems; unknown keys get did-you-mean and TRL-name hints."""
     from .suggest import unknown_key_hint
 
+    index = _lines(index)
     problems = []
     for e in err.errors():
         loc = prefix + tuple(e["loc"])
@@ -181,12 +195,16 @@ def problems_from(err: ValidationError, index: dict[tuple, int], prefix: tuple,
             msg = "unknown key" + (f" ({hint})" if hint else "")
         elif e["type"] != "missing":
             msg = f"{msg} ({e.get('input')!r})" if "got" in msg else f"{msg}, got {e.get('input')!r}"
-        problems.append(Problem(_dotted(loc), _line_for(index, loc), msg))
+        problems.append(Problem(_dotted(loc), index.line_for(loc), msg))
     return problems
 
 
-def check_rewards(rewards: list[RewardConfig | None], index: dict[tuple, int], manager: PluginManager) -> list[Problem]:
-    """Check each configured reward exists and its options validate; one Problem per issue."""
+def check_rewards(rewards: list[RewardConfig | None], index: dict[tuple, int], manager: PluginManager,
+                  parsed: dict[str, RewardOptions] | None = None) -> list[Problem]:
+    """Check each configured reward exists and its options validate; one Problem per issue.
+
+    Each reward's options are parsed here, once (kept on its RewardConfig and, by label, in ``parsed``)."""
+    index = _lines(index)
     problems = []
     labels: dict[str, int] = {}
     for i, r in enumerate(rewards):
@@ -194,26 +212,58 @@ def check_rewards(rewards: list[RewardConfig | None], index: dict[tuple, int], m
             continue
         base = ("rewards", i)
         if r.label in labels:
-            problems.append(Problem(_dotted(base + ("label",)), _line_for(index, base),
+            problems.append(Problem(_dotted(base + ("label",)), index.line_for(base),
                                     f"label {r.label!r} repeats rewards[{labels[r.label]}]; set label: to tell them apart"))
         labels.setdefault(r.label, i)
         try:
             entry = manager.reward_entry(r.name)
         except (UnknownRewardError, PluginError) as exc:
-            problems.append(Problem(_dotted(base + ("name",)), _line_for(index, base + ("name",)), str(exc)))
+            problems.append(Problem(_dotted(base + ("name",)), index.line_for(base + ("name",)), str(exc)))
             continue
         try:
-            entry.cls.parse_options(r.options)
+            options = r.options_for(entry.cls)
         except OptionsError as exc:
             for key, msg in exc.problems:
                 loc = base + ("options",) + tuple(key.split(".")) if key else base + ("options",)
-                problems.append(Problem(_dotted(loc), _line_for(index, loc), msg))
+                problems.append(Problem(_dotted(loc), index.line_for(loc), msg))
+            continue
+        if parsed is not None:
+            parsed.setdefault(r.label, options)
     return problems
 
 
+@dataclass
+class LoadedConfig(Generic[M]):
+    """A config file read once: the typed config (None while ``problems``), each reward's parsed
+    options by label, the plugin manager its allowlist built, and the file's line index."""
+
+    path: str
+    config: M | None
+    manager: PluginManager | None
+    lines: LineIndex
+    options: dict[str, RewardOptions] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def line_for(self, path: tuple | str) -> int | str | None:
+        """The file line (or command-line override) of a config key such as ``data.train_file``."""
+        return self.lines.line_for(path)
+
+    def problem(self, path: str, message: str) -> Problem:
+        """A Problem at config key ``path``, with that key's line."""
+        return Problem(path, self.line_for(path), message)
+
+    def raise_problems(self, problems: list[Problem] | None = None) -> None:
+        """Raise ConfigError listing ``problems`` (default: the loading problems); nothing if none."""
+        problems = self.problems if problems is None else problems
+        if problems:
+            raise ConfigError(self.path, problems)
+
+
 def config_problems(data: dict, index: dict[tuple, int], model: type[M], base_dir: str | os.PathLike,
-                    manager: PluginManager | None = None) -> tuple[M | None, PluginManager | None, list[Problem]]:
+                    manager: PluginManager | None = None,
+                    parsed: dict[str, RewardOptions] | None = None) -> tuple[M | None, PluginManager | None, list[Problem]]:
     """Validate a parsed config: structure, plugin allowlist, reward names and options, all at once."""
+    index = _lines(index)
     problems: list[Problem] = []
     cfg = None
     try:
@@ -239,19 +289,39 @@ def config_problems(data: dict, index: dict[tuple, int], model: type[M], base_di
         try:
             manager = RunConfig.plugin_manager(rewards_cfg, base_dir)
         except PluginError as exc:
-            problems.append(Problem("plugin_files", _line_for(index, ("plugin_files",)), str(exc)))
+            problems.append(Problem("plugin_files", index.line_for(("plugin_files",)), str(exc)))
     if manager is not None and rewards_cfg is not None:
         reward_list = rewards_cfg.rewards if cfg is not None else good
-        problems += check_rewards(reward_list, index, manager)
+        problems += check_rewards(reward_list, index, manager, parsed)
     problems.sort(key=lambda p: (isinstance(p.line, str), p.line if isinstance(p.line, int) else 0))
     return (cfg if not problems else None), manager, problems
 
 
+def inspect_config(path: str | os.PathLike, overrides: Iterable[str] = (),
+                   model: type[M] | Callable[[dict], type[M]] = RunConfig,
+                   manager: PluginManager | None = None) -> LoadedConfig[M]:
+    """Read, override and validate a config file once; every problem in ``.problems`` (none = valid).
+
+    ``model`` is the config class, or a function choosing it from the file's data."""
+    data, index = read_config(path, overrides)
+    if not isinstance(model, type):
+        model = model(data)
+    parsed: dict[str, RewardOptions] = {}
+    cfg, manager, problems = config_problems(data, index, model, Path(path).parent, manager, parsed)
+    return LoadedConfig(str(path), cfg, manager, index, parsed if not problems else {}, problems)
+
+
+def load_config(path: str | os.PathLike, overrides: Iterable[str] = (),
+                model: type[M] | Callable[[dict], type[M]] = RunConfig,
+                manager: PluginManager | None = None) -> LoadedConfig[M]:
+    """``inspect_config`` that raises ConfigError listing every problem; ``.config`` is then set."""
+    loaded = inspect_config(path, overrides, model, manager)
+    loaded.raise_problems()
+    return loaded
+
+
 def load_run_config(path: str | os.PathLike, overrides: Iterable[str] = (), model: type[M] = RunConfig,
                     manager: PluginManager | None = None) -> tuple[M, PluginManager]:
-    """Load, override, validate a run config and its rewards; raise ConfigError listing every problem."""
-    data, index = read_config(path, overrides)
-    cfg, manager, problems = config_problems(data, index, model, Path(path).parent, manager)
-    if problems:
-        raise ConfigError(str(path), problems)
-    return cfg, manager
+    """``load_config`` as (config, manager), for callers that need no line numbers later."""
+    loaded = load_config(path, overrides, model, manager)
+    return loaded.config, loaded.manager

@@ -45,6 +45,9 @@ def on_rollouts_collected(rollouts: list, step: int | None, cycle: int | None) -
     """Observe rollouts after generation and scoring (the iterative cycle keeps them here)."""
 
 
+# ``cycle`` and ``run_dir`` repeat ``context.cycle`` / ``context.run_dir`` and are deprecated: they stay in
+# the spec only because pluggy refuses to register an implementation that names an argument the spec
+# lacks. The cycle passes them, with a DeprecationWarning naming the plugin, to implementations that ask.
 @hookspec
-def on_cycle_end(cycle: int, run_dir: str, context: Any) -> dict | None:
+def on_cycle_end(context: Any, cycle: int, run_dir: str) -> dict | None:
     """End of an iterative RL cycle (``context``: a CycleContext): retrain here; return metrics to merge."""

@@ -10,34 +10,11 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Any, Iterable
 
 from .errors import UserError
 from .manager import PluginManager, get_plugin_manager
-from .rewards import Reward, RewardResult, Sample, run_score
-
-OnError = Literal["raise", "nan", "zero"]
-
-
-class RewardConfig(BaseModel):
-    """One reward in a run: which one, its weight, options, error policy and time limit."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(description="registered reward name (see `grpo-plugins rewards`)")
-    weight: float = Field(1.0, description="weight in the summed reward")
-    options: dict[str, Any] = Field(default_factory=dict, description="the reward's own options")
-    on_error: OnError = Field("raise", description="raise | nan (not applicable) | zero")
-    timeout: float | None = Field(120.0, gt=0, description="seconds for one batch; null = no limit")
-    label: str | None = Field(None, description="key in outputs and metrics; defaults to name")
-
-    @model_validator(mode="after")
-    def _label(self):
-        if self.label is None:
-            self.label = self.name
-        return self
+from .rewards import Reward, RewardConfig, RewardResult, Sample, run_score
 
 
 class RewardError(UserError, RuntimeError):
@@ -148,7 +125,8 @@ class RewardHost:
         if dup:
             raise ValueError(f"reward labels must be unique; repeated: {sorted(dup)} (set label: to tell them apart)")
         self.entries = {c.label: self.manager.reward_entry(c.name) for c in self.configs}
-        self.rewards: dict[str, Reward] = {c.label: self.manager.create_reward(c.name, c.options) for c in self.configs}
+        # each config's options as parsed once (by config loading, or here on first use)
+        self.rewards: dict[str, Reward] = {c.label: self.manager.create_reward(c) for c in self.configs}
         self._procs = {c.label: _ProcessRunner(process_workers, self.manager.local_files) for c in self.configs
                        if self.rewards[c.label].executor == "process"}
 

@@ -16,7 +16,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import MissingDependency, UserError
-from .rewards import Reward, RewardOptions, validate_reward_class
+from .rewards import Reward, RewardConfig, RewardOptions, validate_reward_class
 
 ENTRY_POINT_GROUP = "grpo_plugins"
 ENV_LOAD = "GRPO_PLUGINS_LOAD"  # comma-separated allowlist of entry-point plugin names; "" loads none
@@ -252,8 +252,16 @@ class PluginManager:
             raise UnknownRewardError(name, {e.cls.name for e in reg.rewards.values()} | set(reg.rewards))
         return reg.rewards[name]
 
-    def create_reward(self, name: str, options: dict[str, Any] | RewardOptions | None = None) -> Reward:
-        """Instantiate a registered reward with validated options; ``reward.manager`` is this manager."""
+    def create_reward(self, name: str | RewardConfig, options: dict[str, Any] | RewardOptions | None = None) -> Reward:
+        """Instantiate a registered reward with validated options; ``reward.manager`` is this manager.
+
+        ``name`` may be a RewardConfig: its options as parsed once (``RewardConfig.options_for``).
+        A parsed Options instance of the reward's own class is used as it is, not parsed again."""
+        if isinstance(name, RewardConfig):
+            if options is not None:
+                raise TypeError("create_reward(config) takes its options from the config")
+            cls = self.reward_entry(name.name).cls
+            options, name = name.options_for(cls), name.name
         reward = self.reward_entry(name).cls(options)
         reward.manager = self
         return reward

@@ -12,9 +12,9 @@ from typing import Any, Iterable
 
 import pytest
 
-from .host import RewardConfig, RewardHost
+from .host import RewardHost
 from .manager import PluginManager, get_plugin_manager
-from .rewards import RewardResult, Sample, sample_from_record
+from .rewards import RewardConfig, RewardResult, Sample, sample_from_record
 
 
 @pytest.fixture

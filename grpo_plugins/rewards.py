@@ -3,23 +3,26 @@
 A reward is a class with a ``name``, a ``granularity`` ("outcome" scores a whole completion,
 "step" scores character spans of it), an ``Options`` model and a ``score(samples)`` method.
 TRL-style reward functions convert both ways (``function_reward`` / ``as_trl_reward_func``).
+``RewardConfig`` is one reward in a run: which one, its weight, options and error policy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import math
 import numbers
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Hashable, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from .errors import UserError
 
 Granularity = Literal["outcome", "step"]
 Executor = Literal["thread", "process"]
+OnError = Literal["raise", "nan", "zero"]
 
 
 class RewardOptions(BaseModel):
@@ -216,6 +219,39 @@ class Reward:
     def same_answer(self, a: Hashable, b: Hashable) -> bool:
         """Whether two answer keys are the same answer (called only for keys that differ)."""
         return a == b
+
+
+class RewardConfig(BaseModel):
+    """One reward in a run: which one, its weight, options, error policy and time limit.
+
+    ``options`` keeps what the config says (a resumed run compares it); ``options_for`` parses it
+    once against the reward's class and hands out that same object afterwards."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="registered reward name (see `grpo-plugins rewards`)")
+    weight: float = Field(1.0, description="weight in the summed reward")
+    options: dict[str, Any] = Field(default_factory=dict, description="the reward's own options")
+    on_error: OnError = Field("raise", description="raise | nan (not applicable) | zero")
+    timeout: float | None = Field(120.0, gt=0, description="seconds for one batch; null = no limit")
+    label: str | None = Field(None, description="key in outputs and metrics; defaults to name")
+    # (options as parsed, the dict they were parsed from): reused while ``options`` still equals it
+    _parsed: tuple[dict[str, Any], RewardOptions] | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _label(self):
+        if self.label is None:
+            self.label = self.name
+        return self
+
+    def options_for(self, cls: type[Reward]) -> RewardOptions:
+        """``options`` parsed by ``cls.Options`` (OptionsError naming each problem), parsed only once."""
+        if self._parsed is not None and type(self._parsed[1]) is cls.Options and self._parsed[0] == self.options:
+            return self._parsed[1]
+        parsed = cls.parse_options(self.options)
+        # a copy: a later change to ``options`` (model_copy(update=...) or in place) is parsed afresh
+        self._parsed = (copy.deepcopy(self.options), parsed)
+        return parsed
 
 
 def can_vote(reward: Reward) -> bool:

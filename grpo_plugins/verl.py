@@ -25,9 +25,9 @@ from typing import Any, Sequence
 from pydantic import Field
 
 from grpo_plugins.config import ConfigError, Problem, RunConfig, load_run_config
-from grpo_plugins.host import RewardConfig, RewardHost
+from grpo_plugins.host import RewardHost
 from grpo_plugins.manager import PluginManager
-from grpo_plugins.rewards import Sample
+from grpo_plugins.rewards import RewardConfig, Sample
 
 CONFIG_ENV = "GRPO_VERL_CONFIG"
 

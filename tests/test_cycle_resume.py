@@ -14,14 +14,14 @@ from grpo_plugins.replay import read_buffer
 
 OBSERVER = textwrap.dedent("""
     import json
-    from pathlib import Path
     from grpo_plugins import hookimpl
 
     @hookimpl
-    def on_cycle_end(cycle, run_dir, context):
-        # a third-party reward model would retrain here; it sees the same buffer as the PRM
-        with open(Path(run_dir) / "observer.jsonl", "a") as f:
-            f.write(json.dumps({"cycle": cycle, "buffer": str(context.buffer_dir)}) + "\\n")
+    def on_cycle_end(context):
+        # a third-party reward model would retrain here; it sees the same buffer and rewards as the PRM
+        with open(context.run_dir / "observer.jsonl", "a") as f:
+            f.write(json.dumps({"cycle": context.cycle, "buffer": str(context.buffer_dir),
+                                "rewards": sorted(context.rewards)}) + "\\n")
         return {"observer/called": 1}
 """)
 
@@ -102,6 +102,7 @@ def test_cycle_killed_mid_phase_resumes_there_and_finishes(tmp_path):
         assert all(e.policy_step == k + 1 for e in entries if e.cycle == k)
     assert os.readlink(run / "prm/current") == "cycle-1"
     assert (run / "prm/cycle-1/DONE").exists()
-    observed = [json.loads(line)["cycle"] for line in (run / "observer.jsonl").read_text().splitlines()]
-    assert observed == [0, 1]  # the third-party plugin took part in every retrain phase, once each
+    observed = [json.loads(line) for line in (run / "observer.jsonl").read_text().splitlines()]
+    assert [o["cycle"] for o in observed] == [0, 1]  # the third-party plugin took part in every retrain, once each
+    assert all(o["rewards"] == ["math", "prm"] for o in observed)  # the run's live rewards, by label
     assert report["cycles"][1]["observer/called"] == 1

@@ -1,6 +1,7 @@
 """Every hookspec has a test here named test_hook_<name>; test_every_hook_has_a_test enforces it."""
 
 import inspect
+import json
 from pathlib import Path
 
 import click
@@ -8,7 +9,8 @@ import pluggy
 import pytest
 from click.testing import CliRunner
 
-from grpo_plugins import PluginManager, Reward, RewardHost, RewardResult, Sample, hookimpl, hookspec, hookspecs
+from grpo_plugins import (PluginManager, Reward, RewardHost, RewardOptions, RewardResult, Sample, hookimpl, hookspec,
+                          hookspecs)
 from grpo_plugins.cli import build_cli
 
 
@@ -165,37 +167,70 @@ def test_hook_on_rollouts_collected():
     assert seen == [(3, 1)]
 
 
-def test_hook_on_cycle_end(tmp_path):
-    import json
+class Retrainable(Reward):
+    """A toy reward model with options, as a retraining plugin would own one."""
 
-    from grpo_plugins.cycle.context import CycleContext
+    name = "retrainable"
+
+    class Options(RewardOptions):
+        lr: float = 0.1
+
+    def score(self, samples):
+        return [RewardResult(0.0) for _ in samples]
+
+
+def cycle_with(tmp_path, m):
     from grpo_plugins.cycle.config import CycleConfig
     from grpo_plugins.cycle.runner import Cycle
+
+    m.register(RegisterRewards(Retrainable, Echo), name="toys")
+    cfg = CycleConfig.model_validate({"log": {"run_dir": str(tmp_path)}, "rewards": [
+        {"name": "retrainable", "label": "rm", "options": {"lr": 0.5}}, {"name": "echo_len"}]})
+    cycle = Cycle(cfg, m)
+    cycle.cycle_dir(2).mkdir(parents=True)
+    return cycle
+
+
+class RegisterRewards:
+    def __init__(self, *classes):
+        self.classes = classes
+
+    @hookimpl
+    def register_rewards(self, register):
+        for cls in self.classes:
+            register(cls)
+
+
+def test_hook_on_cycle_end(tmp_path, recwarn):
+    from grpo_plugins.cycle.context import CycleContext
 
     m = bare_manager()
     seen = []
 
-    class P:
+    class P:  # finds its own reward by class and reads its parsed options
         @hookimpl
         def on_cycle_end(self, context):
             seen.append(context)
-            return {f"p/cycle{context.cycle}": 1.0}
+            mine = {label: r for label, r in context.rewards.items() if isinstance(r, Retrainable)}
+            return {f"{label}/cycle{context.cycle}/lr": r.options.lr for label, r in mine.items()}
 
     class Q:  # an observer that returns nothing
         @hookimpl
-        def on_cycle_end(self, cycle, run_dir):
-            seen.append((cycle, run_dir))
+        def on_cycle_end(self, context):
+            seen.append("q")
 
     m.register(P(), name="p")
     m.register(Q(), name="q")
-    cfg = CycleConfig.model_validate({"log": {"run_dir": str(tmp_path)}, "rewards": [{"name": "x", "label": "y"}]})
-    cycle = Cycle(cfg, m)
-    cycle.cycle_dir(2).mkdir(parents=True)
+    cycle = cycle_with(tmp_path, m)
     cycle.retrain(2)
-    assert json.loads((tmp_path / "cycles" / "2" / "retrain.json").read_text()) == {"p/cycle2": 1.0}
+    assert json.loads((tmp_path / "cycles" / "2" / "retrain.json").read_text()) == {"rm/cycle2/lr": 0.5}
     ctx = next(s for s in seen if isinstance(s, CycleContext))
-    assert ctx.cycle == 2 and ctx.buffer_dir == tmp_path / "buffer" and ctx.rewards[0].label == "y"
-    assert (2, str(tmp_path)) in seen
+    assert ctx.cycle == 2 and ctx.run_dir == tmp_path and ctx.buffer_dir == tmp_path / "buffer"
+    assert ctx.policy_dir == tmp_path / "policy" / "final" and "q" in seen
+    assert sorted(ctx.rewards) == ["echo_len", "rm"] and isinstance(ctx.rewards["echo_len"], Echo)
+    with pytest.raises(TypeError):  # read-only: a plugin cannot swap another's reward
+        ctx.rewards["rm"] = None
+    assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
 
     class Bad:
         @hookimpl
@@ -205,6 +240,55 @@ def test_hook_on_cycle_end(tmp_path):
     m.register(Bad(), name="bad")
     with pytest.raises(TypeError, match="must return a dict"):
         cycle.retrain(2)
+
+
+def test_on_cycle_end_options_parsed_once(tmp_path, monkeypatch):
+    """The cycle hands plugins the rewards built from the options parsed once, not parsed again."""
+    m = bare_manager()
+    got = []
+
+    class P:
+        @hookimpl
+        def on_cycle_end(self, context):
+            got.append(context.rewards["rm"].options)
+
+    m.register(P(), name="p")
+    cycle = cycle_with(tmp_path, m)
+    parsed = cycle.cfg.rewards[0].options_for(Retrainable)
+    calls = []
+    real = Retrainable.parse_options.__func__
+    monkeypatch.setattr(Retrainable, "parse_options", classmethod(lambda cls, o: calls.append(o) or real(cls, o)))
+    cycle.retrain(2)
+    assert got == [parsed] and got[0] is parsed and calls == [parsed]  # handed through as it is
+
+
+def test_on_cycle_end_old_arguments_still_work_with_a_warning(tmp_path):
+    m = bare_manager()
+    seen = []
+
+    class Old:  # written against on_cycle_end(cycle, run_dir, context)
+        @hookimpl
+        def on_cycle_end(self, cycle, run_dir, context):
+            seen.append((cycle, run_dir, context.cycle))
+            return {"old/called": 1}
+
+    class OnlyRunDir:
+        @hookimpl
+        def on_cycle_end(self, run_dir):
+            seen.append(run_dir)
+
+    m.register(Old(), name="old_plugin")
+    m.register(OnlyRunDir(), name="dir_plugin")
+    cycle = cycle_with(tmp_path, m)
+    with pytest.warns(DeprecationWarning) as record:
+        cycle.retrain(2)
+    messages = sorted(str(w.message) for w in record if issubclass(w.category, DeprecationWarning))
+    assert len(messages) == 2
+    assert "plugin 'dir_plugin'" in messages[0] and "on_cycle_end(run_dir)" in messages[0]
+    assert "plugin 'old_plugin'" in messages[1] and "on_cycle_end(cycle, run_dir)" in messages[1]
+    assert "context.cycle" in messages[1]
+    assert (2, str(tmp_path), 2) in seen and str(tmp_path) in seen
+    assert json.loads((tmp_path / "cycles" / "2" / "retrain.json").read_text()) == {"old/called": 1}
 
 
 def test_hookimpl_with_unknown_argument_is_rejected():

@@ -7,14 +7,18 @@ import os
 import threading
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from helpers_process import HangingProcessReward, PidReward
 
 from grpo_plugins import (
+    OptionsError,
     PluginManager,
     Reward,
     RewardConfig,
     RewardError,
     RewardHost,
+    RewardOptions,
     RewardResult,
     RewardTimeout,
     Sample,
@@ -249,3 +253,103 @@ def test_process_executor_reward_from_a_plugin_file(tmp_path):
     assert [r["rewards"]["proc_len"] for r in rows] == [4.0, 2.0]
     worker = {r["info"]["proc_len"]["pid"] for r in rows}
     assert len(worker) == 1 and os.getpid() not in worker
+
+
+# --- options parsed once: RewardConfig, create_reward, config loading -------------------------
+
+class Tunable(Reward):
+    name = "tunable"
+
+    class Options(RewardOptions):
+        scale: float = 1.0
+        nested: dict = {}
+
+    def score(self, samples):
+        return [RewardResult(self.options.scale) for _ in samples]
+
+
+def test_reward_config_lives_beside_the_reward_contract():
+    import grpo_plugins.host
+    import grpo_plugins.rewards
+
+    assert RewardConfig is grpo_plugins.rewards.RewardConfig is grpo_plugins.host.RewardConfig
+
+
+def test_options_for_parses_once_and_again_only_after_a_change(monkeypatch):
+    calls = []
+    real = Tunable.parse_options.__func__
+    monkeypatch.setattr(Tunable, "parse_options", classmethod(lambda cls, o: calls.append(o) or real(cls, o)))
+    rc = RewardConfig(name="tunable", options={"scale": 2.0, "nested": {"a": 1}})
+    first = rc.options_for(Tunable)
+    assert rc.options_for(Tunable) is first and first.scale == 2.0 and len(calls) == 1
+    rc.options["nested"]["a"] = 2  # changed in place: parsed afresh, never a stale object
+    assert rc.options_for(Tunable).nested == {"a": 2} and len(calls) == 2
+    copy = rc.model_copy(update={"options": {"scale": 3.0}})
+    assert copy.options_for(Tunable).scale == 3.0 and rc.options_for(Tunable).scale == 2.0
+    with pytest.raises(OptionsError, match="scale"):
+        RewardConfig(name="tunable", options={"scale": "x"}).options_for(Tunable)
+
+
+def test_create_reward_takes_a_config_or_parsed_options_without_parsing_again(monkeypatch):
+    m = make_manager(Tunable)
+    rc = RewardConfig(name="tunable", options={"scale": 4.0})
+    parsed = rc.options_for(Tunable)
+    monkeypatch.setattr(Tunable.Options, "model_validate", classmethod(lambda cls, o: pytest.fail("parsed again")))
+    assert m.create_reward(rc).options is parsed
+    assert m.create_reward("tunable", parsed).options is parsed
+    with RewardHost([rc], manager=m) as host:
+        assert host.rewards["tunable"].options is parsed and host.rewards["tunable"].manager is m
+    with pytest.raises(TypeError, match="from the config"):
+        m.create_reward(rc, {"scale": 1.0})
+
+
+def test_load_config_returns_parsed_options_and_the_line_index(tmp_path, monkeypatch):
+    from grpo_plugins.config import ConfigError, load_config
+
+    m = make_manager(Tunable)
+    path = tmp_path / "run.yaml"
+    path.write_text("rewards:\n  - name: tunable\n    label: t\n    options:\n      scale: 5.0\n")
+    loaded = load_config(path, ["rewards.0.weight=2"], manager=m)
+    assert loaded.manager is m and loaded.config.rewards[0].weight == 2.0
+    assert loaded.options["t"].scale == 5.0
+    assert loaded.line_for("rewards[0].options.scale") == 5 == loaded.line_for(("rewards", 0, "options", "scale"))
+    assert loaded.line_for("rewards[0].options.missing") == 4  # the nearest parent's line
+    assert loaded.line_for("rewards[0].weight") == "override 'rewards.0.weight=2'"
+    assert loaded.problem("rewards[0].label", "bad").format(str(path)) == f"{path}:3: rewards[0].label: bad"
+    # the host gets the options config loading parsed, as they are
+    monkeypatch.setattr(Tunable.Options, "model_validate", classmethod(lambda cls, o: pytest.fail("parsed again")))
+    with RewardHost(loaded.config.rewards, manager=m) as host:
+        assert host.rewards["t"].options is loaded.options["t"]
+    monkeypatch.undo()
+    path.write_text("rewards:\n  - name: tunable\n    options:\n      scale: nope\n")
+    with pytest.raises(ConfigError, match=r"run.yaml:4: rewards\[0\].options.scale"):
+        load_config(path, manager=m)
+
+
+def test_load_config_chooses_the_model_from_the_data(tmp_path):
+    from grpo_plugins.config import RunConfig, inspect_config
+
+    class Other(RunConfig):
+        extra: int = 0
+
+    path = tmp_path / "run.yaml"
+    path.write_text("extra: 3\n")
+    loaded = inspect_config(path, model=lambda data: Other if "extra" in data else RunConfig,
+                            manager=make_manager())
+    assert not loaded.problems and isinstance(loaded.config, Other) and loaded.config.extra == 3
+
+
+_key = st.text(alphabet="abcdefghij_", min_size=1, max_size=6)
+
+
+@given(st.lists(st.one_of(_key, st.integers(0, 20)), min_size=1, max_size=6).filter(lambda p: isinstance(p[0], str)),
+       st.dictionaries(st.lists(st.one_of(_key, st.integers(0, 20)), max_size=6).map(tuple), st.integers(1, 999)))
+def test_line_for_reads_dotted_paths_as_their_tuples(path, index):
+    from grpo_plugins.config import LineIndex
+
+    lines = LineIndex(index)
+    dotted = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(path))
+    assert lines.line_for(dotted) == lines.line_for(tuple(path))
+    # the nearest known parent answers for a path the file does not hold
+    parents = [tuple(path[:n]) for n in range(len(path), -1, -1) if tuple(path[:n]) in index]
+    assert lines.line_for(tuple(path)) == (index[parents[0]] if parents else None)

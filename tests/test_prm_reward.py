@@ -54,3 +54,26 @@ def test_aggregates_against_reference_values():
 def test_unknown_option_lists_valid_ones():
     with pytest.raises(OptionsError, match="aggregate"):
         PluginManager(allow=["prm"]).create_reward("prm", {"model": "x", "agg": "min"})
+
+
+def test_on_cycle_end_retrains_the_prm_rewards_it_finds_by_class(tmp_path, monkeypatch):
+    """The plugin takes its rewards from the cycle's live rewards (by class), options already parsed."""
+    from types import MappingProxyType
+
+    import grpo_prm.retrain as retrain_module
+    from grpo_plugins import CycleContext
+    from grpo_prm import on_cycle_end
+    from grpo_prm.reward import PRMReward
+
+    calls = []
+    monkeypatch.setattr(retrain_module, "retrain", lambda options, cycle, buffer, share, seed: calls.append(
+        (options, cycle, buffer, share, seed)) or {"loss": 0.5})
+    m = PluginManager(allow=["prm", "format"])
+    kept = m.create_reward("prm", {"model": str(tmp_path / "a"), "retrain": {"tiny_layers": 1}})
+    frozen = m.create_reward("prm", {"model": str(tmp_path / "b")})  # no retrain options: left alone
+    other = m.create_reward("format", {})
+    ctx = CycleContext(cycle=3, run_dir=tmp_path, rewards=MappingProxyType({"mine": kept, "old": frozen, "fmt": other}),
+                       buffer_dir=tmp_path / "buffer", history_share=0.2, seed=7, policy_dir=tmp_path / "policy")
+    assert on_cycle_end(context=ctx) == {"mine/loss": 0.5}
+    assert len(calls) == 1 and calls[0][0] is kept.options and calls[0][1:] == (3, tmp_path / "buffer", 0.2, 7)
+    assert isinstance(kept, PRMReward) and kept.options.retrain.tiny_layers == 1

@@ -20,10 +20,11 @@ class CycleSection(Section):
 class LabelSection(Section):
     """Math-Shepherd step labels: N policy continuations per step prefix, graded by a checker reward."""
 
-    source: Literal["math_shepherd", "math_steps"] = Field(
-        "math_shepherd", description="math_shepherd: continuations graded by `reward`; math_steps: each step's "
-                                     "claims checked by the math_steps reward (no continuations; unverifiable "
-                                     "steps get no label)")
+    source: str = Field(
+        "math_shepherd", min_length=1,
+        description="math_shepherd: continuations graded by `reward`; else the label (in rewards:) or name of a "
+                    "step reward whose scored steps are the labels, e.g. math_steps (no continuations; a step "
+                    "it cannot check gets no label)")
     reward: str = Field("math", description="label of the reward that grades final answers (in rewards:, "
                                             "or a registered reward name)")
     threshold: float = Field(1.0, description="a continuation is correct when that reward's value >= threshold")

@@ -22,16 +22,18 @@ import json
 import random
 import sys
 import time
+import warnings
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Callable
 
 from ..errors import SettingError
 from ..hookspecs import hookimpl
-from ..host import RewardConfig, RewardHost
+from ..host import RewardHost
 from ..io import atomic_write_text, read_jsonl, write_jsonl_atomic
 from ..manager import PluginManager
 from ..replay import ReplayBuffer, read_buffer
-from ..rewards import Sample
+from ..rewards import RewardConfig, Sample
 from ..steps import StepFormat
 from .config import CycleConfig
 from .context import CycleContext
@@ -39,6 +41,7 @@ from .labeller import label_rollouts
 from .report import cycle_metrics, write_report
 
 PHASES = ("grpo", "label", "buffer", "retrain", "evaluate", "reference")
+CONTINUATIONS = "math_shepherd"  # label.source that grades sampled continuations instead of a step reward
 
 
 def phase_seed(seed: int, cycle: int, phase: str) -> int:
@@ -90,6 +93,8 @@ class Cycle:
 
     def run(self) -> dict[str, Any]:
         """Run every remaining phase of every remaining cycle; returns report.json's content."""
+        if self.cfg.label.source != CONTINUATIONS:
+            self._step_labeller()  # a bad label.source stops the run before the GRPO phase, not after it
         self.root.mkdir(parents=True, exist_ok=True)
         state = self.state()
         if state["cycle"] >= self.cfg.cycle.cycles:
@@ -163,7 +168,7 @@ class Cycle:
             entry = self.manager.reward_entry(rc.name)
             if entry.cls.granularity != "step" or not hasattr(entry.cls, "step_format"):
                 continue
-            reward = self.manager.create_reward(rc.name, rc.options)
+            reward = self.manager.create_reward(rc)
             try:
                 fmt = reward.step_format
             finally:
@@ -183,7 +188,7 @@ class Cycle:
         kept = [e.record for e in read_buffer(self.cycle_dir(k) / "rollouts")]
         rng = random.Random(phase_seed(self.cfg.train.seed, k, "label"))
         chosen = rng.sample(kept, min(lab.max_rollouts, len(kept)))
-        if lab.source == "math_steps":
+        if lab.source != CONTINUATIONS:
             return self._label_verified(k, chosen)
         # the trainer's rollout path: its device, dtype, LoRA adapter and backend (vLLM included)
         device, autocast = rollout_device(self.cfg)
@@ -215,25 +220,43 @@ class Cycle:
         write_jsonl_atomic(self.cycle_dir(k) / "labels.jsonl", records)
         atomic_write_text(self.cycle_dir(k) / "label_stats.json", json.dumps(vars(stats), indent=1))
 
+    def _step_labeller(self) -> RewardConfig:
+        """The step reward ``label.source`` names: a ``rewards:`` label, else a name (configured or not)."""
+        source = self.cfg.label.source
+        given = [r for r in self.cfg.rewards if r.label == source] or [r for r in self.cfg.rewards if r.name == source]
+        if given:
+            rc = given[0]
+        else:  # not configured: the step format's split rule, for a reward that takes one
+            try:
+                cls = self.manager.reward_entry(source).cls
+            except KeyError:
+                raise SettingError("label.source", f"{source!r} is neither {CONTINUATIONS!r} nor a configured or "
+                                   f"registered reward", "name a step reward's label or name") from None
+            fmt = self.step_format()
+            split = {"split": fmt.split, "tag": fmt.tag, "step_pattern": fmt.step_pattern}
+            rc = RewardConfig(name=source, label=source,
+                              options={key: v for key, v in split.items() if key in cls.Options.model_fields})
+        if self.manager.reward_entry(rc.name).cls.granularity != "step":
+            raise SettingError("label.source", f"reward {source!r} is not a step reward", "name a step reward")
+        if "answer_step" in self.manager.reward_entry(rc.name).cls.Options.model_fields:
+            # labels sit on the PRM's step spans: math_steps' answer step stays inside the last step
+            rc = rc.model_copy(update={"options": {**rc.options, "answer_step": False}})
+        return rc
+
     def _label_verified(self, k: int, chosen: list[dict[str, Any]]) -> None:
-        """Step labels from the math_steps reward (the ``rewards:`` entry's options, else the step format's)."""
-        fmt = self.step_format()
-        given = [r for r in self.cfg.rewards if r.name == "math_steps"]
-        steps_cfg = given[0] if given else RewardConfig(name="math_steps", label="math_steps", options={
-            "split": fmt.split, "tag": fmt.tag, "step_pattern": fmt.step_pattern})
-        # labels must sit on the PRM's step spans, so the answer stays inside the last step
-        steps_cfg = steps_cfg.model_copy(update={"options": {**steps_cfg.options, "answer_step": False}})
-        checker = self._checker()
+        """Step labels from the step reward ``label.source`` names: each step it scores becomes a label.
+
+        A step's label is its ``info["step_status"]`` entry where the reward reports one (correct 1.0,
+        incorrect or unsupported_operand 0.0, any other status no label), else its value (1.0 correct,
+        0.0 incorrect, None no label; a value outside [0, 1] stops the phase)."""
+        steps_cfg, checker = self._step_labeller(), self._checker()
         samples = [Sample(r["prompt"], r["completion"], columns=dict(r.get("columns", {}))) for r in chosen]
         with RewardHost([steps_cfg, checker], manager=self.manager) as host:
             scores = host.score(samples) if samples else None
         records, skipped = [], 0
         for i, ro in enumerate(chosen):
-            res = scores.results[steps_cfg.label][i]
-            status = res.info.get("step_status", [])
-            steps = [[s, e, 1.0 if st == "correct" else 0.0] for (s, e, _), st in zip(res.steps or [], status)
-                     if st in ("correct", "incorrect", "unsupported_operand")]  # nothing checkable: no label
-            if not steps:
+            steps = step_labels(scores.results[steps_cfg.label][i], steps_cfg.label)
+            if not steps:  # a completion with nothing checkable gets no record
                 skipped += 1
                 continue
             ok = scores.results[checker.label][i]
@@ -241,8 +264,8 @@ class Cycle:
                             "steps": steps, "hard": [v for _, _, v in steps],
                             "outcome": bool(ok.applicable and ok.value >= self.cfg.label.threshold)})
         write_jsonl_atomic(self.cycle_dir(k) / "labels.jsonl", records)
-        stats = {"source": "math_steps", "rollouts": len(chosen), "labelled": len(records), "skipped_no_steps": skipped,
-                 "continuations": 0, "steps": sum(len(r["steps"]) for r in records)}
+        stats = {"source": self.cfg.label.source, "rollouts": len(chosen), "labelled": len(records),
+                 "skipped_no_steps": skipped, "continuations": 0, "steps": sum(len(r["steps"]) for r in records)}
         atomic_write_text(self.cycle_dir(k) / "label_stats.json", json.dumps(stats, indent=1))
 
     def buffer(self, k: int) -> None:
@@ -259,14 +282,16 @@ class Cycle:
 
     def retrain(self, k: int) -> None:
         """Broadcast on_cycle_end: every plugin that owns a reward model retrains it and returns metrics."""
-        context = CycleContext(cycle=k, run_dir=self.root, rewards=tuple(self.cfg.rewards), buffer_dir=self.buffer_dir,
-                               history_share=self.cfg.buffer.history_share, seed=self.cfg.train.seed,
-                               policy_dir=self.policy_dir / "final")
         metrics: dict[str, Any] = {}
-        for got in self.manager.hook.on_cycle_end(cycle=k, run_dir=str(self.root), context=context):
-            if got is not None and not isinstance(got, dict):
-                raise TypeError(f"on_cycle_end returned {type(got).__name__}; it must return a dict of metrics or None")
-            metrics.update(got or {})
+        with RewardHost(self.cfg.rewards, manager=self.manager) as host:
+            context = CycleContext(cycle=k, run_dir=self.root, rewards=MappingProxyType(host.rewards),
+                                   buffer_dir=self.buffer_dir, history_share=self.cfg.buffer.history_share,
+                                   seed=self.cfg.train.seed, policy_dir=self.policy_dir / "final")
+            warn_deprecated_cycle_args(self.manager)
+            for got in self.manager.hook.on_cycle_end(context=context, cycle=k, run_dir=str(self.root)):
+                if got is not None and not isinstance(got, dict):
+                    raise TypeError(f"on_cycle_end returned {type(got).__name__}; it must return a dict of metrics or None")
+                metrics.update(got or {})
         atomic_write_text(self.cycle_dir(k) / "retrain.json", json.dumps(metrics, indent=1, default=str))
 
     def evaluate(self, k: int) -> None:
@@ -285,3 +310,30 @@ class Cycle:
         # a LoRA policy is merged, so the reference is the policy as it is now, not the base model
         state = frozen_copy(load_pretrained_policy(self.policy_dir / "final", self.cfg)).state_dict()
         save_atomic(state, self.policy_dir / "ref.pt")  # the trainer loads ref.pt when it resumes
+
+
+def step_labels(result, label: str) -> list[list[float]]:
+    """[[start, end, label]] for the steps of one step-reward result that carry a label (see _label_verified)."""
+    status = result.info.get("step_status")
+    if status is not None:
+        return [[s, e, 1.0 if st == "correct" else 0.0] for (s, e, _), st in zip(result.steps or [], status)
+                if st in ("correct", "incorrect", "unsupported_operand")]
+    out = []
+    for s, e, v in result.steps or []:
+        if v is None or v != v:  # None (or NaN): nothing to learn from this step
+            continue
+        if not 0.0 <= v <= 1.0:
+            raise SettingError("label.source", f"reward {label!r} gave step value {v!r}; step labels are in [0, 1]",
+                               "name a step reward whose values are 1.0 correct / 0.0 incorrect")
+        out.append([s, e, float(v)])
+    return out
+
+
+def warn_deprecated_cycle_args(manager: PluginManager) -> None:
+    """A DeprecationWarning for each on_cycle_end implementation that still asks for ``cycle`` / ``run_dir``."""
+    for impl in manager.hook.on_cycle_end.get_hookimpls():
+        old = [a for a in ("cycle", "run_dir") if a in impl.argnames]
+        if old:
+            warnings.warn(f"plugin {impl.plugin_name!r}: on_cycle_end({', '.join(old)}) is deprecated; take "
+                          f"on_cycle_end(context) and read {', '.join('context.' + a for a in old)} "
+                          f"(context.run_dir is a Path)", DeprecationWarning, stacklevel=2)

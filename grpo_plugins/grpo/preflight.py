@@ -161,7 +161,7 @@ def required_columns(cfg, manager: PluginManager) -> dict[str, str]:
     """{column: "reward 'label'"} for every configured reward's ``required_columns()``."""
     out: dict[str, str] = {}
     for r in cfg.rewards:
-        reward = manager.create_reward(r.name, r.options)
+        reward = manager.create_reward(r)  # its options as parsed when the config loaded
         try:
             for col in reward.required_columns() or ():
                 out.setdefault(col, f"reward {r.label!r}")

@@ -95,12 +95,9 @@ def retrain(options: PRMOptions, cycle: int, buffer: str | Path, history_share: 
 def retrain_configured(context) -> dict[str, Any]:
     """Retrain every configured ``prm`` reward that has ``retrain`` options; returns their metrics."""
     metrics: dict[str, Any] = {}
-    for cfg in context.rewards:
-        if cfg.name != PRMReward.name:
+    for label, reward in context.rewards.items():
+        if not isinstance(reward, PRMReward) or reward.options.retrain is None:
             continue
-        options = PRMReward.parse_options(cfg.options)
-        if options.retrain is None:
-            continue
-        m = retrain(options, context.cycle, context.buffer_dir, context.history_share, context.seed)
-        metrics.update({f"{cfg.label}/{k}": v for k, v in m.items()})
+        m = retrain(reward.options, context.cycle, context.buffer_dir, context.history_share, context.seed)
+        metrics.update({f"{label}/{k}": v for k, v in m.items()})
     return metrics
