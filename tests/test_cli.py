@@ -202,6 +202,30 @@ def test_check_accepts_shipped_configs_and_checks_cycle_sections(tmp_path):
     assert res.exit_code == 1 and "buffer.history_shares: unknown key" in res.output
 
 
+def test_check_reads_the_config_once_and_parses_each_rewards_options_once(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import grpo_plugins.config as config
+    from grpo_plugins import Reward
+
+    m = PluginManager()
+    reads, parses = [], []
+    real_read, real_parse = config.read_yaml, Reward.parse_options.__func__
+
+    def parse(cls, options):
+        if isinstance(options, dict):  # an Options instance passed on as it is is not a parse
+            parses.append(cls.name)
+        return real_parse(cls, options)
+
+    monkeypatch.setattr(config, "read_yaml", lambda path: reads.append(path) or real_read(path))
+    monkeypatch.setattr(Reward, "parse_options", classmethod(parse))
+    demo = str(Path(__file__).parents[1] / "configs" / "demo.yaml")
+    res = CliRunner().invoke(build_cli(m), ["check", demo, "train.steps=3"], obj={"manager": m})
+    assert res.exit_code == 0, res.output
+    assert reads == [demo]  # the dry run's line numbers come from the same read
+    assert parses and sorted(parses) == sorted(set(parses))  # the dry run builds rewards from those parses
+
+
 RAISING_COMMAND = textwrap.dedent('''
     import click
     from grpo_plugins import hookimpl
