@@ -17,7 +17,6 @@ __version__ = "0.1.0"
 PUBLIC_MODULES = (
     "grpo_plugins.config",  # parse_override, RunConfig, ConfigError
     "grpo_plugins.continuations",  # correct shares of sampled continuations (step labels, progress)
-    "grpo_plugins.continuations",  # correct shares of sampled continuations (step labels, progress)
     "grpo_plugins.errors",
     "grpo_plugins.io",  # JSONL in and out, atomic writes
     "grpo_plugins.steps",  # step spans and the char -> token mapping
