@@ -18,6 +18,7 @@ import torch
 
 from grpo_plugins import PluginManager, Reward, RewardResult, hookimpl
 from grpo_plugins.grpo import tiny
+from grpo_plugins.grpo.advantages import Credit
 from grpo_plugins.grpo.config import TrainConfig
 from grpo_plugins.grpo.dynamic_sampling import assemble, groups_with_signal, next_draw
 from grpo_plugins.grpo.generation import RolloutBatch
@@ -141,8 +142,13 @@ def test_assemble_repads_rows_whole_groups_at_a_time():
         return Scores({"r": [RewardResult(v) for v in vals]}, list(vals), {"rewards/r/mean": 0.0}, {"r": "outcome"},
                       {"r": 1.0})
 
+    def credit(start, T):
+        r = torch.arange(start, start + 4, dtype=torch.float64)
+        return Credit(r, -r, torch.arange(4 * T, dtype=torch.float64).view(4, T) + start)
+
     b0, b1 = batch(3, 5, 0), batch(5, 2, 1000)
-    out, sc = assemble([(b0, scores([0, 1, 2, 3])), (b1, scores([4, 5, 6, 7]))], [(0, 1), (1, 0)], 2, pad_id=-1)
+    out, sc, cr = assemble([(b0, scores([0, 1, 2, 3]), credit(0, 5)), (b1, scores([4, 5, 6, 7]), credit(1000, 2))],
+                           [(0, 1), (1, 0)], 2, pad_id=-1)
     assert out.prompt_ids.shape == (4, 5) and out.completion_ids.shape == (4, 5)
     # group 1 of round 0 (rows 2, 3), prompts left-padded by 2, completions right-padded
     assert out.prompt_ids[0].tolist() == [-1, -1, 6, 7, 8] and out.prompt_mask[0].tolist() == [0, 0, 1, 1, 1]
@@ -152,6 +158,12 @@ def test_assemble_repads_rows_whole_groups_at_a_time():
     assert out.truncated.tolist() == [False, False, False, True]
     assert [r.completion for r in out.rollouts] == ["0-2", "0-3", "1000-0", "1000-1"]
     assert sc.totals == [2, 3, 4, 5] and [r.value for r in sc.results["r"]] == [2, 3, 4, 5]
+    # the credit's rows travel with their completions; process terms padded with 0 like the mask
+    assert cr.rewards.tolist() == [2, 3, 1000, 1001] and cr.outcome.tolist() == [-2, -3, -1000, -1001]
+    assert cr.process.tolist() == [[10, 11, 12, 13, 14], [15, 16, 17, 18, 19],
+                                   [1000, 1001, 0, 0, 0], [1002, 1003, 0, 0, 0]]
+    _, _, none = assemble([(b0, scores([0, 1, 2, 3]), Credit(None, None, None))], [(0, 0)], 2, pad_id=-1)
+    assert none == Credit(None, None, None)
 
 
 # --- in the trainer --------------------------------------------------------------------------
@@ -188,6 +200,22 @@ def test_extra_rollouts_are_bounded_and_shortfalls_filled(tiny_dir, tmp_path):
     assert m["dynamic_sampling/extra_rollouts"] == 2 * 4 * 4  # each extra round at most prompts_per_step prompts
     assert m["dynamic_sampling/filled_groups"] == 4 and m["frac_reward_zero_std"] == 1.0
     assert len(plugin.batches[-1]) == 16 and trainer.sampler.pos == 12  # 3 rounds of 4 prompts drawn
+
+
+@pytest.mark.parametrize("scale", ["group", "batch"])
+def test_advantages_of_the_assembled_rounds_equal_those_of_the_assembled_batch(tiny_dir, tmp_path, scale):
+    """Advantages are computed once per round and joined: the same numbers as computing them afresh on
+    the batch that trains (the batch-wide scale, applied after joining, included)."""
+    mgr, _ = make_manager()
+    cfg = config(tiny_dir, tmp_path / "run", rewards=("half_signal", "half_steps"), scale_rewards=scale,
+                 mask_truncated_completions=True)
+    trainer = GRPOTrainer(TrainConfig.model_validate(cfg), mgr)
+    batch, scores, credit, m, _ = trainer._sample_batch()
+    assert m["dynamic_sampling/rounds"] >= 2
+    mask = trainer._loss_mask(batch)
+    fresh = trainer._credit(scores, batch.rollouts, batch.completion_ids.shape[1])
+    adv = trainer._advantages(credit, mask)
+    assert torch.equal(adv, trainer._advantages(fresh, mask)) and adv.abs().sum() > 0
 
 
 def test_step_rewards_count_as_signal(tiny_dir, tmp_path):

@@ -43,7 +43,8 @@ def test_advantage_bookkeeping_with_the_mask_on_another_device(tiny_dir, tmp_pat
     ``_advantages`` and the per-rollout / loss bookkeeping after it must not mix the two."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    from grpo_plugins.grpo.trainer import GRPOTrainer, mean_over_mask
+    from grpo_plugins.grpo.advantages import mean_over_mask
+    from grpo_plugins.grpo.trainer import GRPOTrainer
 
     trainer = GRPOTrainer(_cfg(tiny_dir, tmp_path))
     batch = trainer.generate([trainer.train_rows[0], trainer.train_rows[1]], n=2)
@@ -51,8 +52,7 @@ def test_advantage_bookkeeping_with_the_mask_on_another_device(tiny_dir, tmp_pat
     B, T = batch.completion_ids.shape
     with FakeTensorMode():
         mask = torch.ones(B, T, dtype=torch.long, device="cuda")
-        ids = torch.zeros(B, T, dtype=torch.long, device="cuda")
-        adv, _ = trainer._advantages(scores, batch.rollouts, ids, mask)
+        adv = trainer._advantages(trainer._credit(scores, batch.rollouts, T), mask)
         assert adv.device == mask.device
         rows = mean_over_mask(adv, mask)  # r.advantage for every rollout
         per_token = adv * mask  # what the loss reads (fake CUDA cannot index: slicing needs a real device)
@@ -68,7 +68,7 @@ def test_mean_over_mask_matches_a_float64_reference():
     x = torch.randn(5, 7, generator=g, dtype=torch.float64)
     mask = (torch.rand(5, 7, generator=g) > 0.4).long()
     mask[2] = 0
-    from grpo_plugins.grpo.trainer import mean_over_mask
+    from grpo_plugins.grpo.advantages import mean_over_mask
 
     got = mean_over_mask(x.float(), mask).double()
     want = torch.tensor([float(x[i][mask[i].bool()].mean()) if mask[i].any() else 0.0 for i in range(5)],
@@ -93,7 +93,7 @@ def bf16_dir(tmp_path_factory):
 
 def test_dtype_auto_loads_float32_master_weights_from_a_bf16_checkpoint(bf16_dir, tmp_path):
     """Point 2: transformers 5 would load bf16 for an absent dtype; auto means float32 (TRL's default)."""
-    from grpo_plugins.grpo.trainer import load_model_and_tokenizer, load_pretrained_policy
+    from grpo_plugins.grpo.models import load_model_and_tokenizer, load_pretrained_policy
 
     cfg = _cfg(bf16_dir, tmp_path)
     with warnings.catch_warnings():
@@ -108,7 +108,7 @@ def test_dtype_auto_loads_float32_master_weights_from_a_bf16_checkpoint(bf16_dir
 
 def test_a_small_update_survives_in_float32_and_rounds_away_in_bf16(bf16_dir, tmp_path):
     """Why fp32 master weights: one lr-1e-6 AdamW step changes fp32 weights and leaves most bf16 ones."""
-    from grpo_plugins.grpo.trainer import load_model_and_tokenizer
+    from grpo_plugins.grpo.models import load_model_and_tokenizer
 
     changed = {}
     for dtype in ("auto", "bfloat16"):
@@ -125,7 +125,7 @@ def test_a_small_update_survives_in_float32_and_rounds_away_in_bf16(bf16_dir, tm
 
 
 def test_half_dtype_with_full_fine_tuning_warns_and_lora_does_not(bf16_dir, tmp_path):
-    from grpo_plugins.grpo.trainer import weights_dtype
+    from grpo_plugins.grpo.models import weights_dtype
 
     with pytest.warns(UserWarning, match="no float32 master copy"):
         assert weights_dtype(_cfg(bf16_dir, tmp_path, dtype="bfloat16")) == torch.bfloat16

@@ -182,7 +182,7 @@ class Cycle:
     def label(self, k: int) -> None:
         """Math-Shepherd labels for up to label.max_rollouts of the cycle's kept rollouts."""
         from ..grpo.generation import Generator
-        from ..grpo.trainer import load_pretrained_policy, rollout_device
+        from ..grpo.models import load_pretrained_policy, rollout_device
 
         lab, ro = self.cfg.label, self.cfg.rollout
         kept = [e.record for e in read_buffer(self.cycle_dir(k) / "rollouts")]
@@ -305,7 +305,7 @@ class Cycle:
         if not (self.cfg.cycle.reference_reset and self.cfg.train.beta > 0):
             return
         from ..grpo.checkpoint import save_atomic
-        from ..grpo.trainer import frozen_copy, load_pretrained_policy
+        from ..grpo.models import frozen_copy, load_pretrained_policy
 
         # a LoRA policy is merged, so the reference is the policy as it is now, not the base model
         state = frozen_copy(load_pretrained_policy(self.policy_dir / "final", self.cfg)).state_dict()

@@ -8,9 +8,13 @@ so no group is ever normalised piecewise.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+
+from ..io import finite_or_none
+from ..steps import step_end_tokens, token_offsets
 
 # -- outcome ----------------------------------------------------------------------------------
 
@@ -44,14 +48,19 @@ def outcome_advantages(rewards: torch.Tensor, group_size: int, scale: str = "gro
     if scale == "group":
         std = torch.nan_to_num(group_std, nan=0.0)[:, None]
     elif scale == "batch":
-        flat = rewards[~torch.isnan(rewards)]
-        std = flat.std() if flat.numel() > 1 else torch.zeros((), dtype=rewards.dtype)
+        std = batch_std(rewards)
     elif scale == "none":
         std = torch.ones((), dtype=rewards.dtype)
         eps = 0.0
     else:
         raise ValueError(f"scale must be group | batch | none, got {scale!r}")
     return (centered / (std + eps)).reshape(-1)
+
+
+def batch_std(rewards: torch.Tensor) -> torch.Tensor:
+    """Unbiased std of the applicable (non-NaN) rewards [N], 0 with fewer than two: ``scale_rewards: batch``."""
+    flat = rewards[~torch.isnan(rewards)]
+    return flat.std() if flat.numel() > 1 else torch.zeros((), dtype=rewards.dtype)
 
 
 def zero_std_fraction(rewards: torch.Tensor, group_size: int) -> float:
@@ -104,6 +113,62 @@ def process_advantages(step_ends: Sequence[Sequence[int]], step_rewards: Sequenc
             if reduce == "mean":
                 out[i] = out[i] / count.clamp(min=1)
     return out
+
+
+def step_token_ends(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:
+    """Index of the token that ends each char span; a step no token reaches (cut off) ends at the last token."""
+    last = max(len(offsets) - 1, 0)
+    return [last if k is None else k for k in step_end_tokens(offsets, spans)]
+
+
+def process_credit(results, rollouts, tokenizer, group_size: int, length: int, eps: float = 1e-4,
+                   reduce: str = "sum") -> torch.Tensor:
+    """One step reward's process advantages [B, length] from its results and the rollouts' token ids and text.
+
+    Steps whose value is not finite are left out; a completion with no step left gets 0."""
+    ends, values = [], []
+    for res, ro in zip(results, rollouts):
+        steps = [s for s in (res.steps or []) if finite_or_none(s[2]) is not None]
+        offsets = token_offsets(tokenizer, ro.completion_ids, ro.text) if steps else []
+        ends.append(step_token_ends(offsets, [(s, e) for s, e, _ in steps]))
+        values.append([v for _, _, v in steps])
+    return process_advantages(ends, values, group_size, length, eps, reduce)
+
+
+# -- the batch --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credit:
+    """A batch's advantages before the batch-wide scale, per completion: what ``token_advantages`` sums.
+
+    Every part is per group, so rows of several batches can be joined (dynamic sampling) and
+    scaled once for the batch that trains."""
+
+    rewards: torch.Tensor | None  # [B] float64 outcome rewards, NaN where none applies; None: no outcome reward
+    outcome: torch.Tensor | None  # [B] float64 outcome term: group-centred, and group-scaled under scale "group"
+    process: torch.Tensor | None  # [B, T] float64 weighted sum of the step rewards' process advantages
+
+
+def outcome_credit(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
+    """``outcome_advantages`` with scale "batch" left to ``token_advantages`` (centred only here) [B]."""
+    return outcome_advantages(rewards, group_size, "none" if scale == "batch" else scale, eps)
+
+
+def token_advantages(credit: Credit, mask: torch.Tensor, scale: str = "group", eps: float = 1e-4,
+                     batch_rewards: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token advantages [B, T]: the outcome term over batch_std(batch_rewards or the credit's) when scale
+    is "batch", plus the process term, masked (``combine``)."""
+    outcome = credit.outcome
+    if scale == "batch" and outcome is not None:
+        outcome = outcome / (batch_std(credit.rewards if batch_rewards is None else batch_rewards) + eps)
+    return combine(outcome, credit.process, mask)
+
+
+def mean_over_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of x [B, T] over each row's mask [B, T] (0 for an empty row), on x's device: no indexing."""
+    m = mask.to(x.dtype)
+    return (x * m).sum(-1) / m.sum(-1).clamp(min=1)
 
 
 def combine(outcome: torch.Tensor | None, process: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """DAPO dynamic sampling's bookkeeping: which groups carry signal, and one batch cut from several
 generation rounds (rows selected whole groups at a time, prompts re-padded on the left and
-completions on the right, the scores selected alike).
+completions on the right, the scores and each round's advantage credit selected alike, so no
+advantage is computed twice).
 
 The loop itself is ``GRPOTrainer._sample_batch``: it draws rounds of prompts until every process
 holds ``prompts_per_step / world`` groups with a non-zero advantage, or the round bound is hit.
@@ -13,8 +14,8 @@ from dataclasses import replace
 
 import torch
 
+from .advantages import Credit
 from .generation import RolloutBatch
-
 
 
 def groups_with_signal(adv: torch.Tensor, group_size: int) -> list[bool]:
@@ -40,22 +41,33 @@ def _rows(group_size: int, groups: list[int]) -> list[int]:
     return [g * group_size + j for g in groups for j in range(group_size)]
 
 
+def _credit_rows(parts: list[tuple[Credit, torch.Tensor]], length: int) -> Credit:
+    """The chosen rows of each round's credit, process terms right-padded with 0 to ``length``."""
+    def cat(name: str, pad: bool = False):
+        got = [(getattr(c, name), i) for c, i in parts]
+        if got[0][0] is None:
+            return None
+        return torch.cat([torch.nn.functional.pad(x[i], (0, length - x.shape[1])) if pad else x[i] for x, i in got])
+
+    return Credit(cat("rewards"), cat("outcome"), cat("process", pad=True))
+
+
 def assemble(rounds: list, chosen: list[tuple[int, int]], group_size: int, pad_id: int):
-    """One RolloutBatch and Scores from (round, group) pairs of ``rounds`` [(RolloutBatch, Scores)].
+    """(RolloutBatch, Scores, Credit) from (round, group) pairs of ``rounds`` [(RolloutBatch, Scores, Credit)].
 
     Scores' metrics are those of the first round (the policy's unfiltered rollouts)."""
 
     parts = []
-    for r, (batch, scores) in enumerate(rounds):
+    for r, (batch, scores, credit) in enumerate(rounds):
         groups = [g for rr, g in chosen if rr == r]
         if groups:
-            parts.append((batch, scores, _rows(group_size, groups)))
-    P = max(b.prompt_ids.shape[1] for b, _, _ in parts)
-    T = max(b.completion_ids.shape[1] for b, _, _ in parts)
+            parts.append((batch, scores, credit, _rows(group_size, groups)))
+    P = max(b.prompt_ids.shape[1] for b, *_ in parts)
+    T = max(b.completion_ids.shape[1] for b, *_ in parts)
     prompt_ids, prompt_mask, completion_ids, mask, truncated, rollouts = [], [], [], [], [], []
     results: dict[str, list] = {label: [] for label in rounds[0][1].results}
-    totals = []
-    for batch, scores, idx in parts:
+    totals, credits = [], []
+    for batch, scores, credit, idx in parts:
         i = torch.tensor(idx, dtype=torch.long)
         pp = P - batch.prompt_ids.shape[1]
         tt = T - batch.completion_ids.shape[1]
@@ -68,7 +80,9 @@ def assemble(rounds: list, chosen: list[tuple[int, int]], group_size: int, pad_i
         for label, res in scores.results.items():
             results[label] += [res[k] for k in idx]
         totals += [scores.totals[k] for k in idx]
+        credits.append((credit, i))
     out = RolloutBatch(torch.cat(prompt_ids), torch.cat(prompt_mask), torch.cat(completion_ids), torch.cat(mask),
                        torch.cat(truncated), rollouts)
     first = rounds[0][1]
-    return out, replace(first, results=results, totals=totals, metrics=dict(first.metrics))
+    return (out, replace(first, results=results, totals=totals, metrics=dict(first.metrics)),
+            _credit_rows(credits, T))

@@ -21,7 +21,8 @@ def _trainer_for(cfg: TrainConfig, manager, model_dir: str):
     """A trainer whose policy is the saved model in ``model_dir`` (a LoRA adapter folder works too)."""
     from transformers import AutoTokenizer
 
-    from .trainer import GRPOTrainer, load_pretrained_policy
+    from .models import load_pretrained_policy
+    from .trainer import GRPOTrainer
 
     model_cfg = cfg.model.model_copy(update={"name_or_path": model_dir, "lora": None})
     run = cfg.model_copy(update={"model": model_cfg})

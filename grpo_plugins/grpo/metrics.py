@@ -1,5 +1,6 @@
-"""Metrics out: one JSON line per step (``metrics.jsonl``), TensorBoard scalars (``tb/``), a tqdm
-progress bar, and sample completions (``samples.jsonl`` plus an optional printed table)."""
+"""Metrics: one step's row (TRL's names), written as one JSON line per step (``metrics.jsonl``),
+TensorBoard scalars (``tb/``), a tqdm progress bar, and sample completions (``samples.jsonl`` plus
+an optional printed table)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..io import dumps, read_log_jsonl, write_jsonl_atomic
+from ..io import dumps, finite_or_none, read_log_jsonl, write_jsonl_atomic
+from ..rewards import message_text
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -20,6 +22,86 @@ def _truncate_jsonl(path: Path, last_step: int) -> None:
     """Keep only rows with step <= last_step (a resumed run rewrites the steps after its checkpoint)."""
     if path.exists():
         write_jsonl_atomic(path, [r for r in read_log_jsonl(path) if r.get("step", 0) <= last_step])
+
+
+def step_metrics(*, loss: float, scores, group_size: int, adv, mask, truncated, sampling: dict[str, Any],
+                 loss_metrics: dict[str, float], entropy: float, grad_norm: float | None, learning_rate: float,
+                 num_tokens: int, times: tuple[float, float, float, float], is_weights=None) -> dict[str, Any]:
+    """One GRPO step's metrics row (TRL's names where TRL has one).
+
+    scores: the trained batch's Scores; adv, mask: [B, T]; truncated: [B]; loss_metrics: the loss's
+    averaged metrics (kl, clip ratios); times: perf_counter at start, after generation, after
+    scoring, after the updates; is_weights: vLLM's importance-sampling weights [B, T] or [B, 1]."""
+    import torch  # here, not at the top: plot and the CLI read metrics.jsonl without torch
+
+    from . import advantages as A
+
+    t0, t_gen, t_score, t_end = times
+    lengths = mask.sum(-1).float()
+    totals = torch.tensor([float("nan") if v is None else v for v in scores.totals])
+    has_outcome = any(g == "outcome" for g in scores.granularity.values())
+    metrics: dict[str, Any] = {
+        "loss": loss,
+        "reward": float(totals.nanmean()),
+        "reward_std": float(A.group_stats(totals.view(-1, group_size))[2].nanmean()),
+        # a group gives no signal when every advantage in it is zero (outcome: equal rewards; step-only
+        # runs: equal step rewards), which the summed outcome reward cannot tell when there is none
+        "frac_reward_zero_std": A.zero_std_fraction(totals, group_size) if has_outcome else
+        float((adv.abs().sum(-1).view(-1, group_size).sum(-1) == 0).float().mean()),
+        **sampling,
+        **{k: v for k, v in scores.metrics.items() if k.startswith("rewards/")},
+        **_step_reward_metrics(scores),
+        "completions/mean_length": float(lengths.mean()),
+        "completions/min_length": float(lengths.min()),
+        "completions/max_length": float(lengths.max()),
+        "completions/clipped_ratio": float(truncated.float().mean()),
+        **_terminated_lengths(lengths, truncated),
+        **loss_metrics,
+        "entropy": entropy,
+        "advantages/mean_abs": float(adv.abs().sum() / mask.sum().clamp(min=1)),
+        "grad_norm": grad_norm,
+        "learning_rate": learning_rate,
+        "num_tokens": num_tokens,
+        "step_time": t_end - t0,
+        "time/generate": t_gen - t0,
+        "time/score": t_score - t_gen,
+        "time/train": t_end - t_score,
+        "tokens_per_second": float(mask.sum()) / max(t_gen - t0, 1e-9),
+    }
+    if is_weights is not None:  # TRL's names
+        w = is_weights.expand_as(mask)[mask.bool()]
+        for k, f in (("min", torch.min), ("mean", torch.mean), ("max", torch.max)):
+            metrics[f"sampling/importance_sampling_ratio/{k}"] = float(f(w)) if w.numel() else float("nan")
+    return metrics
+
+
+def _terminated_lengths(lengths, truncated) -> dict[str, float]:
+    """TRL's completions/{mean,min,max}_terminated_length: lengths of completions that ended with EOS (0 if none)."""
+    done = lengths[~truncated.to(lengths.device)]
+    if done.numel() == 0:
+        return {f"completions/{k}_terminated_length": 0.0 for k in ("mean", "min", "max")}
+    return {"completions/mean_terminated_length": float(done.mean()),
+            "completions/min_terminated_length": float(done.min()),
+            "completions/max_terminated_length": float(done.max())}
+
+
+def _step_reward_metrics(scores) -> dict[str, float]:
+    """``rewards/{label}/step_mean`` and ``/steps_per_completion`` for step-granularity rewards."""
+    out = {}
+    for label, results in scores.results.items():
+        if scores.granularity.get(label) != "step":
+            continue
+        values = [v for r in results for _, _, v in (r.steps or []) if finite_or_none(v) is not None]
+        out[f"rewards/{label}/step_mean"] = sum(values) / len(values) if values else float("nan")
+        out[f"rewards/{label}/steps_per_completion"] = len(values) / max(len(results), 1)
+    return out
+
+
+def sample_rows(rollouts) -> list[dict[str, Any]]:
+    """``samples.jsonl`` rows of scored rollouts: the user's prompt, completion, rewards, total, advantage."""
+    return [{"prompt": r.prompt if isinstance(r.prompt, str) else message_text(r.prompt, roles=("user",)),
+             "completion": r.text, "rewards": r.rewards, "reward": r.reward, "advantage": r.advantage}
+            for r in rollouts]
 
 
 class MetricsLogger:

@@ -1,5 +1,8 @@
 """The GRPO trainer. Read ``train`` and ``train_step`` top to bottom: rollout -> rewards ->
 advantages -> (old / reference log-probs) -> clipped loss -> optimiser, then metrics and checkpoints.
+What is not the loop lives beside it: model loading, dtype and device rules in models.py, every
+advantage formula in advantages.py, the metrics row in metrics.py, dynamic sampling's bookkeeping in
+dynamic_sampling.py.
 
 Python API::
 
@@ -20,7 +23,6 @@ normalisation is exact; ``scale_rewards: batch`` and the ``dapo`` token count ar
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import random
@@ -38,16 +40,15 @@ from . import sharding
 from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint
 from .data import PromptSampler, load_rows
 from ..host import RewardError, RewardHost, Scores
-from ..io import atomic_write_text, finite_or_none
+from ..io import atomic_write_text
 from .loss import Norm, grpo_loss, reduce_metrics
-from .metrics import MetricsLogger
+from .metrics import MetricsLogger, sample_rows, step_metrics
 from ..errors import SettingError
 from ..manager import PluginManager
-from ..rewards import message_text
-from ..steps import step_end_tokens, token_offsets
 from .config import TrainConfig
 from .generation import Generator, Rollout, RolloutBatch, longest_prompt_tokens
 from .logprobs import token_logprobs
+from .models import autocast_for, frozen_copy, load_model_and_tokenizer, weights_dtype
 from .optim import make_scheduler
 
 
@@ -56,80 +57,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def weights_dtype(cfg: TrainConfig) -> torch.dtype:
-    """The dtype the policy's weights load in: ``auto`` = float32 master weights, as TRL.
-
-    transformers 5 turns an absent dtype into the checkpoint's (bf16 for Qwen2.5 and Llama-3), and
-    AdamW on bf16 weights rounds most lr-1e-6 updates away; so auto asks for float32 explicitly and
-    bf16 comes from autocast. An explicit half dtype with full fine-tuning warns."""
-    m = cfg.model
-    if m.dtype == "auto":
-        return torch.float32
-    if m.dtype != "float32" and not m.lora:
-        import warnings
-
-        warnings.warn(f"model.dtype: {m.dtype} with full fine-tuning keeps no float32 master copy: AdamW updates "
-                      "smaller than the weights' precision round away (use dtype: auto = float32 + bf16 autocast)",
-                      stacklevel=2)
-    return getattr(torch, m.dtype)
-
-
-def load_model_and_tokenizer(cfg: TrainConfig):
-    """AutoModelForCausalLM + AutoTokenizer from a hub name or a local folder, LoRA when asked."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    m = cfg.model
-    tokenizer = AutoTokenizer.from_pretrained(m.tokenizer or m.name_or_path, trust_remote_code=m.trust_remote_code)
-    tokenizer.padding_side = "left"
-    tokenizer.truncation_side = "left"  # data.max_prompt_tokens keeps the end (the assistant header)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    kwargs: dict[str, Any] = {"trust_remote_code": m.trust_remote_code, "dtype": weights_dtype(cfg)}
-    if m.attn_implementation:
-        kwargs["attn_implementation"] = m.attn_implementation
-    model = AutoModelForCausalLM.from_pretrained(m.name_or_path, **kwargs)
-    if m.gradient_checkpointing:
-        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False
-    if m.lora:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **m.lora))
-    return model, tokenizer
-
-
-def rollout_device(cfg: TrainConfig):
-    """(device, autocast factory) the trainer would use here: CUDA when present, bf16 autocast there."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    use_bf16 = cfg.train.bf16 is True or (cfg.train.bf16 == "auto" and device.type == "cuda")
-    if use_bf16:
-        return device, lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-    return device, contextlib.nullcontext
-
-
-def frozen_copy(model):
-    """A frozen copy of ``model`` for the KL reference; a peft model is merged into a plain one."""
-    ref = copy.deepcopy(model)
-    if hasattr(ref, "merge_and_unload"):
-        ref = ref.merge_and_unload()
-    return ref.eval().requires_grad_(False)
-
-
-def load_pretrained_policy(path: str | os.PathLike, cfg: TrainConfig):
-    """A saved policy (``export``'s folder; a LoRA adapter folder loads its base with the adapter)."""
-    kwargs: dict[str, Any] = {"trust_remote_code": cfg.model.trust_remote_code, "dtype": weights_dtype(cfg)}
-    if (Path(path) / "adapter_config.json").exists():
-        from peft import AutoPeftModelForCausalLM
-
-        return AutoPeftModelForCausalLM.from_pretrained(path, **kwargs)
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(path, **kwargs)
 
 
 class GRPOTrainer:
@@ -161,9 +88,7 @@ class GRPOTrainer:
             model, tokenizer = load_model_and_tokenizer(cfg)
         self.tokenizer = tokenizer
         self.model = model.to(self.device)
-        use_bf16 = cfg.train.bf16 is True or (cfg.train.bf16 == "auto" and self.device.type == "cuda")
-        self.autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if use_bf16 \
-            else contextlib.nullcontext  # same rule as rollout_device, on accelerate's device
+        self.autocast = autocast_for(cfg, self.device)  # accelerate's device, the rule rollout_device uses
         self.run_dir = Path(cfg.log.run_dir)
         self.train_rows = load_rows(cfg.data.train, cfg.data.split, cfg.data.subset)
         self.eval_rows = None
@@ -340,66 +265,43 @@ class GRPOTrainer:
                                         for m, v in ev.items()}}
 
     def train_step(self) -> dict[str, Any]:
-        """One GRPO step (advances ``self.step``): generate, score, advantages, num_iterations updates."""
+        """One GRPO step (advances ``self.step``): rollout, score, advantages, num_iterations updates, metrics."""
         cfg, t = self.cfg, self.cfg.train
-        G = cfg.rollout.num_generations
         t0 = time.perf_counter()
-        # 1-3. prompts -> G completions each (groups contiguous) -> rewards through the host;
-        #      with dynamic sampling, more rounds until every group carries signal (_sample_batch)
-        batch, scores, sampling, gen_seconds = self._sample_batch()
-        prompt_ids, prompt_mask, completion_ids = batch.prompt_ids, batch.prompt_mask, batch.completion_ids
-        mask, truncated, rollouts = batch.mask, batch.truncated, batch.rollouts
-        t_gen = t0 + gen_seconds
-        t_score = time.perf_counter()
-        # 4. advantages [B, T]
-        if t.mask_truncated_completions:
-            mask = mask * (~truncated).long()[:, None]
-        adv, outcome_r = self._advantages(scores, rollouts, completion_ids, mask)  # on mask's device
-        row_adv = mean_over_mask(adv, mask).tolist()
-        for i, r in enumerate(rollouts):
-            r.reward = scores.totals[i]
-            r.rewards = {k: (v[i].value if v[i].applicable else None) for k, v in scores.results.items()}
-            r.steps = {k: v[i].steps for k, v in scores.results.items() if v[i].steps is not None}
-            r.info = {k: v[i].info for k, v in scores.results.items()}
-            r.advantage = row_adv[i]
-        self.manager.hook.on_rollouts_collected(rollouts=rollouts, step=self.step, cycle=self.cycle)
-        # 5. training batch; old (mu > 1) and reference (beta > 0) log-probs without gradients
+        # 1-2. rollout and score: G completions per prompt (groups contiguous), rewards through the
+        #      host; with dynamic sampling, more rounds until every group carries signal
+        batch, scores, credit, sampling, gen_seconds = self._sample_batch()
+        t_gen, t_score = t0 + gen_seconds, time.perf_counter()
+        # 3. advantages [B, T], once, on the batch that trains (the batch-wide scale needs all of it)
+        mask = self._loss_mask(batch)  # [B, T]
+        adv = self._advantages(credit, mask)  # [B, T] on mask's device
+        self._annotate(batch.rollouts, scores, adv, mask)
+        self.manager.hook.on_rollouts_collected(rollouts=batch.rollouts, step=self.step, cycle=self.cycle)
+        # 4. old (mu > 1, vLLM) and reference (beta > 0) log-probs [B, T], without gradients
         self.model.eval()
-        B, T = completion_ids.shape
-        micro = self._micro_batches(prompt_ids, prompt_mask, completion_ids, mask)
+        B, T = batch.completion_ids.shape
+        micro = self._micro_batches(batch.prompt_ids, batch.prompt_mask, batch.completion_ids, mask)
         tokens_local = float(mask.sum())
-        tokens_global = self._all_sum(tokens_local)
-        norm = Norm(sequences=B, tokens=tokens_global / self.world, micro_batches=len(micro),
+        norm = Norm(sequences=B, tokens=self._all_sum(tokens_local) / self.world, micro_batches=len(micro),
                     max_length=cfg.rollout.max_new_tokens)
-        vis = cfg.rollout.vllm.importance_sampling if batch.sampler_logp is not None else "off"
-        # vLLM samples in bf16 with its own kernels: the ratio's denominator must be the trainer's
-        # log-probs even at num_iterations 1, and the sampler's enter only through the IS weight
-        old_logp = self._logprobs(self.model, micro, B, T) if t.num_iterations > 1 or vis != "off" else None
-        is_w = None
-        if vis != "off":
-            from .vllm import importance_weights
-
-            is_w = importance_weights(old_logp, batch.sampler_logp.to(old_logp.device), mask, vis,
-                                      cfg.rollout.vllm.importance_sampling_cap)
+        old_logp, is_w = self._old_logprobs(batch, micro, mask)  # [B, T] or None; [B, T] / [B, 1] or None
         with self.reference() as ref:
             ref_logp = None if ref is None else self._logprobs(ref, micro, B, T)
-        # 6. num_iterations optimizer updates on this batch
+        # 5. num_iterations optimizer updates on this batch, gradients accumulated over micro-batches
         self.model.train()
         sums: dict[str, float] = {}
         losses, grad_norms, entropy_sum = [], [], 0.0
         for it in range(t.num_iterations):
             total = 0.0
             for k, (idx, ids, am, Tc) in enumerate(micro):
+                # gradients sync across processes only at the last micro-batch
                 sync = contextlib.nullcontext() if k == len(micro) - 1 else self.accelerator.no_sync(self.model)
                 with sync, self.autocast():
                     logp, ent = token_logprobs(self.model, ids, am, Tc, cfg.rollout.temperature,
-                                               with_entropy=(it == 0))
-                    loss, m = grpo_loss(logp, None if old_logp is None else old_logp[idx, :Tc],
-                                        None if ref_logp is None else ref_logp[idx, :Tc], adv[idx, :Tc],
+                                               with_entropy=(it == 0))  # [b, Tc]
+                    loss, m = grpo_loss(logp, _rows(old_logp, idx, Tc), _rows(ref_logp, idx, Tc), adv[idx, :Tc],
                                         mask[idx, :Tc], beta=t.beta, epsilon=t.epsilon, epsilon_high=t.epsilon_high,
-                                        loss_type=t.loss_type, norm=norm,
-                                        weights=None if is_w is None else is_w[idx, :Tc] if is_w.shape[1] > 1
-                                        else is_w[idx])
+                                        loss_type=t.loss_type, norm=norm, weights=_rows(is_w, idx, Tc))
                     self.accelerator.backward(loss)
                 total += float(loss.detach())
                 for key, v in m.items():
@@ -407,58 +309,26 @@ class GRPOTrainer:
                 if ent is not None:
                     entropy_sum += float((ent * mask[idx, :Tc]).sum())
             if t.max_grad_norm is not None:
-                gn = self.accelerator.clip_grad_norm_(self.model.parameters(), t.max_grad_norm)
-                grad_norms.append(float(gn))
+                grad_norms.append(float(self.accelerator.clip_grad_norm_(self.model.parameters(), t.max_grad_norm)))
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.weights_version += 1
             losses.append(total)
-        t_end = time.perf_counter()
-        # 7. metrics (TRL's names where TRL has one)
-        self.num_tokens += int(self._all_sum(float(prompt_mask.sum() + mask.sum())))
-        lengths = mask.sum(-1).float()
-        totals = torch.tensor([float("nan") if v is None else v for v in scores.totals])
-        grouped = totals.view(-1, G)
-        metrics: dict[str, Any] = {
-            "loss": sum(losses) / len(losses),
-            "reward": float(totals.nanmean()),
-            "reward_std": float(A.group_stats(grouped)[2].nanmean()),
-            # a group gives no signal when every advantage in it is zero (outcome: equal rewards; step-only
-            # runs: equal step rewards), which the summed outcome reward cannot tell when there is none
-            "frac_reward_zero_std": A.zero_std_fraction(totals, G) if outcome_r is not None else
-            float((adv.abs().sum(-1).view(-1, G).sum(-1) == 0).float().mean()),
-            **sampling,
-            **{k: v for k, v in scores.metrics.items() if k.startswith("rewards/")},
-            **_step_reward_metrics(scores),
-            "completions/mean_length": float(lengths.mean()),
-            "completions/min_length": float(lengths.min()),
-            "completions/max_length": float(lengths.max()),
-            "completions/clipped_ratio": float(truncated.float().mean()),
-            **_terminated_lengths(lengths, truncated),
-            **self._clip_extremes(reduce_metrics({k: v / t.num_iterations for k, v in sums.items()})),
-            "entropy": entropy_sum / max(tokens_local, 1.0),
-            "advantages/mean_abs": float(adv.abs().sum() / mask.sum().clamp(min=1)),
-            "grad_norm": sum(grad_norms) / len(grad_norms) if grad_norms else None,
-            "learning_rate": self.scheduler.get_last_lr()[0],
-            "num_tokens": self.num_tokens,
-            "step_time": t_end - t0,
-            "time/generate": t_gen - t0,
-            "time/score": t_score - t_gen,
-            "time/train": t_end - t_score,
-            "tokens_per_second": float(mask.sum()) / max(t_gen - t0, 1e-9),
-        }
-        if is_w is not None:  # TRL's names
-            w = is_w.expand_as(mask)[mask.bool()]
-            metrics.update({"sampling/importance_sampling_ratio/min": float(w.min()) if w.numel() else float("nan"),
-                            "sampling/importance_sampling_ratio/mean": float(w.mean()) if w.numel() else float("nan"),
-                            "sampling/importance_sampling_ratio/max": float(w.max()) if w.numel() else float("nan")})
+        # 6. metrics and samples
+        self.num_tokens += int(self._all_sum(float(batch.prompt_mask.sum() + mask.sum())))
+        metrics = step_metrics(
+            loss=sum(losses) / len(losses), scores=scores, group_size=cfg.rollout.num_generations, adv=adv,
+            mask=mask, truncated=batch.truncated, sampling=sampling,
+            loss_metrics=self._clip_extremes(reduce_metrics({k: v / t.num_iterations for k, v in sums.items()})),
+            entropy=entropy_sum / max(tokens_local, 1.0),
+            grad_norm=sum(grad_norms) / len(grad_norms) if grad_norms else None,
+            learning_rate=self.scheduler.get_last_lr()[0], num_tokens=self.num_tokens,
+            times=(t0, t_gen, t_score, time.perf_counter()), is_weights=is_w)
         if self.logger is not None and cfg.log.samples:
-            show = [{"prompt": r.prompt if isinstance(r.prompt, str) else message_text(r.prompt, roles=("user",)),
-                     "completion": r.text, "rewards": r.rewards, "reward": r.reward, "advantage": r.advantage}
-                    for r in rollouts[: cfg.log.samples]]
             every = cfg.log.print_samples_every
-            self.logger.samples(self.step + 1, show, print_table=bool(every) and (self.step + 1) % every == 0)
+            self.logger.samples(self.step + 1, sample_rows(batch.rollouts[: cfg.log.samples]),
+                                print_table=bool(every) and (self.step + 1) % every == 0)
         self.step += 1
         self.last_metrics = metrics
         return metrics
@@ -466,13 +336,14 @@ class GRPOTrainer:
     # --- pieces of a step ------------------------------------------------------------------
 
     def _sample_batch(self):
-        """Phases 1-3: (RolloutBatch, Scores, sampling metrics, seconds spent generating).
+        """Phases 1-2: (RolloutBatch, Scores, Credit, sampling metrics, seconds spent generating).
 
         Every process draws the same global prompt indices and keeps its own share, all G
         completions of each. With ``train.dynamic_sampling`` (DAPO), groups whose advantages are
         all zero are set aside and further rounds are drawn (every process in step, so collectives
         line up) until each process holds prompts_per_step / world groups with signal, for at most
-        ``dynamic_sampling_rounds`` extra rounds; set-aside groups fill any shortfall.
+        ``dynamic_sampling_rounds`` extra rounds; set-aside groups fill any shortfall. Each round's
+        credit is computed once and its chosen rows travel with the batch.
         """
         from .dynamic_sampling import assemble, groups_with_signal, next_draw
 
@@ -495,13 +366,14 @@ class GRPOTrainer:
                 row = global_idx[self.rank::self.world][exc.index // G]
                 raise RewardError(exc.label, exc.plugin, f"{self.cfg.data.train} row {row} (0-based), completion "
                                   f"{exc.index % G}: " + str(exc).split(": ", 1)[-1], exc.index) from exc
+            credit = self._credit(scores, batch.rollouts, batch.completion_ids.shape[1])
             if not t.dynamic_sampling:
-                return batch, scores, {"num_rollouts": self.num_rollouts}, gen_seconds
-            mask = batch.mask * (~batch.truncated).long()[:, None] if t.mask_truncated_completions else batch.mask
-            adv, _ = self._advantages(scores, batch.rollouts, batch.completion_ids, mask)
+                return batch, scores, credit, {"num_rollouts": self.num_rollouts}, gen_seconds
+            # signal read before the batch-wide scale: a positive divisor turns no advantage to zero
+            adv = A.combine(credit.outcome, credit.process, self._loss_mask(batch).cpu())
             for g, ok in enumerate(groups_with_signal(adv, G)):
                 (kept if ok else spare).append((r, g))
-            rounds.append((batch, scores))
+            rounds.append((batch, scores, credit))
             drawn_totals += scores.totals
             counts = torch.tensor([max(need - len(kept), 0), len(kept), len(kept) + len(spare)], device=self.device)
             if self.world > 1:  # every process decides the same: stop, or how much to draw next
@@ -514,14 +386,14 @@ class GRPOTrainer:
         chosen = kept[:need]
         filled = need - len(chosen)
         chosen = sorted(chosen + spare[:filled])  # round order, then group order: deterministic
-        out, out_scores = assemble(rounds, chosen, G, self.tokenizer.pad_token_id)
+        out, out_scores, out_credit = assemble(rounds, chosen, G, self.tokenizer.pad_token_id)
         totals = torch.tensor([float("nan") if v is None else v for v in drawn_totals])
         metrics = {"num_rollouts": self.num_rollouts, "dynamic_sampling/rounds": len(rounds),
                    "dynamic_sampling/extra_rollouts": int(self._all_sum(float(len(drawn_totals) - need * G))),
                    "dynamic_sampling/filled_groups": int(self._all_sum(float(filled))),
                    # every process drew as many groups, so the mean of the shares is the share of all
                    "dynamic_sampling/frac_reward_zero_std_drawn": self._all_sum(A.zero_std_fraction(totals, G)) / self.world}
-        return out, out_scores, metrics, gen_seconds
+        return out, out_scores, out_credit, metrics, gen_seconds
 
     def generate(self, rows, n: int = 1, greedy: bool = False, max_new_tokens: int | None = None,
                  group_offset: int = 0) -> RolloutBatch:
@@ -548,40 +420,46 @@ class GRPOTrainer:
                                truncated=bool(truncated[i])))
         return RolloutBatch(prompt_ids, prompt_mask, completion_ids, mask, truncated, out, done.logprobs)
 
-    def _advantages(self, scores: Scores, rollouts: list[Rollout], completion_ids, mask):
-        """Outcome rewards (weighted sum of outcome-granularity rewards) and step rewards -> [B, T]."""
-        t = self.cfg.train
-        G = self.cfg.rollout.num_generations
-        B, T = completion_ids.shape
-        outcome_labels = [c.label for c in self.host.configs if scores.granularity[c.label] == "outcome"]
-        step_labels = [c.label for c in self.host.configs if scores.granularity[c.label] == "step"]
-        outcome = r = None
-        if outcome_labels:
-            vals = self.host.combine(scores.results, B, granularity="outcome")
-            r = torch.tensor([float("nan") if v is None else v for v in vals], dtype=torch.float64)
-            outcome = A.outcome_advantages(r, G, t.scale_rewards, t.advantage_eps)
-            if t.scale_rewards == "batch" and self.world > 1:  # std over every process's rewards
-                everything = self.accelerator.gather(r.to(self.device)).cpu()
-                std = everything[~torch.isnan(everything)].std()
-                centered = A.outcome_advantages(r, G, "none")
-                outcome = centered / (std + t.advantage_eps)
-        process = None
-        for label in step_labels:
-            ends, values = [], []
-            for i, ro in enumerate(rollouts):
-                res = scores.results[label][i]
-                steps = [s for s in (res.steps or []) if finite_or_none(s[2]) is not None]
-                if not steps:
-                    ends.append([]); values.append([])  # noqa: E702
-                    continue
-                offsets = token_offsets(self.tokenizer, ro.completion_ids, ro.text)
-                last = max(len(offsets) - 1, 0)  # a step no token reaches (cut off) counts at the end
-                ends.append([last if k is None else k for k in step_end_tokens(offsets, [(s, e) for s, e, _ in steps])])
-                values.append([v for _, _, v in steps])
-            p = A.process_advantages(ends, values, G, T, t.advantage_eps, t.process_advantage) * scores.weights[label]
+    def _loss_mask(self, batch: RolloutBatch) -> torch.Tensor:
+        """The completion tokens the loss sees [B, T]: all, or none of a truncated one (mask_truncated_completions)."""
+        if self.cfg.train.mask_truncated_completions:
+            return batch.mask * (~batch.truncated).long()[:, None]
+        return batch.mask
+
+    def _credit(self, scores: Scores, rollouts: list[Rollout], length: int) -> A.Credit:
+        """Each completion's credit: the weighted outcome rewards [B], their group term, step rewards -> [B, length]."""
+        t, G = self.cfg.train, self.cfg.rollout.num_generations
+        labels = [c.label for c in self.host.configs]
+        rewards = outcome = process = None
+        if any(scores.granularity[label] == "outcome" for label in labels):
+            vals = self.host.combine(scores.results, len(rollouts), granularity="outcome")
+            rewards = torch.tensor([float("nan") if v is None else v for v in vals], dtype=torch.float64)
+            outcome = A.outcome_credit(rewards, G, t.scale_rewards, t.advantage_eps)
+        for label in (label for label in labels if scores.granularity[label] == "step"):
+            p = A.process_credit(scores.results[label], rollouts, self.tokenizer, G, length, t.advantage_eps,
+                                 t.process_advantage) * scores.weights[label]
             process = p if process is None else process + p
+        return A.Credit(rewards, outcome, process)
+
+    def _advantages(self, credit: A.Credit, mask: torch.Tensor) -> torch.Tensor:
+        """Per-token advantages [B, T] of the batch that trains (``scale_rewards: batch``: std over every process)."""
+        t = self.cfg.train
+        everything = None
+        if t.scale_rewards == "batch" and self.world > 1 and credit.rewards is not None:
+            everything = self.accelerator.gather(credit.rewards.to(self.device)).cpu()
         # float64 statistics on the CPU; the [B, T] result goes where the mask lives (CUDA in training)
-        return A.combine(outcome, process, mask.cpu()).to(mask.device), r
+        return A.token_advantages(credit, mask.cpu(), t.scale_rewards, t.advantage_eps, everything).to(mask.device)
+
+    @staticmethod
+    def _annotate(rollouts: list[Rollout], scores: Scores, adv: torch.Tensor, mask: torch.Tensor) -> None:
+        """Give each rollout its scores and its mean token advantage (what hooks and samples.jsonl read)."""
+        row_adv = A.mean_over_mask(adv, mask).tolist()
+        for i, r in enumerate(rollouts):
+            r.reward = scores.totals[i]
+            r.rewards = {k: (v[i].value if v[i].applicable else None) for k, v in scores.results.items()}
+            r.steps = {k: v[i].steps for k, v in scores.results.items() if v[i].steps is not None}
+            r.info = {k: v[i].info for k, v in scores.results.items()}
+            r.advantage = row_adv[i]
 
     def _micro_batches(self, prompt_ids, prompt_mask, completion_ids, mask):
         """Gradient-accumulation chunks [(row index, input ids, attention mask, completion length)].
@@ -606,6 +484,24 @@ class GRPOTrainer:
             am = torch.cat([pm[:, p0:], mask[idx, :Tc].to(pm.dtype)], 1)
             out.append((idx, ids, am, Tc))
         return out
+
+    def _old_logprobs(self, batch: RolloutBatch, micro, mask: torch.Tensor):
+        """(old log-probs [B, T] or None, vLLM importance-sampling weights or None) of the sampling policy.
+
+        vLLM samples in bf16 with its own kernels: the ratio's denominator must be the trainer's
+        log-probs even at num_iterations 1, and the sampler's enter only through the IS weight."""
+        cfg = self.cfg
+        B, T = mask.shape
+        vis = cfg.rollout.vllm.importance_sampling if batch.sampler_logp is not None else "off"
+        if cfg.train.num_iterations == 1 and vis == "off":
+            return None, None
+        old_logp = self._logprobs(self.model, micro, B, T)
+        if vis == "off":
+            return old_logp, None
+        from .vllm import importance_weights
+
+        return old_logp, importance_weights(old_logp, batch.sampler_logp.to(old_logp.device), mask, vis,
+                                            cfg.rollout.vllm.importance_sampling_cap)
 
     def _logprobs(self, model, micro, B: int, T: int) -> torch.Tensor:
         """Log-probs [B, T] of the sampled tokens under ``model``, without gradients (0 on padding)."""
@@ -729,29 +625,8 @@ class GRPOTrainer:
             signal.signal(signal.SIGINT, previous)
 
 
-def _terminated_lengths(lengths: torch.Tensor, truncated: torch.Tensor) -> dict[str, float]:
-    """TRL's completions/{mean,min,max}_terminated_length: lengths of completions that ended with EOS (0 if none)."""
-    done = lengths[~truncated.to(lengths.device)]
-    if done.numel() == 0:
-        return {f"completions/{k}_terminated_length": 0.0 for k in ("mean", "min", "max")}
-    return {"completions/mean_terminated_length": float(done.mean()),
-            "completions/min_terminated_length": float(done.min()),
-            "completions/max_terminated_length": float(done.max())}
-
-
-def mean_over_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of x [B, T] over each row's mask [B, T] (0 for an empty row), on x's device: no indexing."""
-    m = mask.to(x.dtype)
-    return (x * m).sum(-1) / m.sum(-1).clamp(min=1)
-
-
-def _step_reward_metrics(scores: Scores) -> dict[str, float]:
-    """``rewards/{label}/step_mean`` and ``/steps_per_completion`` for step-granularity rewards."""
-    out = {}
-    for label, results in scores.results.items():
-        if scores.granularity.get(label) != "step":
-            continue
-        values = [v for r in results for _, _, v in (r.steps or []) if finite_or_none(v) is not None]
-        out[f"rewards/{label}/step_mean"] = sum(values) / len(values) if values else float("nan")
-        out[f"rewards/{label}/steps_per_completion"] = len(values) / max(len(results), 1)
-    return out
+def _rows(x: torch.Tensor | None, idx: torch.Tensor, length: int) -> torch.Tensor | None:
+    """A micro-batch's rows of a [B, T] tensor cut to its length ([B, 1] per-sequence weights: rows only)."""
+    if x is None:
+        return None
+    return x[idx, :length] if x.shape[1] > 1 else x[idx]
