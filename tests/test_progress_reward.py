@@ -176,11 +176,27 @@ def test_any_text_scores_without_raising(any_text_reward, completions, prompt):
             assert r.info["q"][-1] in (0.0, 1.0) and len(r.info["q"]) == len(r.steps) + 1
 
 
-def test_end_to_end_through_score_with_a_tiny_prover(tmp_path):
-    prover = tmp_path / "prover"
+@pytest.fixture(scope="module")
+def prover(tmp_path_factory):
+    path = tmp_path_factory.mktemp("prover")
     tok = build_tokenizer()
-    build_model(tok, hidden_size=32, layers=1, heads=2, seed=3).save_pretrained(prover)
-    tok.save_pretrained(prover)
+    build_model(tok, hidden_size=32, layers=1, heads=2, seed=3).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_the_prover_is_frozen_left_padded_and_takes_empty_texts(prover):
+    from grpo_progress.prover import Prover
+
+    greedy = Prover(str(prover), "cpu", temperature=0)
+    assert not greedy.model.training and not any(p.requires_grad for p in greedy.model.parameters())
+    # left padding: a short text continues the same beside a long one as alone
+    assert greedy(["2+3=5", "Start at 2, add 3. 2+"], 5)[0] == greedy(["2+3=5"], 5)[0]
+    assert len(greedy(["", ""], 5)) == 2  # no tokens at all: it starts from the start token
+    assert greedy([], 5) == []
+
+
+def test_end_to_end_through_score_with_a_tiny_prover(prover, tmp_path):
     inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     rows = [{"prompt": PROMPT, "completion": c, **GOLD} for c in (RIGHT, WRONG_SECOND, "")]
     inp.write_text("".join(json.dumps(r) + "\n" for r in rows))

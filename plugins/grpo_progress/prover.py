@@ -32,8 +32,11 @@ class Prover:
 
         if not texts:
             return []
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False,
-                             truncation=True, max_length=self.max_length).to(self.device)
+        tok = self.tokenizer
+        ids = tok(texts, add_special_tokens=False, truncation=True, max_length=self.max_length)["input_ids"]
+        # a text with no tokens (an empty prompt and prefix) starts from the start token: generate needs one
+        start = next(t for t in (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) if t is not None)
+        enc = tok.pad({"input_ids": [row or [start] for row in ids]}, return_tensors="pt").to(self.device)
         sampled = self.temperature > 0
         kwargs = {"do_sample": True, "temperature": self.temperature, "top_k": 0, "top_p": 1.0} if sampled else \
             {"do_sample": False}
