@@ -16,7 +16,9 @@ HERE = Path(__file__).resolve().parent
 RECIPE = HERE / "recipe"
 BASE_REPO = "grpo-sandbox-base"
 REPO = "grpo-sandbox"
-IMAGE_FILES = ("__init__.py", "harness.py", "compare.py", "asserts.py", "process.py", "runner.py", "tester.py", "zygote.py", "server.py")
+# the in-sandbox files (stdlib only): the image's COPY line and the local backend's copy both use this list
+IMAGE_FILES = ("__init__.py", "harness.py", "compare.py", "asserts.py", "process.py", "runner.py", "tester.py",
+               "zygote.py", "server.py", "cgroup_events.py")
 
 
 def _digest(paths) -> str:
@@ -76,7 +78,8 @@ def build_image(client=None, force: bool = False, log=print) -> str:
         build_base(client, log)
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
-        dockerfile = (RECIPE / "Dockerfile").read_text().replace("{base}", base).encode()
+        dockerfile = (RECIPE / "Dockerfile").read_text().replace("{base}", base)
+        dockerfile = dockerfile.replace("{files}", " ".join(IMAGE_FILES)).encode()
         _add(tar, "Dockerfile", dockerfile)
         for name in IMAGE_FILES:
             _add(tar, name, (HERE / name).read_bytes())

@@ -19,6 +19,7 @@ import time
 # the image holds this package at /opt/grpo_sandbox (stdlib only); -I leaves the script's dir off sys.path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from grpo_sandbox import harness  # noqa: E402
+from grpo_sandbox.cgroup_events import V1_FILE, V2_FILE, read_oom_kills  # noqa: E402
 from grpo_sandbox.zygote import Zygote, ZygoteGone  # noqa: E402
 
 # pytest too: its import is most of a pytest-format run (the system site-packages are on the server's path)
@@ -79,16 +80,7 @@ class DockerBox:
 
     def oom_kills(self) -> int:
         """How many processes the container's memory cgroup has OOM-killed so far (v1 or v2)."""
-        for path in ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"):
-            try:
-                with open(path) as fh:
-                    for line in fh:
-                        key, _, value = line.partition(" ")
-                        if key == "oom_kill":
-                            return int(value)
-            except OSError:
-                continue
-        return 0
+        return read_oom_kills(f"/sys/fs/cgroup/memory/{V1_FILE}", f"/sys/fs/cgroup/{V2_FILE}")
 
     def reset(self) -> None:
         """Empty the scratch mounts and IPC objects, as the run uid (root here cannot enter its 0700 dirs)."""

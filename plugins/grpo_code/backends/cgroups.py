@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from grpo_sandbox.cgroup_events import V1_FILE, V2_FILE, read_oom_kills
+
 ROOT = Path("/sys/fs/cgroup")
 
 
@@ -70,15 +72,7 @@ class RunCgroup:
 
     def oom_kills(self) -> int:
         """Processes the kernel has OOM-killed in this cgroup so far."""
-        name = "memory.events" if self.v2 else "memory.oom_control"
-        try:
-            for line in (self.dirs["memory"] / name).read_text().splitlines():
-                key, _, value = line.partition(" ")
-                if key == "oom_kill":
-                    return int(value)
-        except OSError:
-            pass
-        return 0
+        return read_oom_kills(str(self.dirs["memory"] / (V2_FILE if self.v2 else V1_FILE)))
 
     def remove(self) -> None:
         """Delete the cgroup (it must be empty)."""
