@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 
 from grpo_code.backends import create_backend  # noqa: E402
+from grpo_plugins import get_plugin_manager  # noqa: E402
 from grpo_sandbox.engine import start_engine  # noqa: E402
 
 TEMPLATES = [
@@ -183,9 +184,10 @@ def main() -> None:
     reason = start_engine()
     if reason:
         sys.exit(f"docker engine unavailable: {reason}")
-    pool = create_backend("docker", parallel=args.parallel)
+    manager = get_plugin_manager()  # a script, not a plugin: the installed plugins' backends
+    pool = create_backend("docker", manager, parallel=args.parallel)
     pool.warm()
-    local = create_backend("local", parallel=args.parallel)
+    local = create_backend("local", manager, parallel=args.parallel)
     image = pool.image
     probs = problems(100)
     workloads = {

@@ -84,3 +84,22 @@ def test_build_prints_the_hash_tag():
     from grpo_sandbox.image import image_tag
 
     assert res.output.strip().splitlines()[-1] == image_tag()
+
+
+def test_exec_finds_backends_in_the_clis_manager(tmp_path):
+    """A backend from a ``--plugin`` file: exec looks in the manager the CLI loaded it into."""
+    (tmp_path / "echo_backend.py").write_text(
+        "from grpo_plugins import hookimpl\n"
+        "from grpo_code.backends import SandboxBackend, error_verdict\n"
+        "class Echo(SandboxBackend):\n"
+        "    def run(self, job):\n"
+        "        return {**error_verdict(''), 'status': 'passed', 'stdout': job['code']}\n"
+        "@hookimpl\n"
+        "def register_sandbox_backends(register):\n"
+        "    register('echo', Echo)\n")
+    write_jsonl(tmp_path / "in.jsonl", [{"code": "hello"}])
+    res = invoke(["--plugin", str(tmp_path / "echo_backend.py"), "sandbox", "exec", "--backend", "echo",
+                  "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl")])
+    assert res.exit_code == 0, res.output
+    [out] = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert (out["status"], out["stdout"]) == ("passed", "hello")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import grpo_plugins
 from grpo_plugins import Sample
 from grpo_plugins.manager import PluginManager
 from grpo_code.backends import create_backend, sandbox_backends
@@ -42,9 +43,27 @@ def test_reward_creates_backends_from_the_manager_that_made_it():
     assert sandbox_backends(pm)["fake"] == (Fake, "third_party")
     reward = pm.create_reward("code", {"backend": "fake"})
     assert reward.manager is pm and isinstance(reward.backend, Fake)
-    # the process-wide manager never saw the third party's backend
+    assert reward.backend.kw == {"limits": {}, "parallel": None}
+    # another manager never saw the third party's backend
     with pytest.raises(ValueError, match="unknown sandbox backend 'fake'"):
-        create_backend("fake")
+        create_backend("fake", PluginManager(allow=["code"]))
+
+
+def test_no_manager_is_an_error_never_the_process_wide_one(monkeypatch):
+    import grpo_plugins.manager
+
+    def process_wide():
+        raise AssertionError("the process-wide manager was consulted")
+
+    monkeypatch.setattr(grpo_plugins.manager, "get_plugin_manager", process_wide)
+    monkeypatch.setattr(grpo_plugins, "get_plugin_manager", process_wide)
+    with pytest.raises(TypeError, match=r"create_backend\('docker'\): no plugin manager given"):
+        create_backend("docker", None)
+    from grpo_code.backends import SandboxUnavailable
+    from grpo_code.reward import CodeReward
+
+    with pytest.raises(SandboxUnavailable, match=r"no plugin manager .* PluginManager.create_reward\('code'"):
+        CodeReward({"backend": "local"}).backend
 
 
 def test_registered_with_backends():

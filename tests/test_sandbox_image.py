@@ -57,7 +57,8 @@ def test_containers_do_not_outlive_a_killed_host(tmp_path):
 
     make_backend("docker").close()
     script = ("import sys, time\nfrom grpo_code.backends import create_backend\n"
-              "b = create_backend('docker', parallel=2); b.warm(2)\nprint('warm', flush=True)\ntime.sleep(60)\n")
+              "from grpo_plugins import PluginManager\n"
+              "b = create_backend('docker', PluginManager(allow=['code']), parallel=2); b.warm(2)\nprint('warm', flush=True)\ntime.sleep(60)\n")
     p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "warm"

@@ -105,8 +105,10 @@ def exec_cmd(input_path, output_path, backend, parallel, limit_items):
     """Run programs (with tests, or once each) in the sandbox; verdicts in input order."""
     limits = parse_limit(limit_items)
     jobs = load_runs(input_path)
+    # the host's CLI keeps its manager (the one --plugin files were loaded into) in the root context
+    manager = click.get_current_context().find_root().obj["manager"]
     try:
-        b = create_backend(backend, limits=limits, parallel=parallel)
+        b = create_backend(backend, manager, limits=limits, parallel=parallel)
     except SandboxUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
     with b:

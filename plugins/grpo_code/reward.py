@@ -55,6 +55,9 @@ class CodeReward(Reward):
         """The sandbox backend, created (and the image built if missing) on first use."""
         with self._lock:
             if self._backend is None:
+                if self.manager is None:
+                    raise SandboxUnavailable("the code reward has no plugin manager to find its sandbox backend in: "
+                                             "create it with PluginManager.create_reward('code', options)")
                 o = self.options
                 kw = {"limits": o.limits, "parallel": o.parallel}
                 if o.backend == "auto":

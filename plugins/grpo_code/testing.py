@@ -36,6 +36,14 @@ def _docker_reason() -> str | None:
     return None
 
 
+@functools.cache
+def _code_manager():
+    """A manager with only the built-in code plugin: the docker and local backends, nothing else."""
+    from grpo_plugins import PluginManager
+
+    return PluginManager(allow=["code"])
+
+
 def make_backend(name: str, **options):
     """A ready backend ("docker" or "local"), or a skip (fail in CI) naming why it cannot run."""
     if name == "docker":
@@ -45,6 +53,6 @@ def make_backend(name: str, **options):
     from .backends import create_backend
 
     try:
-        return create_backend(name, **options)
+        return create_backend(name, _code_manager(), **options)
     except SandboxUnavailable as exc:
         _unavailable(str(exc))

@@ -83,12 +83,14 @@ def sandbox_backends(manager) -> dict[str, tuple[type, str]]:
     return found
 
 
-def create_backend(name: str, manager=None, **options: Any) -> SandboxBackend:
-    """Instantiate a registered backend by name ("docker", "local", or a third party's)."""
-    if manager is None:
-        from grpo_plugins import get_plugin_manager
+def create_backend(name: str, manager, **options: Any) -> SandboxBackend:
+    """Instantiate a backend by name ("docker", "local", or a third party's) that ``manager``'s plugins register.
 
-        manager = get_plugin_manager()
+    The manager is the caller's own (a reward's ``reward.manager``, a command's CLI manager): the
+    process-wide one may not hold the plugins the caller was configured with."""
+    if manager is None:
+        raise TypeError(f"create_backend({name!r}): no plugin manager given; pass the one that loaded the "
+                        "plugins (a reward's reward.manager, set by PluginManager.create_reward)")
     backends = sandbox_backends(manager)
     if name not in backends:
         raise SettingError("backend", f"unknown sandbox backend {name!r}",
