@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 
 from ..io import fsync_dir
-from .errors import BufferLockedError
+from .errors import BufferDiskFullError, BufferLockedError
 from .format import (LOCK, SEGMENTS, STATE, Corruption, Entry, content_key, encode_line, key_prefix, ranges,
                      with_header, write_file)
-from .segments import NO_CYCLE, Index, Store, live_positions, migrate_legacy, seg_path
+from .segments import NO_CYCLE, Index, Store, leftovers, live_positions, migrate_legacy, seg_path
 
 Eviction = Literal["fifo", "random"]
 
@@ -36,6 +36,7 @@ class ReplayBuffer:
         self.dedupe_fields = None if dedupe_fields is None else tuple(dedupe_fields)
         self.rng = random.Random(seed)
         self._fd: int | None = None
+        self._dirty = False
         self._lock_fh = _lock(self.root, lock_timeout)
         try:
             self._open()
@@ -46,16 +47,12 @@ class ReplayBuffer:
     def _open(self) -> None:
         migrate_legacy(self.root)
         (self.root / SEGMENTS).mkdir(exist_ok=True)
-        for p in (self.root / SEGMENTS).glob("*.tmp"):  # a seal or compaction killed half-way
+        for p in leftovers(self.root):  # a seal, compaction or checkpoint killed half-way
             p.unlink()
         s = self.store = Store(self.root, writable=True)
         s.load()
-        if s.torn is not None:  # a kill in the middle of an append: that batch was never acknowledged
-            seg, good_end, _ = s.torn
-            with open(seg_path(self.root, seg, "log"), "r+b") as fh:
-                fh.truncate(good_end)
-                os.fsync(fh.fileno())
-            s.torn = None
+        self._dirty = False  # commits since the last checkpoint (close writes one)
+        self._fix_newest()
         idx = s.idx
         # built in C over every entry, then the evicted ones taken out (a record may come back after its
         # eviction: the later entry wins, and only an entry's own mapping is removed)
@@ -71,15 +68,75 @@ class ReplayBuffer:
         self._active = s.segments[-1] if s.segments and s.segments[-1] > s.sealed else None
         if self._active is not None:
             self._fd = os.open(seg_path(self.root, self._active, "log"), os.O_WRONLY | os.O_APPEND)
+        for seg in s.stale:  # nothing live is missing from these logs: index them again
+            self._write_idx(seg)
+        if s.stale or s.recount or s.checkpoint_damaged or s.newline_at or s.recovered or (
+                s.version < 2 and s.segments):  # brings the checkpoint up to date (and to this version)
+            try:
+                self._checkpoint(s.sealed)
+            except OSError as exc:  # a full disk: the next seal or close writes it
+                warnings.warn(f"{self.root}: could not update the checkpoint ({exc}); will retry", stacklevel=3)
+        s.stale, s.recount, s.checkpoint_damaged, s.newline_at, s.recovered = [], [], None, None, None
         over = 0 if self.capacity is None else max(0, self._live - self.capacity)
         if over:  # opened with a smaller capacity than the buffer was written with: evict now
-            self._commit([], self._victims(over, None), None)
+            try:
+                self._commit([], self._victims(over, None), None)
+            except OSError as exc:
+                raise BufferDiskFullError(
+                    f"{self.root}: opening with capacity {self.capacity} needs {over} evictions committed, but "
+                    f"writing them failed ({exc.strerror or exc}): free space, or open with a capacity of at least "
+                    f"{self._live}; nothing was changed") from None
         self._maybe_seal()
+
+    def _fix_newest(self) -> None:
+        """Cut a torn tail, commit intact records of a cut last commit, rewrite a damaged final newline."""
+        s = self.store
+        if s.torn is not None or s.recovered:
+            # a kill in the middle of an append: that batch was never acknowledged (cut it away), or a cut
+            # inside acknowledged batches: commit the intact records again so the log stands on its own
+            seg, good_end = s.torn[:2] if s.torn is not None else (s.recovered[0], None)
+            with open(seg_path(self.root, seg, "log"), "r+b") as fh:
+                if good_end is not None:
+                    fh.truncate(good_end)
+                if s.recovered:
+                    fh.seek(0, os.SEEK_END)
+                    fh.write(encode_line({"commit": s.recovered[1], "evict": [], "recovered": True}))
+                os.fsync(fh.fileno())
+            s.torn = None
+        if s.newline_at is not None:
+            seg, at = s.newline_at
+            with open(seg_path(self.root, seg, "log"), "r+b") as fh:
+                fh.seek(at)
+                fh.write(b"\n")
+                os.fsync(fh.fileno())
+
+    def repair(self) -> list[str]:
+        """Drop the acknowledged records found missing from the index and checkpoint; say what was dropped."""
+        s = self.store
+        said = [f"segment {loss.segment}: dropped {loss.missing} acknowledged records that are missing "
+                f"({loss.file}{loss.detail})" for loss in s.losses]
+        for loss in s.losses:
+            seg = loss.segment
+            if seg in s.cut:  # a sealed log cut in the middle of a line: the partial line goes
+                with open(seg_path(self.root, seg, "log"), "r+b") as fh:
+                    fh.truncate(s.cut[seg])
+                    os.fsync(fh.fileno())
+            if seg in s.segments and seg <= s.sealed:
+                self._write_idx(seg)
+        if s.losses:
+            s.losses = []
+            self._checkpoint(s.sealed)
+        return said
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release the segment file and the writer lock."""
+        """Checkpoint the newest segment's counts, release the segment file and the writer lock."""
+        if self._lock_fh is not None and self._dirty:
+            try:  # records the newest segment's acknowledged count, so a later cut of it is found
+                self._checkpoint(self.store.sealed)
+            except OSError as exc:
+                warnings.warn(f"{self.root}: could not write the checkpoint at close ({exc})", stacklevel=2)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -271,6 +328,7 @@ class ReplayBuffer:
         while self._head < len(idx) and not idx.live[self._head]:
             self._head += 1
         s.pending_evict = []
+        self._dirty = True
         if tag is not None:
             s.tags[tag] = {"added": len(new), "size": size}
         self._maybe_seal()
@@ -286,21 +344,34 @@ class ReplayBuffer:
             warnings.warn(f"{self.root}: sealing segment {self._active} failed ({exc}); will retry", stacklevel=3)
 
     def _seal(self) -> None:
-        idx, seg = self.store.idx, self._active
-        a, b = idx.segment_span(seg)
-        size = os.fstat(self._fd).st_size
-        write_file(seg_path(self.root, seg, "idx"), with_header({"log_size": size, "n": b - a}, idx.columns(a, b)))
+        seg = self._active
+        self._write_idx(seg, os.fstat(self._fd).st_size)
         self._checkpoint(seg)
         os.close(self._fd)
         self._fd, self._active = None, None
         self._reclaim()
 
+    def _write_idx(self, seg: int, size: int | None = None) -> None:
+        idx = self.store.idx
+        a, b = idx.segment_span(seg)
+        if size is None:
+            size = seg_path(self.root, seg, "log").stat().st_size
+        write_file(seg_path(self.root, seg, "idx"), with_header({"log_size": size, "n": b - a}, idx.columns(a, b)))
+
     def _checkpoint(self, sealed: int) -> None:
-        s = self.store
+        """Write ``state``: the last sealed segment, tombstones, tags, and every segment's record count."""
+        s, idx = self.store, self.store.idx
         runs = array("q", [x for r in ranges(s.dead) for x in r])
-        header = {"sealed": sealed, "next_seq": s.next_seq, "tags": s.tags}
+        lost = {loss.segment for loss in s.losses}  # unrepaired: keep the counts that show the loss
+        segs = [[seg, *s.expect[seg]] for seg in sorted(lost) if seg in s.expect]
+        for seg in s.segments:
+            a, b = idx.segment_span(seg)
+            if seg not in lost and b > a:
+                segs.append([seg, b - a, idx.seq[a], idx.seq[b - 1]])
+        header = {"version": 2, "sealed": sealed, "next_seq": s.next_seq, "tags": s.tags, "segs": sorted(segs)}
         write_file(self.root / STATE, with_header(header, runs.tobytes()))
-        s.sealed = sealed
+        s.sealed, s.expect = sealed, {e[0]: (e[1], e[2], e[3]) for e in segs}
+        self._dirty = False
 
     def _reclaim(self) -> None:
         """Delete sealed segments with no live record; rewrite sealed ones that are mostly evicted."""
@@ -321,12 +392,15 @@ class ReplayBuffer:
             self._head = 0
             while self._head < len(idx) and not idx.live[self._head]:
                 self._head += 1
-        if self.eviction != "random":
-            return  # FIFO empties the oldest segment first: deleting it is enough
-        for seg in list(s.segments):
-            a, b = idx.segment_span(seg)
-            if seg <= s.sealed and 0 < s.live_per_seg[seg] * 2 < (b - a):
-                self._compact(seg)
+        compacted = False
+        if self.eviction == "random":  # FIFO empties the oldest segment first: deleting it is enough
+            for seg in list(s.segments):
+                a, b = idx.segment_span(seg)
+                if seg <= s.sealed and 0 < s.live_per_seg[seg] * 2 < (b - a):
+                    self._compact(seg)
+                    compacted = True
+        if gone or compacted:  # the checkpoint's counts follow the deleted and rewritten segments
+            self._checkpoint(s.sealed)
 
     def _compact(self, seg: int) -> None:
         """Rewrite a sealed segment with its live records only (room for one segment, never the buffer)."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
 from .buffer import ReplayBuffer
+from .errors import CorruptRecordWarning
 from .reader import check_buffer
 
 
@@ -19,17 +21,24 @@ def add_buffer_group(cli: click.Group) -> None:
 
     @buffer_group.command("check")
     @click.argument("buffer_dir", type=click.Path(file_okay=False, exists=True))
-    @click.option("--repair", is_flag=True, help="take the writer lock, read every record, and move aside and "
-                                                 "tombstone those that fail their checksum")
+    @click.option("--repair", is_flag=True, help="take the writer lock, read every record, move aside and "
+                                                 "tombstone those that fail their checksum, and drop missing "
+                                                 "acknowledged records from the index (saying how many)")
     def buffer_check_cmd(buffer_dir, repair):
         """Verify every line's checksum and list corrupt records as FILE:OFFSET.
 
         Exits 1 while a corrupt record is not yet moved aside (``--repair``, or any writer that reads it,
-        does that) or an index is damaged; a torn tail is listed but is no error (the next writer cuts it).
+        does that), acknowledged records are missing (segment N: K acknowledged records missing) or a
+        file is damaged; a torn tail and leftovers of interrupted operations (which the next writer
+        open cleans) are listed but are no error.
         """
+        dropped: list[str] = []
         if repair:
-            with ReplayBuffer(buffer_dir) as buf:
-                buf.verify()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CorruptRecordWarning)  # the report below lists it all
+                with ReplayBuffer(buffer_dir) as buf:
+                    buf.verify()
+                    dropped = buf.repair()
         report = check_buffer(buffer_dir)
         click.echo(f"{buffer_dir}: {report.records} records in {report.segments} segments")
         for c in report.corrupt:
@@ -37,9 +46,12 @@ def add_buffer_group(cli: click.Group) -> None:
         if report.torn:
             seg, good, size = report.torn
             click.echo(f"segment {seg}: torn tail of {size - good} bytes after offset {good} (cut by the next writer)")
-        for problem in report.problems:
-            click.echo(problem)
+        for line in [*dropped, *map(str, report.losses), *report.problems]:
+            click.echo(line)
+        for note in report.notes:
+            click.echo(f"note: {note}")
         pending = [c for c in report.corrupt if not c.moved_to]
-        click.echo(f"{len(report.corrupt)} corrupt, {len(pending)} not moved aside" if report.corrupt else "ok")
-        if pending or report.problems:
+        click.echo(f"{len(report.corrupt)} corrupt, {len(pending)} not moved aside" if report.corrupt else
+                   "damaged" if report.losses or report.problems else "ok")
+        if pending or report.problems or report.losses:
             sys.exit(1)

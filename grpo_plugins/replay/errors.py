@@ -1,4 +1,4 @@
-"""What the replay buffer raises and warns: a held lock, a corrupt checkpoint, no buffer, a corrupt record."""
+"""What the replay buffer raises and warns: a held lock, a full disk at open, no buffer, a corrupt record or segment."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ class BufferLockedError(UserError, RuntimeError):
 
 
 class BufferCorruptError(UserError, RuntimeError):
-    """A buffer file the buffer cannot do without (the checkpoint) fails its checksum."""
+    """A buffer file fails its checksum beyond repair (kept for callers; a damaged checkpoint is rebuilt now)."""
+
+
+class BufferDiskFullError(UserError):
+    """Opening needs to write (evictions for a smaller capacity) and the disk is full; nothing was changed."""
 
 
 class NotABufferError(UserError, FileNotFoundError):
@@ -18,4 +22,4 @@ class NotABufferError(UserError, FileNotFoundError):
 
 
 class CorruptRecordWarning(UserWarning):
-    """A record failed its checksum; the message names the file, the offsets and the count."""
+    """A record failed its checksum, or acknowledged records are missing; names the file and the count."""

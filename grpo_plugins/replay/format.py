@@ -110,6 +110,8 @@ class LogScan:
     good_end: int  # end of the last commit (or of the last line kept)
     size: int
     uncommitted: int  # valid record lines after the last commit (a torn batch)
+    tail: list[tuple[int, int, dict[str, Any]]] = None  # those record lines (offset, length, entry json)
+    newline_at: int | None = None  # offset of a final commit line's newline that is damaged (the batch is kept)
 
 
 def scan_log(path: Path, committed_only: bool = True) -> LogScan:
@@ -137,14 +139,37 @@ def scan_log(path: Path, committed_only: bool = True) -> LogScan:
                 records.append(pending.pop())
                 good_end = end
         pos = end
+    newline_at = None
+    if pos and data and not data.endswith(b"\n"):
+        start = data.rfind(b"\n", 0, len(data) - 1) + 1
+        obj = decode_line(data[start:-1] + b"\n")
+        if obj is not None and "commit" in obj:
+            # a complete commit line whose last byte is not a newline: damage (a flip), not a torn write
+            records += pending
+            pending = []
+            commits.append(obj)
+            good_end, bad_in_tail, newline_at = len(data), False, len(data) - 1
     uncommitted = len(pending)
     if bad_in_tail:
         # a complete line that fails its checksum after the last commit is damage, not a torn write:
         # it may be the batch's own commit line, so the batch's records were acknowledged; keep them
         records += pending
         last = max([corrupt[-1][0] + corrupt[-1][1]] + [o + n for o, n, _ in pending])
-        good_end, uncommitted = max(good_end, last), 0
-    return LogScan(records, commits, corrupt, good_end, len(data), uncommitted)
+        good_end, uncommitted, pending = max(good_end, last), 0, []
+    return LogScan(records, commits, corrupt, good_end, len(data), uncommitted, pending, newline_at)
+
+
+@dataclass
+class Loss:
+    """Acknowledged records a segment should hold (by the checkpoint's counts) that are not in it."""
+
+    segment: int
+    missing: int  # live records gone
+    file: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"segment {self.segment}: {self.missing} acknowledged records missing ({self.file}{self.detail})"
 
 
 def write_file(path: Path, data: bytes) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BufferCorruptError, CorruptRecordWarning, NotABufferError
-from .format import LEGACY, QUARANTINE, SEGMENTS, Corruption, Entry, scan_log
-from .segments import Store, list_segments, live_positions, read_idx, seg_path
+from .errors import CorruptRecordWarning, NotABufferError
+from .format import LEGACY, QUARANTINE, SEGMENTS, Corruption, Entry, Loss, scan_log
+from .segments import Store, leftovers, list_segments, live_positions, seg_path
 
 
 class BufferReader:
@@ -65,7 +65,8 @@ def read_buffer(root: str | os.PathLike, cycle: int | None = None, before_cycle:
 
 @dataclass
 class CheckReport:
-    """What ``grpo-plugins buffer check`` found: live records, corrupt lines, a torn tail, quarantined files."""
+    """What ``grpo-plugins buffer check`` found: live records, corrupt lines, missing acknowledged records,
+    damage (problems), a torn tail, leftovers of interrupted operations that a writer's open cleans (notes)."""
 
     records: int
     segments: int
@@ -73,10 +74,12 @@ class CheckReport:
     torn: tuple[int, int, int] | None
     quarantined: list[str]
     problems: list[str]
+    losses: list[Loss] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.corrupt and not self.problems
+        return not self.corrupt and not self.problems and not self.losses
 
 
 def check_buffer(root: str | os.PathLike) -> CheckReport:
@@ -87,10 +90,7 @@ def check_buffer(root: str | os.PathLike) -> CheckReport:
         raise NotABufferError(f"{root}: not a replay buffer (no {SEGMENTS}/ or {LEGACY})")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CorruptRecordWarning)
-        try:
-            store = BufferReader(root).store
-        except BufferCorruptError as exc:
-            return CheckReport(0, 0, [], None, [], [str(exc)])
+        store = BufferReader(root).store
         corrupt = list(store.corrupt)
         seen = {(c.file, c.offset) for c in corrupt}
         for seg in store.segments:  # full scan: indexed segments are not read at open
@@ -102,8 +102,18 @@ def check_buffer(root: str | os.PathLike) -> CheckReport:
                     moved = root / QUARANTINE / f"{log.stem}-{off}.bad"
                     c.moved_to = str(moved) if moved.exists() else None
                     corrupt.append(c)
-            if seg <= store.sealed and read_idx(seg_path(root, seg, "idx"), scan.size) is None:
-                problems.append(f"{seg_path(root, seg, 'idx')}: missing or stale index (rebuilt on the next open)")
+    problems += ([store.checkpoint_damaged] if store.checkpoint_damaged else []) + store.problems
+    notes = [f"{p}: left by a seal, compaction or checkpoint killed half-way (removed by the next writer open)"
+             for p in leftovers(root)]
+    notes += [f"{seg_path(root, seg, 'idx')}: missing or stale index, nothing missing from its log (rebuilt by "
+              f"the next writer open)" for seg in store.stale]
+    notes += [f"segment {seg}: the checkpoint's count predates an interrupted compaction or deletion, nothing "
+              f"live is missing (updated by the next writer open)" for seg in store.recount]
+    if store.recovered:
+        seg, n = store.recovered
+        notes.append(f"segment {seg}: {n} intact acknowledged records after its last commit line are kept (the next "
+                     f"writer open commits them again)")
     qdir = root / QUARANTINE
     quarantined = sorted(str(p) for p in qdir.iterdir()) if qdir.is_dir() else []
-    return CheckReport(sum(store.idx.live), len(store.segments), corrupt, store.torn, quarantined, problems)
+    return CheckReport(sum(store.idx.live), len(store.segments), corrupt, store.torn, quarantined, problems,
+                       list(store.losses), notes)

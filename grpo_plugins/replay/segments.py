@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..io import fsync_dir
-from .errors import BufferCorruptError, CorruptRecordWarning
-from .format import (LEGACY, QUARANTINE, SEGMENTS, STATE, Corruption, Entry, decode_line, encode_line, key_prefix,
+from .errors import CorruptRecordWarning
+from .format import (LEGACY, QUARANTINE, SEGMENTS, STATE, Corruption, Entry, Loss, decode_line, encode_line, key_prefix,
                      scan_log, split_header, unranges, write_file)
 
 NO_CYCLE = -(2**31)  # cycle None in the index
@@ -76,8 +76,14 @@ def list_segments(root: Path) -> list[int]:
     return sorted(int(p.name[:-4]) for p in d.iterdir() if p.name.endswith(".log") and p.name[:-4].isdigit())
 
 
-def read_idx(path: Path, log_size: int) -> dict[str, array] | None:
-    """A sealed segment's index columns; None when missing, corrupt or written for another log size."""
+def leftovers(root: Path) -> list[Path]:
+    """Temp files of a seal, compaction or checkpoint killed half-way (a writer's open removes them)."""
+    found = list((root / SEGMENTS).glob("*.tmp")) if (root / SEGMENTS).is_dir() else []
+    return found + [p for p in (root / (STATE + ".tmp"),) if p.exists()]
+
+
+def read_idx(path: Path, log_size: int | None) -> dict[str, array] | None:
+    """A sealed segment's index columns; None when missing, corrupt or written for another log size (any: None)."""
     try:
         parsed = split_header(path.read_bytes())
     except FileNotFoundError:
@@ -86,7 +92,7 @@ def read_idx(path: Path, log_size: int) -> dict[str, array] | None:
         return None
     header, body = parsed
     n = header.get("n", -1)
-    if header.get("log_size") != log_size or len(body) != 8 * n * len(_IDX_COLUMNS):
+    if (log_size is not None and header.get("log_size") != log_size) or len(body) != 8 * n * len(_IDX_COLUMNS):
         return None  # the log was rewritten (compaction killed between its two renames): rescan
     cols, pos = {}, 0
     for name, code in _IDX_COLUMNS:
@@ -111,6 +117,16 @@ class Store:
         self.segments: list[int] = []
         self.pending_evict: list[int] = []  # found corrupt or over capacity at open: tombstone next commit
         self.inodes: dict[int, int] = {}  # segment -> inode of the log as loaded (a compaction replaces it)
+        self.version = 2  # of the checkpoint read; 1: the format before per-segment counts
+        self.expect: dict[int, tuple[int, int, int]] = {}
+        self.losses: list[Loss] = []  # acknowledged records missing, per segment
+        self.stale: list[int] = []  # sealed segments whose index a writer rebuilds (nothing live missing)
+        self.recount: list[int] = []  # segments whose checkpoint count a writer updates (nothing live missing)
+        self.cut: dict[int, int] = {}  # sealed segment -> end of its last intact line (rescanned ones)
+        self.problems: list[str] = []  # damage found at load that is not a record count
+        self.checkpoint_damaged: str | None = None
+        self.newline_at: tuple[int, int] | None = None  # (segment, offset) of a damaged final newline
+        self.recovered: tuple[int, int] | None = None  # (segment, records) kept after a cut last commit
 
     # --- loading -----------------------------------------------------------------------------
 
@@ -120,42 +136,87 @@ class Store:
             data = state_path.read_bytes()
         except FileNotFoundError:
             data = None
+        expect: dict[int, tuple[int, int, int]] = {}  # segment -> (records, first seq, last seq) at checkpoint
+        rebuild = False
         if data is not None:
             parsed = split_header(data)
             if parsed is None:
-                raise BufferCorruptError(f"{state_path}: the buffer's checkpoint fails its checksum; "
-                                         f"`grpo-plugins buffer check {self.root}` lists the segments")
-            header, body = parsed
-            self.sealed, self.next_seq, self.tags = header["sealed"], header["next_seq"], header["tags"]
-            runs = array("q")
-            runs.frombytes(body)
-            self.dead = set(unranges(zip(runs[0::2], runs[1::2])))
+                # the segments hold everything but the tombstones and tags of deleted segments: rebuild
+                rebuild = True
+                self.checkpoint_damaged = (
+                    f"{state_path}: the checkpoint fails its checksum; rebuilt from the segments (evictions and "
+                    f"tags committed in deleted segments are lost; a writer open writes a new checkpoint)")
+                warnings.warn(CorruptRecordWarning(self.checkpoint_damaged), stacklevel=4)
+            else:
+                header, body = parsed
+                self.sealed, self.next_seq, self.tags = header["sealed"], header["next_seq"], header["tags"]
+                self.version = header.get("version", 1)
+                expect = {e[0]: (e[1], e[2], e[3]) for e in header.get("segs", ())}
+                runs = array("q")
+                runs.frombytes(body)
+                self.dead = set(unranges(zip(runs[0::2], runs[1::2])))
+        self.expect = expect
         self.segments = list_segments(self.root)
+        if rebuild:  # sealed = the newest segment whose index matches its log
+            self.sealed = max((seg for seg in self.segments if read_idx(seg_path(self.root, seg, "idx"),
+                              seg_path(self.root, seg, "log").stat().st_size) is not None), default=-1)
+        checks = []  # (segment, records found, stale index) of segments to hold against the checkpoint
         for seg in self.segments:
             log = seg_path(self.root, seg, "log")
             st = log.stat()
             size, self.inodes[seg] = st.st_size, st.st_ino
             cols = read_idx(seg_path(self.root, seg, "idx"), size) if seg <= self.sealed else None
-            if cols is not None:
+            if cols is not None and not rebuild:
                 self.idx.extend_columns(seg, cols)
+                if seg in expect and expect[seg][0] != len(cols["seq"]):
+                    checks.append((seg, cols["seq"], False))
                 continue
             scan = scan_log(log, committed_only=seg > self.sealed)
+            if seg > self.sealed and scan.tail and seg in expect:
+                # records after the last commit that the checkpoint counts as acknowledged: the log was
+                # cut inside committed batches, not torn by a kill; keep the intact ones
+                last = expect[seg][2]
+                keep = [r for r in scan.tail if r[2]["seq"] <= last]
+                if keep:
+                    scan.records += keep
+                    scan.uncommitted -= len(keep)
+                    scan.good_end = max(scan.good_end, keep[-1][0] + keep[-1][1])
+                    self.recovered = (seg, len(keep))
+                    warnings.warn(CorruptRecordWarning(
+                        f"segment {seg}: {log} is cut after {len(keep)} intact acknowledged records of a batch "
+                        f"whose commit line is gone; they are kept (a writer commits them again)"), stacklevel=4)
+            if scan.newline_at is not None:
+                self.newline_at = (seg, scan.newline_at)
+                self.problems.append(f"segment {seg}: the final commit line's newline is damaged ({log}:"
+                                     f"{scan.newline_at}); its batch is kept and the next writer rewrites it")
+                warnings.warn(CorruptRecordWarning(self.problems[-1]), stacklevel=4)
             for off, ln in scan.corrupt:
                 self.record_corrupt(log, off, ln, None)
-            for off, ln, e in scan.records:
-                self.idx.add(e["seq"], seg, off, ln, e.get("cycle"), key_prefix(e["key"]))
-            if seg > self.sealed:  # commits newer than the checkpoint: evictions and tags
+            if cols is not None:
+                self.idx.extend_columns(seg, cols)
+            else:
+                for off, ln, e in scan.records:
+                    self.idx.add(e["seq"], seg, off, ln, e.get("cycle"), key_prefix(e["key"]))
+            if seg > self.sealed or rebuild:  # commits newer than the checkpoint: evictions and tags
                 for c in scan.commits:
                     self.dead.update(unranges(c.get("evict", ())))
                     if c.get("tag") is not None:
                         self.tags[c["tag"]] = {"added": c.get("added"), "size": c.get("size")}
+            if seg <= self.sealed and cols is None:
+                checks.append((seg, [e["seq"] for _, _, e in scan.records], True))
+                self.cut[seg] = scan.good_end
+            elif seg in expect:
+                checks.append((seg, [e["seq"] for _, _, e in scan.records], False))
             if scan.good_end < scan.size or scan.uncommitted:
                 if seg == self.segments[-1]:
                     self.torn = (seg, scan.good_end, scan.size)
-                else:
+                elif seg not in expect:
                     warnings.warn(CorruptRecordWarning(
                         f"{log}:{scan.good_end}: {scan.size - scan.good_end} bytes after the last commit of a "
                         f"segment that is not the newest ({scan.uncommitted} uncommitted records ignored)"))
+        checks += [(seg, [], False) for seg in expect if seg not in self.inodes]  # a log that is gone
+        for seg, found, stale in checks:
+            self.hold_to_checkpoint(seg, found, stale)
         if len(self.idx):
             self.next_seq = max(self.next_seq, self.idx.seq[-1] + 1)
         for seq in self.dead:
@@ -167,6 +228,37 @@ class Store:
             a, b = self.idx.segment_span(seg)
             self.live_per_seg[seg] = sum(self.idx.live[a:b])
         self.report_corrupt()
+        for loss in self.losses:
+            warnings.warn(CorruptRecordWarning(f"{loss}; `grpo-plugins buffer check --repair {self.root}` drops "
+                                               f"them from the index"), stacklevel=4)
+
+    def hold_to_checkpoint(self, seg: int, found: Sequence[int], stale: bool) -> None:
+        """Count the live records that segment ``seg`` held at the checkpoint and no longer holds."""
+        log = seg_path(self.root, seg, "log")
+        if seg not in self.expect:
+            if stale:
+                self.stale.append(seg)
+            return
+        n, first, last = self.expect[seg]
+        in_range = [q for q in found if first <= q <= last]
+        gone = n - len(in_range)
+        live_gone = 0
+        if gone > 0:
+            old = read_idx(seg_path(self.root, seg, "idx"), None)  # a stale index still names its records
+            have = set(in_range)
+            if old is not None and len(old["seq"]) == n:
+                live_gone = sum(1 for q in old["seq"] if q not in have and q not in self.dead)
+            else:  # counts only: every record gone that is not evicted was live
+                live_gone = gone - sum(1 for q in self.dead if first <= q <= last and q not in have)
+            live_gone -= sum(1 for c in self.corrupt if c.file == str(log))  # reported as corrupt already
+            if live_gone <= 0:
+                self.recount.append(seg)  # the count predates an interrupted compaction or deletion
+        if live_gone > 0:
+            size = log.stat().st_size if log.exists() else None
+            detail = " is gone" if size is None else f", {size} bytes"
+            self.losses.append(Loss(seg, live_gone, str(log), detail))
+        elif stale:
+            self.stale.append(seg)  # an interrupted compaction or a lost index: nothing live is missing
 
     def record_corrupt(self, log: Path, off: int, ln: int, seq: int | None) -> Corruption:
         """Note a line that fails its checksum, copying its bytes to quarantine/ when writable."""
