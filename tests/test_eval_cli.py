@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from grpo_plugins.cli import build_cli
 from grpo_plugins.manager import PluginManager
 
-from test_trainer import tiny_dir  # noqa: F401  (module fixture: a tiny model and data on disk)
 
 PLUGIN = '''
 from grpo_plugins import Reward, RewardResult, hookimpl
@@ -49,7 +48,7 @@ def register_rewards(register):
 '''
 
 
-def _config(tmp_path, tiny_dir, **extra):  # noqa: F811
+def _config(tmp_path, tiny_dir, **extra):
     (tmp_path / "votes.py").write_text(PLUGIN)
     cfg = {
         "plugin_files": ["votes.py"],
@@ -72,7 +71,7 @@ def _brute_pass(n, c, k):
     return float(np.mean([max(s) for s in itertools.combinations([1] * c + [0] * (n - c), k)]))
 
 
-def test_eval_two_models_writes_json_png_and_table(tmp_path, tiny_dir):  # noqa: F811
+def test_eval_two_models_writes_json_png_and_table(tmp_path, tiny_dir):
     cfg = _config(tmp_path, tiny_dir)
     after = tmp_path / "after"
     shutil.copytree(tiny_dir / "model", after)
@@ -110,7 +109,7 @@ def test_eval_two_models_writes_json_png_and_table(tmp_path, tiny_dir):  # noqa:
     assert str(after) in res.output
 
 
-def test_eval_rejects_k_above_samples_and_bad_k(tmp_path, tiny_dir):  # noqa: F811
+def test_eval_rejects_k_above_samples_and_bad_k(tmp_path, tiny_dir):
     cfg = _config(tmp_path, tiny_dir)
     cli = build_cli(PluginManager(load_entrypoints=False))
     res = CliRunner().invoke(cli, ["eval", str(cfg), "--samples", "4", "--k", "1,8"])
@@ -122,7 +121,7 @@ def test_eval_rejects_k_above_samples_and_bad_k(tmp_path, tiny_dir):  # noqa: F8
     assert res.exit_code == 1 and "eval.k" in res.output and "eval.samples >= 8" in res.output
 
 
-def test_periodic_eval_logs_pass_and_maj_without_changing_training(tmp_path, tiny_dir):  # noqa: F811
+def test_periodic_eval_logs_pass_and_maj_without_changing_training(tmp_path, tiny_dir):
     cli = build_cli(PluginManager(load_entrypoints=False))
     runs = {}
     for name, ev in (("plain", {"every": 1, "reward": "first_char"}),

@@ -17,7 +17,6 @@ from grpo_plugins.host import RewardHost
 from grpo_plugins.manager import PluginManager
 from grpo_plugins.rewards import Sample
 
-from test_trainer import tiny_dir  # noqa: F401  (module fixture: a tiny model and data on disk)
 
 PLUGIN = '''
 from grpo_plugins import Reward, RewardResult, hookimpl
@@ -62,7 +61,7 @@ def _invoke(args, env=None):
     return CliRunner().invoke(build_cli(m), args, obj={"manager": m}, env=env)
 
 
-def _config(tmp_path, tiny_dir, rewards=({"name": "gold"},), **sections):  # noqa: F811
+def _config(tmp_path, tiny_dir, rewards=({"name": "gold"},), **sections):
     (tmp_path / "rewards.py").write_text(PLUGIN)
     cfg = {
         "plugin_files": ["rewards.py"],
@@ -88,7 +87,7 @@ def _error_lines(res):
 # --- 4 / 6 / 13: check is the dry run; paths, model, hub, columns, bad rows ------------------------
 
 
-def test_check_names_the_key_of_a_missing_file_and_takes_overrides(tmp_path, tiny_dir):  # noqa: F811
+def test_check_names_the_key_of_a_missing_file_and_takes_overrides(tmp_path, tiny_dir):
     cfg = _config(tmp_path, tiny_dir)
     res = _invoke(["check", str(cfg), "data.eval=nope.jsonl", "sft.data=sft-nope.jsonl"])
     assert res.exit_code == 1
@@ -99,7 +98,7 @@ def test_check_names_the_key_of_a_missing_file_and_takes_overrides(tmp_path, tin
     assert _invoke(["check", str(cfg)]).exit_code == 0
 
 
-def test_check_model_dir_typo_and_offline_hub_fail_fast_in_one_line(tmp_path, tiny_dir):  # noqa: F811
+def test_check_model_dir_typo_and_offline_hub_fail_fast_in_one_line(tmp_path, tiny_dir):
     cfg = _config(tmp_path, tiny_dir, model={"name_or_path": "./models/qwen-typo"})
     res = _invoke(["check", str(cfg)])
     assert res.exit_code == 1 and "model.name_or_path: ./models/qwen-typo: folder not found" in res.output
@@ -116,7 +115,7 @@ def test_check_model_dir_typo_and_offline_hub_fail_fast_in_one_line(tmp_path, ti
     assert res.exit_code == 1 and f"data.train: {saved}: cannot load" in res.output
 
 
-def test_check_reports_each_bad_row_with_file_line_and_field(tmp_path, tiny_dir):  # noqa: F811
+def test_check_reports_each_bad_row_with_file_line_and_field(tmp_path, tiny_dir):
     data = tmp_path / "train.jsonl"
     data.write_text("\n".join([
         json.dumps({"prompt": "1+1=?", "answer": "2"}),
@@ -155,7 +154,7 @@ def test_builtin_rewards_declare_their_columns():
 # --- 5: overrides blamed as overrides; did-you-mean; TRL names --------------------------------------
 
 
-def test_override_typo_is_blamed_on_the_override_with_a_suggestion(tmp_path, tiny_dir):  # noqa: F811
+def test_override_typo_is_blamed_on_the_override_with_a_suggestion(tmp_path, tiny_dir):
     cfg = _config(tmp_path, tiny_dir)
     res = _invoke(["check", str(cfg), "train.step=3"])
     assert res.exit_code == 1
@@ -172,7 +171,7 @@ def test_override_typo_is_blamed_on_the_override_with_a_suggestion(tmp_path, tin
     ("learning_rate", 1e-5, "TRL's learning_rate is train.learning_rate here"),
     ("beta", 0.04, "TRL's beta is train.beta here"),
 ])
-def test_trl_names_map_to_ours_in_the_hint(tmp_path, tiny_dir, key, value, hint):  # noqa: F811
+def test_trl_names_map_to_ours_in_the_hint(tmp_path, tiny_dir, key, value, hint):
     cfg = _config(tmp_path, tiny_dir)
     data = yaml.safe_load(cfg.read_text())
     data[key] = value
@@ -183,7 +182,7 @@ def test_trl_names_map_to_ours_in_the_hint(tmp_path, tiny_dir, key, value, hint)
     assert line.startswith(f"{cfg}:") and hint in line  # a key in the file: blamed on its line
 
 
-def test_unknown_reward_and_key_in_another_section_get_suggestions(tmp_path, tiny_dir):  # noqa: F811
+def test_unknown_reward_and_key_in_another_section_get_suggestions(tmp_path, tiny_dir):
     cfg = _config(tmp_path, tiny_dir, rewards=[{"name": "gld"}])
     res = _invoke(["check", str(cfg), "train.max_new_tokens=4"])
     assert "unknown reward 'gld'; did you mean 'gold'?" in res.output
@@ -191,7 +190,7 @@ def test_unknown_reward_and_key_in_another_section_get_suggestions(tmp_path, tin
         in res.output
 
 
-def test_fractional_number_message_says_got_once(tmp_path, tiny_dir):  # noqa: F811
+def test_fractional_number_message_says_got_once(tmp_path, tiny_dir):
     cfg = _config(tmp_path, tiny_dir)
     res = _invoke(["check", str(cfg), "train.steps=2.5"])
     assert "got a number with a fractional part (2.5)" in res.output and "got 2.5" not in res.output
@@ -291,7 +290,7 @@ def test_samples_table_shows_the_prompt_tail_and_each_reward():
 # --- 10 / 11 / 12 / 15: a step-only run end to end: JSON, metrics, config.yaml, resume, checkpoints ---
 
 
-def test_step_only_run_resume_rules_and_loadable_checkpoints(tmp_path, tiny_dir):  # noqa: F811
+def test_step_only_run_resume_rules_and_loadable_checkpoints(tmp_path, tiny_dir):
     cfg = _config(tmp_path, tiny_dir, rewards=[{"name": "digit_steps"}],
                   data={"train": str(tiny_dir / "train.jsonl"), "eval": str(tiny_dir / "test.jsonl"),
                         "eval_size": 4, "chat_template": False})
@@ -341,7 +340,7 @@ def test_step_only_run_resume_rules_and_loadable_checkpoints(tmp_path, tiny_dir)
     assert res.exit_code == 0 and "run already finished at step 3" in res.output
 
 
-def test_old_checkpoints_step_n_layout_still_resumes(tmp_path, tiny_dir):  # noqa: F811
+def test_old_checkpoints_step_n_layout_still_resumes(tmp_path, tiny_dir):
     import shutil
 
     cfg = _config(tmp_path, tiny_dir, train={"steps": 2, "prompts_per_step": 2, "learning_rate": 1e-3})
@@ -380,7 +379,7 @@ def test_plot_ticks_are_whole_steps(tmp_path, monkeypatch):
     assert len(ticks) and all(float(t).is_integer() for t in ticks)
 
 
-def test_wandb_in_report_to_without_wandb_is_one_line(tmp_path, tiny_dir):  # noqa: F811
+def test_wandb_in_report_to_without_wandb_is_one_line(tmp_path, tiny_dir):
     import importlib.util
 
     if importlib.util.find_spec("wandb") is not None:
@@ -485,7 +484,7 @@ def test_value_check_accepts_exactly_finite_numbers_and_none(v):
         (v is None or ok)
 
 
-def test_a_reward_failing_in_training_names_the_data_row(tmp_path, tiny_dir):  # noqa: F811
+def test_a_reward_failing_in_training_names_the_data_row(tmp_path, tiny_dir):
     cfg = _config(tmp_path, tiny_dir, rewards=[{"name": "picky"}], train={"steps": 1})
     res = _invoke(["train", str(cfg)])
     assert res.exit_code == 1

@@ -8,7 +8,6 @@ from click.testing import CliRunner
 from grpo_plugins.cli import build_cli
 from grpo_plugins.manager import PluginManager
 
-from test_trainer import tiny_dir  # noqa: F401  (module fixture: a tiny model and data on disk)
 
 PLUGIN = '''
 import re
@@ -48,7 +47,7 @@ def _cli():
     return build_cli(PluginManager(load_entrypoints=False))
 
 
-def test_train_with_overrides_then_plot(tmp_path, tiny_dir):  # noqa: F811
+def test_train_with_overrides_then_plot(tmp_path, tiny_dir):
     cfg = _config(tmp_path, tiny_dir)
     runner = CliRunner()
     res = runner.invoke(_cli(), ["train", str(cfg), "train.steps=2", "rollout.temperature=0.9"],
@@ -66,14 +65,14 @@ def test_train_with_overrides_then_plot(tmp_path, tiny_dir):  # noqa: F811
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_train_reports_config_errors_with_lines(tmp_path, tiny_dir):  # noqa: F811
+def test_train_reports_config_errors_with_lines(tmp_path, tiny_dir):
     cfg = _config(tmp_path, tiny_dir, train={"steps": 1, "loss_typ": "dapo"})
     res = CliRunner().invoke(_cli(), ["train", str(cfg)])
     assert res.exit_code == 1
     assert "train.loss_typ" in res.output and "unknown key" in res.output
 
 
-def test_check_accepts_trainer_sections_and_rejects_typos(tmp_path, tiny_dir):  # noqa: F811
+def test_check_accepts_trainer_sections_and_rejects_typos(tmp_path, tiny_dir):
     good = _config(tmp_path, tiny_dir)
     res = CliRunner().invoke(_cli(), ["check", str(good)])
     assert res.exit_code == 0, res.output
