@@ -12,3 +12,25 @@ def test_every_character_is_one_token_with_exact_offsets():
     assert "".join(pieces) == text
     assert pieces.count("\n") == 3 and "<think>" in pieces and "</answer>" in pieces
     assert tok.decode(enc["input_ids"]) == text
+
+
+def test_building_twice_gives_identical_files_and_leaves_the_global_rng_alone(tmp_path):
+    import torch
+
+    from grpo_plugins.grpo.tiny import build
+
+    small = dict(n_train=20, n_eval=5, n_sft=20, hidden_size=16, layers=1, heads=2, seed=7)
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    build(tmp_path / "a", **small)
+    # a build must not draw from (or reseed) the global generator: a run that builds the model and a
+    # run on an already built one then draw the same numbers afterwards
+    assert torch.equal(torch.random.get_rng_state(), before)
+    torch.manual_seed(999)  # another global state: the weights come from the build's own seed
+    build(tmp_path / "b", **small)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert any(p.suffix == ".safetensors" for p in files)
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    other = build(tmp_path / "c", **{**small, "seed": 8})
+    assert (other / "model" / "model.safetensors").read_bytes() != (tmp_path / "a" / "model" / "model.safetensors").read_bytes()

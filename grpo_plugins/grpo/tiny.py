@@ -39,18 +39,23 @@ def build_tokenizer():
 
 
 def build_model(tokenizer, hidden_size: int = 128, layers: int = 4, heads: int = 4, seed: int = 0):
-    """A randomly initialised LlamaForCausalLM sized for CPU (about 0.8M parameters at the defaults)."""
+    """A LlamaForCausalLM initialised from ``seed`` alone (about 0.8M parameters at the defaults).
+
+    The global torch generator is left as it was: reseeding it here made a run that builds the model
+    draw other numbers afterwards than a run on an already built one.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 3,
         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
         max_position_embeddings=256, tie_word_embeddings=True, rms_norm_eps=1e-5,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id)
-    return LlamaForCausalLM(config)
+    with torch.random.fork_rng(devices=[]):  # the weights' initialisers draw from the CPU generator
+        torch.manual_seed(seed)
+        return LlamaForCausalLM(config)
 
 
 def addition_example(a: int, b: int, slip: bool = False) -> dict:
