@@ -498,3 +498,35 @@ def test_a_reward_failing_in_training_names_the_data_row(tmp_path, tiny_dir):
 
     first = PromptSampler(len(rows), seed=0).indices(2)[0]  # the step's first prompt: the trainer's own draw
     assert m and m.group(1) == str(tiny_dir / "train.jsonl") and int(m.group(2)) == first
+
+
+# --- issue 29: the second pass -------------------------------------------------------------------
+
+
+def _no_traceback(res):
+    """The command ended through click (an ``Error:`` line), not with an uncaught exception."""
+    assert isinstance(res.exception, SystemExit) and "Traceback" not in res.output, res.output
+
+
+@pytest.mark.parametrize("content", ["", "\n\n   \n"], ids=["empty", "blank-lines"])
+@pytest.mark.parametrize("key", ["data.train", "data.eval"])
+def test_empty_data_is_one_line_naming_file_and_setting_at_check_and_train(tmp_path, tiny_dir, content, key):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(content)
+    cfg = _config(tmp_path, tiny_dir, data={key.split(".")[1]: str(empty)})
+    for cmd in ("check", "train"):
+        res = _invoke([cmd, str(cfg)])
+        assert res.exit_code == 1, res.output
+        _no_traceback(res)
+        hits = [x for x in _error_lines(res) if "no rows" in x]
+        assert len(hits) == 1 and f"{key}: {empty}: no rows" in hits[0], res.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_empty_data_file_fails_in_one_line_where_no_preflight_runs(tmp_path):
+    from grpo_plugins.grpo.data import load_rows
+    from grpo_plugins.io import InputError
+
+    (tmp_path / "e.jsonl").write_text("\n \n")
+    with pytest.raises(InputError, match=r"e\.jsonl: no rows"):
+        load_rows(str(tmp_path / "e.jsonl"))

@@ -23,6 +23,8 @@ def load_rows(source: str, split: str = "train", subset: str | None = None):
         kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}.get(p.suffix.lower())
         if kind is None:
             raise InputError(f"{source}: unsupported data file type {p.suffix!r} (use .jsonl, .json, .parquet, .csv)")
+        if kind == "json" and _blank(p):  # datasets would stop on StopIteration or "corresponds to no data"
+            raise InputError(f"{source}: no rows (the file is empty or holds only blank lines)")
         return datasets.load_dataset(kind, data_files=str(p), split="train")
     if p.is_dir() and ((p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists()):
         ds = datasets.load_from_disk(str(p))
@@ -32,6 +34,12 @@ def load_rows(source: str, split: str = "train", subset: str | None = None):
     if source.endswith((".jsonl", ".json", ".parquet", ".csv")):
         raise InputError(f"{source}: file not found")
     return datasets.load_dataset(source, subset, split=split)
+
+
+def _blank(path: Path) -> bool:
+    """True when a text file holds nothing but whitespace (read line by line: files can be large)."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return not any(line.strip() for line in fh)
 
 
 def prompt_text(prompt: Any, tokenizer, chat_template: str | bool = "auto", system_prompt: str | None = None) -> str:

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Problem
+from ..io import InputError
 from ..manager import PluginManager
 
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 SCAN_LINES = 20_000  # rows read per file by the up-front scan; a huge file is checked this far
 MAX_ROW_PROBLEMS = 10  # bad rows listed per file before "... and more"
 _UNREADABLE = object()
+NO_ROWS = "no rows (the file is empty or holds only blank lines)"
 HUB_TIMEOUT = 5.0  # seconds: a hub look-up with no network fails fast instead of waiting 30 s
 
 
@@ -91,13 +93,14 @@ def scan_jsonl(path: Path, required: dict[str, str], prompt_column: str | None,
                limit: int = SCAN_LINES) -> list[str]:
     """``file:line: field: problem`` for the first bad rows of a JSONL file (first ``limit`` lines)."""
     out: list[str] = []
-    extra = 0
+    extra = rows = 0
     with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
             if lineno > limit:
                 break
             if not line.strip():
                 continue
+            rows += 1
             found: list[str] = []
             row: Any = _UNREADABLE
             try:
@@ -123,6 +126,8 @@ def scan_jsonl(path: Path, required: dict[str, str], prompt_column: str | None,
                     extra += 1
     if extra:
         out.append(f"{path}: ... and {extra} more bad rows")
+    if not rows:
+        out.append(f"{path}: {NO_ROWS}")
     return out
 
 
@@ -142,8 +147,12 @@ def check_data(key: str, source: str, required: dict[str, str], prompt_column: s
 
     try:
         rows = load_rows(source, split, subset)
+    except InputError as exc:  # already names the file and the fix
+        return [Problem(key, None, str(exc))]
     except Exception as exc:  # noqa: BLE001 - every load failure is the user's data
         return [Problem(key, None, f"{source}: cannot load: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")]
+    if len(rows) == 0:
+        return [Problem(key, None, f"{source}: {NO_ROWS}")]
     columns = set(rows.column_names)
     need = ({prompt_column: "data.prompt_column"} if prompt_column else {}) | required
     missing = [f"{c} ({who} needs it)" for c, who in need.items() if c not in columns]
