@@ -337,3 +337,28 @@ def test_openrlhf_and_slime_clients_as_they_post():
     assert [o["extra_logs"]["math"] for o in out[:16]] == [[1.0]] * 16
     assert [o["reward"] for o in out[16:]] == [0.0] * 16  # wrong answers, no <answer> tag
     assert {o["info"]["math"]["status"] for o in out[16:]} == {"incorrect"}
+
+
+EOS_CFG = {"rewards": [{"name": "math", "options": {"workers": 1}},
+                       {"name": "format", "weight": 0.1, "options": {"pattern": r"<answer>.*</answer>"}}]}
+
+
+def test_trailing_eos_is_stripped_for_openrlhf_and_slime():
+    # both clients decode with special tokens kept, so the response arrives with its EOS on
+    with running(EOS_CFG) as url:
+        o = httpx.post(url + "/get_reward", timeout=30, json={
+            "query": ["Q:<answer>72</answer><|im_end|>", "Q:<answer>72</answer><|eot_id|>\n<|end_of_text|>"],
+            "prompts": ["Q:", "Q:"], "labels": ["72", "72"]})
+        s = httpx.post(url + "/slime", timeout=30,
+                       json={"prompt": "Q:", "response": "<answer>72</answer><|im_end|>", "label": "72"})
+    assert o.status_code == 200 and o.json()["rewards"] == pytest.approx([1.1, 1.1])
+    assert s.status_code == 200 and s.json()["reward"] == pytest.approx(1.1)
+    assert s.json()["rewards"] == {"math": 1.0, "format": 1.0}
+
+
+def test_eos_tokens_empty_keeps_the_response_as_sent():
+    cfg = dict(EOS_CFG, serve={"eos_tokens": []})
+    with running(cfg) as url:
+        s = httpx.post(url + "/slime", timeout=30,
+                       json={"prompt": "Q:", "response": "<answer>72</answer><|im_end|>", "label": "72"})
+    assert s.json()["rewards"] == {"math": 1.0, "format": 0.0}

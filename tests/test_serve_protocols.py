@@ -15,6 +15,7 @@ httpx = pytest.importorskip("httpx")
 from serve_helpers import running  # noqa: E402
 
 from grpo_plugins.serve import protocols as p  # noqa: E402
+from grpo_plugins.serve.eos import DEFAULT_EOS_TOKENS, strip_eos  # noqa: E402
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -49,7 +50,8 @@ def test_openrlhf_completion_is_the_query_without_its_prompt(pairs):
     body = {"query": [q + r for q, r in pairs], "prompts": [q for q, _ in pairs], "labels": ["1"] * len(pairs)}
     rows = p.rows_from_openrlhf(body, 100, "gold")
     for (q, r), out in zip(pairs, rows):
-        assert out["prompt"] + out["completion"] == q + r if q else out["completion"] == r
+        assert out["prompt"] + out["raw_completion"] == q + r if q else out["raw_completion"] == r
+        assert out["completion"] == strip_eos(out["raw_completion"])
         assert out["gold"] == "1"
 
 
@@ -82,3 +84,29 @@ def test_needed_columns_from_options():
         # math and code declare their columns (Reward.required_columns, issue 15): a row without gold or
         # tests is refused before scoring; format declares none and has no *_column option
         assert p.needed_columns(host) == {"math": ["gold"], "code": ["tests"], "format": []}
+
+
+eos_token = st.sampled_from(DEFAULT_EOS_TOKENS)
+trailer = st.lists(st.one_of(eos_token, st.sampled_from([" ", "\n", "\t"])), max_size=6)
+
+
+@given(st.text(max_size=40), trailer)
+def test_strip_eos_ignores_any_run_of_trailing_tokens(text, tail):
+    assert strip_eos(text + "".join(tail)) == strip_eos(text)
+
+
+@given(st.text(max_size=40))
+def test_strip_eos_keeps_text_without_trailing_tokens(text):
+    clean = text.rstrip()
+    if not any(clean.endswith(t) for t in DEFAULT_EOS_TOKENS):
+        assert strip_eos(clean) == clean
+
+
+def test_strip_eos_examples_and_raw_column():
+    assert strip_eos("<answer>72</answer><|im_end|>") == "<answer>72</answer>"
+    assert strip_eos("x </s>\n<eos><end_of_turn>  <｜end▁of▁sentence｜>") == "x"
+    assert strip_eos("x<|im_end|> ", []) == "x<|im_end|>"
+    row = p.row_from_slime({"response": "ok<|eot_id|>", "label": "1"}, "answer")[0]
+    assert row["completion"] == "ok" and row["raw_completion"] == "ok<|eot_id|>"
+    rows = p.rows_from_openrlhf({"query": ["P ok</s></s>"], "prompts": ["P "]}, 10, "answer", ["</s>"])
+    assert rows[0]["completion"] == "ok" and rows[0]["raw_completion"] == "ok</s></s>"

@@ -150,12 +150,12 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
 
     @app.post("/get_reward")
     async def get_reward(request: Request):
-        return await handle(request, lambda b: p.rows_from_openrlhf(b, opts.max_rows, opts.label_column),
+        return await handle(request, lambda b: p.rows_from_openrlhf(b, opts.max_rows, opts.label_column, opts.eos_tokens),
                             lambda s, n: p.openrlhf_response(s, n, opts.none_reward))
 
     @app.post("/slime")
     async def slime(request: Request):
-        return await handle(request, lambda b: p.row_from_slime(b, opts.label_column),
+        return await handle(request, lambda b: p.row_from_slime(b, opts.label_column, opts.eos_tokens),
                             lambda s, n: p.slime_response(s, opts.none_reward))
 
     @app.get("/health")

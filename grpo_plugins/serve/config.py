@@ -6,6 +6,7 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .eos import DEFAULT_EOS_TOKENS
 from ..config import RunConfig, load_run_config
 from ..manager import PluginManager
 
@@ -25,6 +26,10 @@ class ServeOptions(BaseModel):
     shutdown_grace: float = Field(30.0, ge=0, description="seconds in-flight requests get to finish on SIGTERM")
     label_column: str = Field("answer", min_length=1,
                               description="column that OpenRLHF's `labels` and slime's `label` fill")
+    eos_tokens: list[str] = Field(list(DEFAULT_EOS_TOKENS),
+                                  description="end-of-sequence / pad text stripped off the end of an OpenRLHF "
+                                              "or slime response before scoring (the raw text stays in "
+                                              "column `raw_completion`); [] keeps responses as sent")
     none_reward: float = Field(0.0, description="reward sent to OpenRLHF / slime when no reward applies "
                                                 "(they take numbers only); /score sends null")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..host import RewardHost, Scores
+from .eos import DEFAULT_EOS_TOKENS, strip_eos
 
 
 class BadRequest(ValueError):
@@ -82,8 +83,9 @@ def rows_from_score_request(body: Any, max_rows: int) -> list[dict[str, Any]]:
     return rows
 
 
-def rows_from_openrlhf(body: Any, max_rows: int, label_column: str) -> list[dict[str, Any]]:
-    """OpenRLHF's ``{query, prompts, labels}`` -> rows (completion = query without its prompt)."""
+def rows_from_openrlhf(body: Any, max_rows: int, label_column: str,
+                       eos_tokens: tuple[str, ...] | list[str] = DEFAULT_EOS_TOKENS) -> list[dict[str, Any]]:
+    """OpenRLHF's ``{query, prompts, labels}`` -> rows (completion = query without its prompt nor trailing EOS)."""
     if not isinstance(body, dict):
         raise BadRequest(f"expected a JSON object with 'query', got {type(body).__name__}")
     queries = body.get("query")
@@ -101,22 +103,24 @@ def rows_from_openrlhf(body: Any, max_rows: int, label_column: str) -> list[dict
             raise BadRequest(f"row {i}: field 'query' must be a string, got {type(q).__name__}", row=i, field="query")
         p = prompts[i] if prompts is not None else None
         completion = q[len(p):] if isinstance(p, str) and p and q.startswith(p) else q
-        row = {"prompt": p, "completion": completion}
+        row = {"prompt": p, "completion": strip_eos(completion, eos_tokens), "raw_completion": completion}
         if labels is not None:
             row[label_column] = labels[i]
         rows.append(row)
     return rows
 
 
-def row_from_slime(body: Any, label_column: str) -> list[dict[str, Any]]:
-    """slime's ``{prompt, response, label}`` (one sample per request) -> one row."""
+def row_from_slime(body: Any, label_column: str,
+                   eos_tokens: tuple[str, ...] | list[str] = DEFAULT_EOS_TOKENS) -> list[dict[str, Any]]:
+    """slime's ``{prompt, response, label}`` (one sample per request) -> one row, trailing EOS text stripped."""
     if not isinstance(body, dict):
         raise BadRequest(f"expected a JSON object with 'response', got {type(body).__name__}")
     if "response" not in body:
         raise BadRequest("row 0: missing field 'response'", row=0, field="response")
     if not isinstance(body["response"], str):
         raise BadRequest("row 0: field 'response' must be a string", row=0, field="response")
-    row = {"prompt": body.get("prompt"), "completion": body["response"]}
+    raw = body["response"]
+    row = {"prompt": body.get("prompt"), "completion": strip_eos(raw, eos_tokens), "raw_completion": raw}
     if "label" in body:
         row[label_column] = body["label"]
     return [row]
