@@ -174,7 +174,9 @@ def _verdict_from_tests(result, n_tests, status, error):
     result["passed"] = sum(1 for t in result["per_test"] if t["passed"])
     if status is None:
         errs = [t.get("error", "") for t in result["per_test"]]
-        if result["passed"] == n_tests and len(result["per_test"]) == n_tests:
+        if n_tests == 0 and not result["per_test"]:
+            status = "no_tests"  # nothing collected is never a pass (binary rewards included)
+        elif result["passed"] == n_tests and len(result["per_test"]) == n_tests:
             status = "passed"
         elif any("MemoryError" in e for e in errs):
             status = "memory_limit"

@@ -14,13 +14,16 @@ Usage: python3 -I -S tester.py CMD_FD REPORT_FD REQ_FD ANS_FD   (stdlib, plus py
 """
 
 import builtins
+import functools
 import importlib
 import io
 import json
+import keyword
 import marshal
 import os
 import pickle
 import resource
+import stat
 import sys
 import types
 
@@ -45,7 +48,15 @@ class SandboxBroken(Exception):
 
 
 class CandidateError(Exception):
-    """An exception raised on the candidate's side whose class is not a builtin one."""
+    """An exception raised on the candidate's side: the one type such exceptions arrive as, with the
+    original type's name in ``type_name``. For an ordinary builtin exception (ValueError, KeyError,
+    FileNotFoundError...) it arrives as a subclass of both, named like the original, so
+    ``pytest.raises(ValueError)`` and ``assertRaises(KeyError)`` still match; the protocol
+    exceptions (StopIteration, StopAsyncIteration, GeneratorExit, KeyboardInterrupt, SystemExit)
+    and the candidate's own classes arrive as a plain CandidateError, so a candidate's StopIteration
+    cannot end the test's ``map`` / ``filter`` / ``zip`` early."""
+
+    type_name = "?"
 
 
 class Channel:
@@ -101,8 +112,10 @@ class Channel:
             self._lost("an answer to a request that was not made")
         if "error" in msg:
             raise _exception(msg["error"])
-        if "stop" in msg:
-            raise StopIteration
+        if "stop" in msg:  # the end of a candidate iterator; from any other op, a StopIteration like any error
+            if op == "next":
+                raise StopIteration
+            raise _exception({"type": "StopIteration", "name": "StopIteration", "msg": ""})
         if "value" not in msg:
             self._lost("malformed answer")
         try:
@@ -345,17 +358,37 @@ def _patch_target(obj):
     return {"module": name, "qualname": None if isinstance(obj, types.ModuleType) else obj.__qualname__}
 
 
-def _exception(err) -> BaseException:
+_PROTOCOL_EXCEPTIONS = (StopIteration, StopAsyncIteration, GeneratorExit, KeyboardInterrupt, SystemExit)
+
+
+@functools.cache
+def _error_class(name: str):
+    """CandidateError's subclass for the builtin exception ``name``; None for a protocol exception
+    or a name that is not an ordinary builtin Exception class."""
+    base = getattr(builtins, name, None)
+    if not (isinstance(base, type) and issubclass(base, Exception)) or issubclass(base, _PROTOCOL_EXCEPTIONS):
+        return None
+    try:
+        return type(name, (CandidateError, base), {"type_name": name, "__qualname__": name})
+    except TypeError:  # a layout that does not combine
+        return None
+
+
+def _exception(err) -> CandidateError:
+    """A candidate's exception record as the dedicated type (see CandidateError)."""
     if type(err) is not dict:
         return CandidateError("malformed error")
-    name, msg = str(err.get("type", "")), str(err.get("msg", ""))
-    cls = getattr(builtins, name, None)
-    if isinstance(cls, type) and issubclass(cls, Exception) and name != "CandidateError":
+    kind, msg = str(err.get("type", ""))[:100], str(err.get("msg", ""))
+    cls = _error_class(kind) if kind.isidentifier() else None
+    if cls is not None:
         try:
             return cls(msg)
         except Exception:
-            pass
-    return CandidateError(f"{str(err.get('name', '?'))}: {msg}")
+            pass  # a constructor that wants more than a message (UnicodeDecodeError)
+    name = kind if getattr(builtins, kind, None) is not None else str(err.get("name", "?"))[:100]
+    exc = CandidateError(f"{name}: {msg}")
+    exc.type_name = name
+    return exc
 
 
 class Proxy:
@@ -434,6 +467,20 @@ class Proxy:
         raise TypeError("candidate objects cross only as handles")
 
 
+# module-level names the loaders and collectors treat as protocol hooks, whatever their case of underscores
+_HOOKS = frozenset(("load_tests", "setUpModule", "tearDownModule", "setup_module", "teardown_module",
+                    "setup_function", "teardown_function", "pytestmark", "pytest_plugins"))
+
+
+def bindable(name) -> bool:
+    """Whether a name the candidate reports is bound in the tests: a public identifier (no leading
+    underscore, so no dunder and no module hook such as ``__getattr__``, ``__path__``, ``__all__``,
+    ``__test__`` or ``__builtins__``) that is not a keyword, a builtin, or a unittest / pytest hook
+    (``load_tests``, ``pytest_*``...). The only place reported names are filtered."""
+    return (type(name) is str and name.isidentifier() and not name.startswith("_") and not keyword.iskeyword(name)
+            and name not in _BUILTIN_NAMES and name not in _HOOKS and not name.startswith("pytest_"))
+
+
 class SolutionModule(types.ModuleType):
     """``import solution`` on the trusted side: names the module did not bind at load come from the candidate."""
 
@@ -454,8 +501,8 @@ def candidate_names(ch: Channel) -> dict:
         if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str or not pair[0].isidentifier():
             raise CandidateGone("malformed names answer")
         name, tagged = pair
-        if name in _BUILTIN_NAMES:
-            continue  # a module-level `len = ...` must not replace the test's builtins
+        if not bindable(name):
+            continue  # `len = ...`, `__builtins__`, `__path__`, `load_tests`: never bound in the tests
         if name in sys.stdlib_module_names:
             tagged = {"t": "module", "v": name}  # `math = Fake()` gets the real math here
         if type(tagged) is dict and tagged.get("t") == "module":
@@ -551,7 +598,7 @@ def run_unittest(job, ch, report):
     mod = types.ModuleType("test_solution")
     mod.__dict__.update(names)
     exec(compile(job["code"], "test_solution.py", "exec"), mod.__dict__)
-    suite = unittest.defaultTestLoader.loadTestsFromModule(mod)
+    suite = _test_suite(mod)
     report.send({"total": suite.countTestCases()})
 
     class Result(unittest.TestResult):
@@ -596,6 +643,59 @@ def run_unittest(job, ch, report):
     suite.run(Result())
 
 
+def _test_suite(mod):
+    """The suite of the test file's TestCase classes, as ``loadTestsFromModule`` builds it, read from
+    the module's dict (no module ``__getattr__`` / ``__dir__``), and a ``load_tests`` honoured only
+    when the test file itself defines it: the candidate never builds the suite."""
+    import unittest
+
+    loader = unittest.defaultTestLoader
+    cases = [loader.loadTestsFromTestCase(obj) for _, obj in sorted(mod.__dict__.items())
+             if isinstance(obj, type) and issubclass(obj, unittest.TestCase)]
+    suite = loader.suiteClass(cases)
+    hook = mod.__dict__.get("load_tests")
+    if type(hook) is types.FunctionType and hook.__code__.co_filename == "test_solution.py":
+        return hook(loader, suite, None)
+    return suite
+
+
+def _overflow_uid() -> int:
+    try:
+        with open("/proc/sys/kernel/overflowuid") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return 65534
+
+
+def trusted_path(entries) -> list:
+    """The import path entries no other uid can change: each exists, is owned by root or us and is
+    not group/other-writable, and no directory above it is writable by others without the sticky
+    bit (so /tmp/<ours> is fine, /tmp itself never is). The candidate's files never get imported here."""
+    owners = {0, os.getuid(), _overflow_uid()}  # the overflow uid: root's files seen from a user namespace
+
+    def safe(p, leaf):
+        try:
+            st = os.stat(p)
+        except OSError:
+            return False
+        shared = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        return st.st_uid in owners and (not shared or (not leaf and st.st_mode & stat.S_ISVTX))
+
+    out = []
+    for e in entries:
+        if type(e) is not str or not os.path.isabs(e):
+            continue  # '' or a relative entry: the working directory
+        p = os.path.realpath(e)
+        parents = []
+        q = os.path.dirname(p)
+        while q != os.path.dirname(q):
+            parents.append(q)
+            q = os.path.dirname(q)
+        if safe(p, True) and all(safe(q, False) for q in parents):
+            out.append(e)
+    return out
+
+
 def run_pytest(job, ch, report):
     """A pytest file importing ``solution``, run by pytest here, one outcome per test."""
     import tempfile
@@ -604,6 +704,7 @@ def run_pytest(job, ch, report):
     import site
 
     site.main()  # -S left the system's site-packages (the image's python3-pytest) off sys.path
+    sys.path[:] = trusted_path(sys.path)
     try:
         import pytest
     except ImportError as exc:
@@ -670,6 +771,7 @@ def main():
     mb = 1 << 20
     resource.setrlimit(resource.RLIMIT_AS, (int(lim["as_mb"]) * mb,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    sys.path[:] = trusted_path(sys.path)
     report = Reporter(rep_fd)
     ch = Channel(req_fd, ans_fd)
     try:
