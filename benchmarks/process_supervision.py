@@ -73,7 +73,11 @@ def draw_numbers(rng: random.Random, k: int, max_number: int) -> tuple[int, ...]
 def build_task(out: Path, k: int, slip: float, max_number: int, n_train: int = 4000, n_eval: int = 500,
                n_sft: int = 8000, seed: int = 1234) -> Path:
     """train.jsonl (GRPO prompts), test.jsonl (held-out), sft.jsonl (slipped worked solutions): disjoint."""
+    settings = {"k": k, "slip": slip, "max_number": max_number}
     if (out / "DONE").exists():
+        built = json.loads((out / "DONE").read_text())
+        if built != settings:
+            raise SystemExit(f"{out} holds a task built with {built}, not {settings}: use another --out")
         return out
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -99,7 +103,7 @@ def build_task(out: Path, k: int, slip: float, max_number: int, n_train: int = 4
     dump("train.jsonl", [strip(chain_example(fresh())) for _ in range(n_train)])
     dump("test.jsonl", [strip(chain_example(list(n))) for n in held])
     dump("sft.jsonl", [chain_example(fresh(), rng, slip) for _ in range(n_sft)])
-    (out / "DONE").write_text(json.dumps({"k": k, "slip": slip, "max_number": max_number}) + "\n")
+    (out / "DONE").write_text(json.dumps(settings) + "\n")
     return out
 
 
@@ -140,7 +144,7 @@ def base_config(task: Path, run_dir: Path, model: str, seed: int, a, rewards: li
     train = {"steps": 10 ** 6, "max_rollouts": a.budget, "prompts_per_step": 8, "learning_rate": lr,
              "warmup_steps": 5, "beta": 0.04, "epsilon": 0.2, "epsilon_high": 0.28, "loss_type": "dapo",
              "seed": seed, "torch_threads": 1}
-    if any(r["name"] != "math" and r["name"] != "format" for r in rewards):
+    if not getattr(a, "without_process_scale", False) and any(r["name"] not in ("math", "format") for r in rewards):
         train["process_scale"] = "match"  # the process term at the outcome term's size (issue 24)
     return {
         "model": {"name_or_path": model},
@@ -228,9 +232,7 @@ class EvalView:
         from grpo_plugins.grpo.evaluate import sampled_eval
 
         r = sampled_eval(self, rows, self.cfg.eval.samples, [1, 8], seed=seed)
-        return {"pass1": r["pass@1"]["mean"], "pass8": r["pass@8"]["mean"], "maj8": r["maj@8"]["mean"],
-                "sampled_step_mean_checked": r["rewards"]["checked"]["mean"],
-                "sampled_step_mean_unchecked": r["rewards"]["unchecked"]["mean"]}
+        return {"pass1": r["pass@1"]["mean"], "pass8": r["pass@8"]["mean"], "maj8": r["maj@8"]["mean"]}
 
     def full(self, rows, seed: int) -> dict:
         return {**self.greedy(rows), **self.sampled(rows, seed)}
@@ -421,12 +423,11 @@ def cell(args: tuple) -> dict:
         print(f"{arm} seed {seed}: failed: {msg}", flush=True)
         return {"arm": arm, "seed": seed, "error": msg}
     ev = res.pop("final_eval")
-    out = {"arm": arm, "seed": seed, "lr": lr, "start": start["accuracy"], "final": ev["accuracy"],
+    out = {"arm": arm, "seed": seed, "lr": lr, "process_scale": cfg["train"].get("process_scale"), "start": start["accuracy"], "final": ev["accuracy"],
            "pass1": ev["pass1"], "pass8": ev["pass8"], "maj8": ev["maj8"],
            "operand_error_rate": ev["operand_error_rate"], "answer_disagrees": ev["answer_disagrees"],
            "start_operand_error_rate": start["operand_error_rate"], "start_answer_disagrees": start["answer_disagrees"],
-           "sampled_step_mean_checked": ev["sampled_step_mean_checked"],
-           "sampled_step_mean_unchecked": ev["sampled_step_mean_unchecked"], **res, "seconds": time.perf_counter() - t0}
+           **res, "seconds": time.perf_counter() - t0}
     run_dir.mkdir(parents=True, exist_ok=True)
     done.write_text(json.dumps(out, indent=1))
     print(f"{arm} seed {seed}: greedy {out['start']:.3f} -> {out['final']:.3f}, pass@1 {out['pass1']:.3f}, "
@@ -545,6 +546,34 @@ def write_results(out: Path, cells: list[dict], meta: dict) -> dict:
     return results
 
 
+def demo_report(base: Path, ds: Path) -> str:
+    """The trainer demo with and without dynamic sampling, from two run dirs of ``grpo-plugins train``
+    (a run still in progress is reported up to its last logged step)."""
+    runs = {}
+    for name, d in (("without", base), ("with dynamic sampling", ds)):
+        ms = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+        runs[name] = (ms, json.loads((d / "eval.json").read_text()))
+    common = min(len(ms) for ms, _ in runs.values())
+    curves = [{c["step"]: c["eval/accuracy"] for c in ev.get("curve", [])} for _, ev in runs.values()]
+    shared = max((k for k in curves[0] if k in curves[1]), default=None)
+    rows = [f"| run | steps | zero-std groups in the optimizer batch (median / mean) | zero-std among all drawn (median) | "
+            f"rollouts generated | wall of the first {common} steps (sum of step_time) | median step_time | "
+            f"held-out before | held-out at step {shared} | held-out after |", "|---" * 10 + "|"]
+    walls = {}
+    for name, (ms, ev) in runs.items():
+        z = [m["frac_reward_zero_std"] for m in ms]
+        drawn = [m.get("dynamic_sampling/frac_reward_zero_std_drawn", m["frac_reward_zero_std"]) for m in ms]
+        walls[name] = sum(m["step_time"] for m in ms[:common])
+        after = f"{ev['after']['eval/accuracy']:.3f}" if "after" in ev else "(running)"
+        at = {c["step"]: c["eval/accuracy"] for c in ev.get("curve", [])}.get(shared)
+        rows.append(f"| {name} | {len(ms)} | {statistics.median(z):.3f} / {statistics.mean(z):.3f} | "
+                    f"{statistics.median(drawn):.3f} | {ms[-1].get('num_rollouts', 'n/a')} | {walls[name]:.0f}s | "
+                    f"{statistics.median(m['step_time'] for m in ms):.1f}s | {ev['before']['eval/accuracy']:.3f} | "
+                    f"{at if at is None else f'{at:.3f}'} | {after} |")
+    ratio = walls["with dynamic sampling"] / walls["without"]
+    return "\n".join(rows) + f"\n\nGRPO wall-time ratio over the first {common} steps (with / without): {ratio:.2f}x"
+
+
 # --- command line --------------------------------------------------------------------------
 
 
@@ -559,9 +588,9 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=None, help=f"learning rate (default {LEARNING_RATE}, the sweep's choice)")
     p.add_argument("--lr-sweep", type=csv(float), default=None, help="outcome arm, first seed, each lr: OUT/lr/")
     p.add_argument("--gate-only", action="store_true", help="warm up the seeds, print and save the gate, stop")
-    p.add_argument("--slip", type=float, default=0.5, help="share of warm-up solutions with one slipped step")
+    p.add_argument("--slip", type=float, default=0.3, help="share of warm-up solutions with one slipped step")
     p.add_argument("--max-number", type=int, default=20, help="numbers of a chain are drawn from 1..N")
-    p.add_argument("--sft-steps", type=int, default=400)
+    p.add_argument("--sft-steps", type=int, default=800)
     p.add_argument("--hidden", type=int, default=128, help="tiny model width")
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--max-new-tokens", type=int, default=None, help="default 64 for K=5, 32 for K=2")
@@ -569,6 +598,10 @@ def parse_args(argv=None):
     p.add_argument("--continuations", type=int, default=2, help="progress / PRM labels: continuations per prefix")
     p.add_argument("--cycles", type=int, default=3)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--demo-report", type=Path, nargs=2, metavar=("BASE_RUN", "DS_RUN"),
+                   help="only print the trainer demo comparison of two run dirs (without / with dynamic sampling)")
+    p.add_argument("--without-process-scale", action="store_true",
+                   help="smoke runs only: step arms without train.process_scale (unscaled process term; marked)")
     p.add_argument("--publish", action="store_true",
                    help="also write benchmarks/results/process_supervision.json and docs/process-supervision.png")
     a = p.parse_args(argv)
@@ -582,6 +615,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     a = parse_args(argv)
+    if a.demo_report:
+        print(demo_report(*a.demo_report))
+        return 0
     a.out.mkdir(parents=True, exist_ok=True)
     task = build_task(a.out / "task", a.k, a.slip, a.max_number)
     t0 = time.perf_counter()
@@ -627,7 +663,8 @@ def task_settings(a) -> dict:
 def lr_sweep(a, task: Path) -> int:
     """The one learning-rate choice: the outcome arm on the first seed at each lr, kept in OUT/lr/."""
     seed = a.seeds[0]
-    rows = {}
+    record = a.out / "lr_sweep.json"
+    rows = json.loads(record.read_text())["runs"] if record.exists() else {}  # sweeps may run side by side
     for lr in a.lr_sweep:
         b = argparse.Namespace(**{**vars(a), "lr": lr, "out": a.out / "lr" / f"{lr:g}"})
         (b.out).mkdir(parents=True, exist_ok=True)
@@ -639,8 +676,9 @@ def lr_sweep(a, task: Path) -> int:
         rows[f"{lr:g}"] = {k: c.get(k) for k in ("start", "final", "pass1", "pass8", "maj8", "rollouts", "seconds",
                                                   "error")}
         print(f"lr {lr:g}: {rows[f'{lr:g}']}", flush=True)
-    (a.out / "lr_sweep.json").write_text(json.dumps({"seed": seed, "settings": task_settings(a), "runs": rows},
-                                                    indent=1))
+        if record.exists():  # another sweep process may have finished an lr meanwhile
+            rows = {**json.loads(record.read_text())["runs"], **rows}
+        record.write_text(json.dumps({"seed": seed, "settings": task_settings(a), "runs": rows}, indent=1))
     return 0
 
 
