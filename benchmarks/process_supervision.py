@@ -197,7 +197,8 @@ class EvalView:
         d = trainer.cfg.model_dump()
         d.update(rewards=rewards, eval={**d["eval"], "reward": "math", "samples": samples, "k": [1, 8],
                                         "step_reward": "checked"})
-        d.pop("plugins", None)
+        for extra in ("plugins", "cycle", "label", "buffer"):  # a cycle's sections are not a trainer's
+            d.pop(extra, None)
         self.cfg = TrainConfig.model_validate(d)
         self.host = RewardHost(self.cfg.rewards, manager=trainer.manager)
         self.eval_label = "math"
