@@ -112,7 +112,8 @@ def test_check_model_dir_typo_and_offline_hub_fail_fast_in_one_line(tmp_path, ti
     saved = tmp_path / "saved_ds"
     saved.mkdir()
     res = _invoke(["check", str(cfg), f"model.name_or_path={tiny_dir / 'model'}", f"data.train={saved}"])
-    assert res.exit_code == 1 and f"data.train: {saved}: cannot load" in res.output
+    assert res.exit_code == 1 and f"data.train: {saved}: not a data file or a saved dataset folder" in res.output
+    assert len(_error_lines(res)) == 2
 
 
 def test_check_reports_each_bad_row_with_file_line_and_field(tmp_path, tiny_dir):
@@ -454,7 +455,7 @@ _row = st.one_of(_json, st.fixed_dictionaries({"prompt": st.text(max_size=5)}, o
 @settings(max_examples=60, deadline=None)
 @given(rows=st.lists(_row, max_size=12), torn=st.integers(min_value=-1, max_value=11))
 def test_scan_reports_exactly_the_bad_lines(tmp_path_factory, rows, torn):
-    from grpo_plugins.grpo.preflight import MAX_ROW_PROBLEMS, scan_jsonl
+    from grpo_plugins.grpo.preflight import MAX_ROW_PROBLEMS, NO_ROWS, scan_jsonl
 
     path = tmp_path_factory.mktemp("scan") / "d.jsonl"
     lines = [json.dumps(r) for r in rows]
@@ -469,6 +470,9 @@ def test_scan_reports_exactly_the_bad_lines(tmp_path_factory, rows, torn):
                                                                       for m in r["prompt"])))
         if n - 1 == torn or not ok_prompt or r.get("answer") is None:
             bad.add(n)
+    if not [x for x in lines if x.strip()]:
+        assert found == [f"{path}: {NO_ROWS}"]
+        return
     named = {int(x.split(":")[1]) for x in found if not x.endswith("more bad rows")}
     assert named <= bad and (named == bad or len(found) > MAX_ROW_PROBLEMS)
 
