@@ -94,6 +94,7 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
     host = host or RewardHost(cfg.rewards, manager=manager)
     needed = p.needed_columns(host)
     limit = int(opts.max_body_mb * 1024 * 1024)
+    eos = opts.strip_tokens()  # loads serve.tokenizer once, before the first request
     admission: Admission | None = None
     secret = token.encode() if token else None
 
@@ -150,12 +151,12 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
 
     @app.post("/get_reward")
     async def get_reward(request: Request):
-        return await handle(request, lambda b: p.rows_from_openrlhf(b, opts.max_rows, opts.label_column, opts.eos_tokens),
+        return await handle(request, lambda b: p.rows_from_openrlhf(b, opts.max_rows, opts.label_column, eos),
                             lambda s, n: p.openrlhf_response(s, n, opts.none_reward))
 
     @app.post("/slime")
     async def slime(request: Request):
-        return await handle(request, lambda b: p.row_from_slime(b, opts.label_column, opts.eos_tokens),
+        return await handle(request, lambda b: p.row_from_slime(b, opts.label_column, eos),
                             lambda s, n: p.slime_response(s, opts.none_reward))
 
     @app.get("/health")
@@ -173,7 +174,7 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
                         "granularity": host.granularity(c.label), "weight": c.weight, "on_error": c.on_error,
                         "timeout": c.timeout, "columns": needed[c.label],
                         "options": host.rewards[c.label].options.model_dump(mode="json")})
-        return _json(200, {"rewards": out, "label_column": opts.label_column})
+        return _json(200, {"rewards": out, "label_column": opts.label_column, "eos_tokens": list(eos)})
 
     app.state.host = host
     return app

@@ -6,7 +6,7 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .eos import DEFAULT_EOS_TOKENS
+from .eos import DEFAULT_EOS_TOKENS, eos_tokens_for
 from ..config import RunConfig, load_run_config
 from ..manager import PluginManager
 
@@ -30,6 +30,14 @@ class ServeOptions(BaseModel):
                                   description="end-of-sequence / pad text stripped off the end of an OpenRLHF "
                                               "or slime response before scoring (the raw text stays in "
                                               "column `raw_completion`); [] keeps responses as sent")
+    tokenizer: str | None = Field(None, min_length=1,
+                                  description="tokenizer folder or model name: its EOS/pad tokens (and the EOS "
+                                              "ids of its generation_config.json) are stripped instead of the "
+                                              "eos_tokens defaults (eos_tokens set explicitly are added)")
+
+    def strip_tokens(self) -> tuple[str, ...]:
+        """The EOS/pad text this server strips: from ``tokenizer`` when set, else ``eos_tokens``."""
+        return eos_tokens_for(self.tokenizer, self.eos_tokens, "eos_tokens" in self.model_fields_set)
     none_reward: float = Field(0.0, description="reward sent to OpenRLHF / slime when no reward applies "
                                                 "(they take numbers only); /score sends null")
 
