@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from grpo_plugins.replay import read_buffer
+from helpers_runs import MATH_REWARD, prm_reward, tiny_cycle_config
 
 # Kills itself with SIGKILL at the named points, once each: a marker file records that a point fired.
 DRIVER = textwrap.dedent("""
@@ -56,38 +57,14 @@ DRIVER = textwrap.dedent("""
 
 
 def write_config(tmp: Path) -> Path:
-    cfg = f"""
-plugins: [math, format, prm]
-tiny: {{dir: {tmp}/tiny, n_train: 64, n_eval: 4, n_sft: 64, hidden_size: 32, layers: 1, heads: 2}}
-model: {{name_or_path: {tmp}/tiny/model}}
-data: {{train: {tmp}/tiny/train.jsonl, eval: {tmp}/tiny/test.jsonl, chat_template: false}}
-sft: {{data: {tmp}/tiny/sft.jsonl, steps: 3, batch_size: 8}}
-rollout: {{num_generations: 2, max_new_tokens: 12}}
-train: {{prompts_per_step: 2, learning_rate: 1.0e-3, beta: 0.02, seed: 3}}
-rewards:
-  - {{name: math, options: {{workers: 1}}}}
-  # grades continuations by their shape, so the labels show which continuations were sampled
-  - {{name: format, label: shape, weight: 0.0, options: {{pattern: "[02468]", mode: search}}}}
-  - name: prm
-    weight: 0.5
-    options:
-      model: {tmp}/run/prm/current
-      missing_model: skip
-      # the tiny policy writes near-random characters: a capital letter starts a step, so rollouts have several
-      split: step_prefix
-      step_pattern: "[A-Z]"
-      max_length: 64
-      retrain: {{tiny_hidden_size: 16, tiny_layers: 1, tiny_heads: 2, eval_share: 0.25, train: {{epochs: 1, batch_size: 4}}}}
-cycle: {{cycles: 2, steps_per_cycle: 1}}
-label: {{reward: shape, continuations: 3, max_rollouts: 4, budget: 36}}
-buffer: {{capacity: 5, eviction: random}}
-eval: {{reward: math, batch_size: 8}}
-log: {{run_dir: {tmp}/run, progress: false, tensorboard: false, samples: 0}}
-checkpoint: {{every: 1}}
-"""
-    path = tmp / "cycle.yaml"
-    path.write_text(cfg)
-    return path
+    return tiny_cycle_config(tmp, [
+        MATH_REWARD,
+        # grades continuations by their shape, so the labels show which continuations were sampled
+        {"name": "format", "label": "shape", "weight": 0.0, "options": {"pattern": "[02468]", "mode": "search"}},
+        # the tiny policy writes near-random characters: a capital letter starts a step, so rollouts have several
+        prm_reward(tmp, split="step_prefix", step_pattern="[A-Z]"),
+    ], train={"seed": 3}, label={"reward": "shape", "continuations": 3, "max_rollouts": 4, "budget": 36},
+        buffer={"capacity": 5, "eviction": "random"})
 
 
 def run_cycle(tmp: Path, faults: str = "", max_runs: int = 6) -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 
 from grpo_plugins.replay import read_buffer
+from helpers_runs import MATH_REWARD, prm_reward, tiny_cycle_config
 
 OBSERVER = textwrap.dedent("""
     import json
@@ -28,35 +29,8 @@ OBSERVER = textwrap.dedent("""
 
 def write_config(tmp: Path) -> Path:
     (tmp / "observer.py").write_text(OBSERVER)
-    cfg = f"""
-plugins: [math, format, prm]
-plugin_files: [observer.py]
-tiny: {{dir: {tmp}/tiny, n_train: 64, n_eval: 4, n_sft: 64, hidden_size: 32, layers: 1, heads: 2}}
-model: {{name_or_path: {tmp}/tiny/model}}
-data: {{train: {tmp}/tiny/train.jsonl, eval: {tmp}/tiny/test.jsonl, chat_template: false}}
-sft: {{data: {tmp}/tiny/sft.jsonl, steps: 3, batch_size: 8}}
-rollout: {{num_generations: 2, max_new_tokens: 12}}
-train: {{prompts_per_step: 2, learning_rate: 1.0e-3, beta: 0.02, seed: 0}}
-rewards:
-  - {{name: math, options: {{workers: 1}}}}
-  - name: prm
-    weight: 0.5
-    options:
-      model: {tmp}/run/prm/current
-      missing_model: skip
-      split: tag
-      tag: ", "
-      max_length: 64
-      retrain: {{tiny_hidden_size: 16, tiny_layers: 1, tiny_heads: 2, eval_share: 0.25, train: {{epochs: 1, batch_size: 4}}}}
-cycle: {{cycles: 2, steps_per_cycle: 1}}
-label: {{reward: math, continuations: 2, max_rollouts: 4, split: tag, tag: ", "}}
-eval: {{reward: math, batch_size: 8}}
-log: {{run_dir: {tmp}/run, progress: false, tensorboard: false, samples: 0}}
-checkpoint: {{every: 1}}
-"""
-    path = tmp / "cycle.yaml"
-    path.write_text(cfg)
-    return path
+    return tiny_cycle_config(tmp, [MATH_REWARD, prm_reward(tmp, split="tag", tag=", ")], plugin_files=["observer.py"],
+                             label={"reward": "math", "continuations": 2, "max_rollouts": 4, "split": "tag", "tag": ", "})
 
 
 def cycle_cmd(config):
