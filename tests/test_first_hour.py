@@ -16,40 +16,27 @@ from grpo_plugins.cli import build_cli
 from grpo_plugins.host import RewardHost
 from grpo_plugins.manager import PluginManager
 from grpo_plugins.rewards import Sample
+from helpers_runs import DigitSteps, merge_sections, plugin_source, tiny_run_config
 
-
-PLUGIN = '''
-from grpo_plugins import Reward, RewardResult, hookimpl
 
 class Picky(Reward):
     name = "picky"
+
     def score(self, samples):
         return [RewardResult(float("nan")) for s in samples]
 
+
 class Gold(Reward):
     name = "gold"
+
     def required_columns(self):
         return ["answer"]
+
     def score(self, samples):
         return [RewardResult(float(s.columns["answer"] in s.text)) for s in samples]
 
-class DigitSteps(Reward):
-    name = "digit_steps"
-    granularity = "step"
-    def score(self, samples):
-        out = []
-        for s in samples:
-            t = s.text
-            out.append(RewardResult(steps=[(i, min(i + 3, len(t)), float(any(c.isdigit() for c in t[i:i + 3])))
-                                           for i in range(0, len(t), 3)]))
-        return out
 
-@hookimpl
-def register_rewards(register):
-    register(Gold)
-    register(DigitSteps)
-    register(Picky)
-'''
+PLUGIN = plugin_source(Gold, DigitSteps, Picky)
 
 
 def _manager():
@@ -63,18 +50,9 @@ def _invoke(args, env=None):
 
 def _config(tmp_path, tiny_dir, rewards=({"name": "gold"},), **sections):
     (tmp_path / "rewards.py").write_text(PLUGIN)
-    cfg = {
-        "plugin_files": ["rewards.py"],
-        "model": {"name_or_path": str(tiny_dir / "model")},
-        "data": {"train": str(tiny_dir / "train.jsonl"), "chat_template": False},
-        "rollout": {"num_generations": 4, "max_new_tokens": 8},
-        "train": {"steps": 2, "prompts_per_step": 2, "learning_rate": 1e-3},
-        "log": {"run_dir": str(tmp_path / "run"), "tensorboard": False},
-        "checkpoint": {"every": 2},
-        "rewards": list(rewards),
-    }
-    for k, v in sections.items():
-        cfg.setdefault(k, {}).update(v) if isinstance(v, dict) else cfg.__setitem__(k, v)
+    cfg = {"plugin_files": ["rewards.py"],
+           **tiny_run_config(tiny_dir, tmp_path / "run", rewards, log={"tensorboard": False}, checkpoint={"every": 2})}
+    merge_sections(cfg, sections)
     path = tmp_path / "base.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
