@@ -29,11 +29,11 @@ def merge_sections(cfg: dict, sections: dict) -> dict:
     return cfg
 
 
-def tiny_run_config(tiny_dir: Path, run_dir: Path, rewards=(), **sections) -> dict:
+def tiny_run_config(tiny_dir: Path, run_dir: Path, rewards=(), defaults: dict | None = None, **sections) -> dict:
     """A training run on the ``tiny_dir`` model: 2 steps of 2 prompts x 4 completions of 8 tokens.
 
-    ``rewards`` are names or reward dicts; ``sections`` update the config (``merge_sections``), and
-    ``rewards`` stays the last key so that a file written in order keeps its sections' lines.
+    ``rewards`` are names or reward dicts; a test file's ``defaults``, then a test's ``sections``, update
+    the config (``merge_sections``); ``rewards`` stays the last key.
     """
     cfg = {
         "model": {"name_or_path": str(tiny_dir / "model")},
@@ -42,7 +42,7 @@ def tiny_run_config(tiny_dir: Path, run_dir: Path, rewards=(), **sections) -> di
         "train": {"steps": 2, "prompts_per_step": 2, "learning_rate": 1e-3},
         "log": {"run_dir": str(run_dir)},
     }
-    merge_sections(cfg, sections)
+    merge_sections(merge_sections(cfg, defaults or {}), sections)
     cfg["rewards"] = [{"name": r} if isinstance(r, str) else dict(r) for r in rewards]
     return cfg
 

@@ -16,7 +16,7 @@ from grpo_plugins.cli import build_cli
 from grpo_plugins.host import RewardHost
 from grpo_plugins.manager import PluginManager
 from grpo_plugins.rewards import Sample
-from helpers_runs import DigitSteps, merge_sections, plugin_source, tiny_run_config
+from helpers_runs import DigitSteps, plugin_source, tiny_run_config
 
 
 class Picky(Reward):
@@ -50,9 +50,8 @@ def _invoke(args, env=None):
 
 def _config(tmp_path, tiny_dir, rewards=({"name": "gold"},), **sections):
     (tmp_path / "rewards.py").write_text(PLUGIN)
-    cfg = {"plugin_files": ["rewards.py"],
-           **tiny_run_config(tiny_dir, tmp_path / "run", rewards, log={"tensorboard": False}, checkpoint={"every": 2})}
-    merge_sections(cfg, sections)
+    cfg = {"plugin_files": ["rewards.py"], **tiny_run_config(
+        tiny_dir, tmp_path / "run", rewards, {"log": {"tensorboard": False}, "checkpoint": {"every": 2}}, **sections)}
     path = tmp_path / "base.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 import grpo_format
-from grpo_plugins import PluginManager, Reward, RewardResult, hookimpl
+from grpo_plugins import Reward, RewardResult
 from grpo_plugins.grpo import tiny
 from grpo_plugins.grpo.logprobs import token_logprobs
 from grpo_plugins.grpo.config import TrainConfig
 from grpo_plugins.grpo.trainer import GRPOTrainer
+from helpers_runs import DigitShare, DigitSteps, private_manager, tiny_run_config
 
 
 class ExactAnswer(Reward):
@@ -31,57 +32,9 @@ class ExactAnswer(Reward):
         return out
 
 
-class DigitShare(Reward):
-    """Share of digits in the completion: varies within every group, even for a random model."""
-
-    name = "digit_share"
-
-    def score(self, samples):
-        return [RewardResult(sum(c.isdigit() for c in s.text) / max(len(s.text), 1)) for s in samples]
-
-
-class DigitSteps(Reward):
-    """A step reward: each run of 3 characters is a step, valued by whether it holds a digit."""
-
-    name = "digit_steps"
-    granularity = "step"
-
-    def score(self, samples):
-        out = []
-        for s in samples:
-            text = s.text
-            steps = [(i, min(i + 3, len(text)), float(any(c.isdigit() for c in text[i:i + 3])))
-                     for i in range(0, len(text), 3)]
-            out.append(RewardResult(steps=steps))
-        return out
-
-
-class Plugin:
-    def __init__(self):
-        self.rollouts = []
-
-    @hookimpl
-    def register_rewards(self, register):
-        register(ExactAnswer)
-        register(DigitShare)
-        register(DigitSteps)
-
-    @hookimpl
-    def on_rollouts_collected(self, rollouts, step, cycle):
-        self.rollouts.append((step, rollouts))
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return tiny.build(tmp_path_factory.mktemp("tiny") / "t", n_train=64, n_eval=8, n_sft=64,
-                      hidden_size=32, layers=2, heads=2, seed=0)
-
-
 @pytest.fixture
 def manager():
-    m = PluginManager(load_entrypoints=False)
-    plugin = Plugin()
-    m.register(plugin, name="test_trainer_rewards")
+    m, plugin = private_manager(ExactAnswer, DigitShare, DigitSteps, name="test_trainer_rewards")
     m.register(grpo_format, name="format")
     try:
         yield m, plugin
@@ -91,18 +44,8 @@ def manager():
 
 
 def make_config(tiny_dir, run_dir, rewards=({"name": "digit_share"},), **sections) -> TrainConfig:
-    data = {
-        "model": {"name_or_path": str(tiny_dir / "model")},
-        "data": {"train": str(tiny_dir / "train.jsonl"), "chat_template": False},
-        "rollout": {"num_generations": 4, "max_new_tokens": 8},
-        "train": {"steps": 2, "prompts_per_step": 2, "learning_rate": 1e-3, "seed": 0},
-        "log": {"run_dir": str(run_dir), "progress": False, "tensorboard": False},
-        "checkpoint": {"every": 0},
-        "rewards": list(rewards),
-    }
-    for key, value in sections.items():
-        data.setdefault(key, {}).update(value)
-    return TrainConfig.model_validate(data)
+    defaults = {"train": {"seed": 0}, "log": {"progress": False, "tensorboard": False}, "checkpoint": {"every": 0}}
+    return TrainConfig.model_validate(tiny_run_config(tiny_dir, run_dir, rewards, defaults, **sections))
 
 
 def test_kl_is_zero_at_the_first_step(tiny_dir, tmp_path, manager):
