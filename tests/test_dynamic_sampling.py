@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from grpo_plugins import PluginManager, Reward, RewardResult, hookimpl
-from grpo_plugins.grpo import tiny
+from grpo_plugins import Reward, RewardResult
 from grpo_plugins.grpo.advantages import Credit
 from grpo_plugins.grpo.config import TrainConfig
 from grpo_plugins.grpo.dynamic_sampling import assemble, groups_with_signal, next_draw
 from grpo_plugins.grpo.generation import RolloutBatch
 from grpo_plugins.grpo.trainer import GRPOTrainer
 from grpo_plugins.host import Scores
+from helpers_runs import ChunkSteps, Constant, private_manager, tiny_run_config
 
 
 def _odd(sample) -> bool:
@@ -40,67 +40,27 @@ class HalfSignal(Reward):
                 for s in samples]
 
 
-class Constant(Reward):
-    name = "constant"
-
-    def score(self, samples):
-        return [RewardResult(0.0) for _ in samples]
-
-
-class HalfSteps(Reward):
+class HalfSteps(ChunkSteps):
     """A step reward that varies only for odd answers: each 2 characters a step, digit or not."""
 
     name = "half_steps"
-    granularity = "step"
+    width = 2
 
-    def score(self, samples):
-        out = []
-        for s in samples:
-            t = s.text
-            out.append(RewardResult(steps=[(i, min(i + 2, len(t)), float(_odd(s) and any(c.isdigit() for c in t[i:i + 2])))
-                                           for i in range(0, len(t), 2)]))
-        return out
-
-
-class Plugin:
-    def __init__(self):
-        self.batches = []
-
-    @hookimpl
-    def register_rewards(self, register):
-        register(HalfSignal)
-        register(Constant)
-        register(HalfSteps)
-
-    @hookimpl
-    def on_rollouts_collected(self, rollouts, step, cycle):
-        self.batches.append(rollouts)
+    def chunk_value(self, sample, chunk):
+        return float(_odd(sample) and any(c.isdigit() for c in chunk))
 
 
 def make_manager():
-    m = PluginManager(load_entrypoints=False)
-    plugin = Plugin()
-    m.register(plugin, name="ds_test")
-    return m, plugin
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return tiny.build(tmp_path_factory.mktemp("tiny") / "t", n_train=64, n_eval=8, n_sft=8,
-                      hidden_size=32, layers=2, heads=2, seed=0)
+    return private_manager(HalfSignal, Constant, HalfSteps, name="ds_test")
 
 
 def config(tiny_dir, run_dir, rewards=("half_signal",), **train) -> dict:
-    return {
-        "model": {"name_or_path": str(tiny_dir / "model")},
-        "data": {"train": str(tiny_dir / "train.jsonl"), "chat_template": False},
-        "rollout": {"num_generations": 4, "max_new_tokens": 8, "temperature": 1.5},
-        "train": {"steps": 2, "prompts_per_step": 4, "learning_rate": 1e-3, "seed": 0, "dynamic_sampling": True,
-                  "dynamic_sampling_rounds": 6, "torch_threads": 1, **train},
-        "log": {"run_dir": str(run_dir), "progress": False, "tensorboard": False},
-        "checkpoint": {"every": 0},
-        "rewards": [{"name": r} for r in rewards],
-    }
+    return tiny_run_config(tiny_dir, run_dir, rewards, {
+        "rollout": {"temperature": 1.5},
+        "train": {"prompts_per_step": 4, "seed": 0, "dynamic_sampling": True, "dynamic_sampling_rounds": 6,
+                  "torch_threads": 1},
+        "log": {"progress": False, "tensorboard": False},
+        "checkpoint": {"every": 0}}, train=train)
 
 
 def groups_of(rollouts, G):
