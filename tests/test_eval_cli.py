@@ -11,59 +11,37 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from grpo_plugins import Reward, RewardResult
 from grpo_plugins.cli import build_cli
 from grpo_plugins.manager import PluginManager
+from helpers_runs import ChunkSteps, plugin_source, tiny_run_config
 
-
-PLUGIN = '''
-from grpo_plugins import Reward, RewardResult, hookimpl
 
 class FirstChar(Reward):
     """Correct when the completion starts with a digit; votes by the first character's kind."""
+
     name = "first_char"
+
     def score(self, samples):
         return [RewardResult(float(s.text[:1].isdigit()), info={"status": "digit" if s.text[:1].isdigit() else "other",
                                                                 "first": s.text[:1]}) for s in samples]
+
     def answer_key(self, sample, result):
         return result.info["first"] or None
+
     def same_answer(self, a, b):
         return a.isdigit() == b.isdigit() and a.isalpha() == b.isalpha()
 
-class ChunkSteps(Reward):
-    """A step reward: every 4 characters are a step, scored by their share of digits."""
-    name = "chunk_steps"
-    granularity = "step"
-    def score(self, samples):
-        out = []
-        for s in samples:
-            t = s.text
-            out.append(RewardResult(None, steps=[(i, min(i + 4, len(t)), sum(c.isdigit() for c in t[i:i + 4]) / 4)
-                                                 for i in range(0, len(t), 4)]))
-        return out
-
-@hookimpl
-def register_rewards(register):
-    register(FirstChar)
-    register(ChunkSteps)
-'''
-
 
 def _config(tmp_path, tiny_dir, **extra):
-    (tmp_path / "votes.py").write_text(PLUGIN)
-    cfg = {
-        "plugin_files": ["votes.py"],
-        "model": {"name_or_path": str(tiny_dir / "model")},
-        "data": {"train": str(tiny_dir / "train.jsonl"), "eval": str(tiny_dir / "test.jsonl"), "chat_template": False},
-        "rollout": {"num_generations": 4, "max_new_tokens": 8},
-        "train": {"steps": 2, "prompts_per_step": 2, "learning_rate": 1e-3, "seed": 0},
-        "log": {"run_dir": str(tmp_path / "run"), "progress": False, "tensorboard": False},
-        "checkpoint": {"every": 0},
-        "rewards": [{"name": "first_char"}, {"name": "math", "weight": 0.0}, {"name": "chunk_steps", "weight": 0.0}],
-        "eval": {"reward": "first_char"},
-        **extra,
-    }
+    # ChunkSteps: every 4 characters are a step, scored by their share of digits (the step reward for PRM voting)
+    (tmp_path / "votes.py").write_text(plugin_source(FirstChar, ChunkSteps))
+    cfg = tiny_run_config(tiny_dir, tmp_path / "run", [
+        "first_char", {"name": "math", "weight": 0.0}, {"name": "chunk_steps", "weight": 0.0}], {
+        "data": {"eval": str(tiny_dir / "test.jsonl")}, "train": {"seed": 0},
+        "log": {"progress": False, "tensorboard": False}, "checkpoint": {"every": 0}, "eval": {"reward": "first_char"}})
     path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(yaml.safe_dump({"plugin_files": ["votes.py"], **cfg, **extra}))
     return path
 
 

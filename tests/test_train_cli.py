@@ -7,39 +7,15 @@ from click.testing import CliRunner
 
 from grpo_plugins.cli import build_cli
 from grpo_plugins.manager import PluginManager
-
-
-PLUGIN = '''
-import re
-from grpo_plugins import Reward, RewardResult, hookimpl
-
-class DigitShare(Reward):
-    name = "digit_share"
-    def score(self, samples):
-        return [RewardResult(sum(c.isdigit() for c in s.text) / max(len(s.text), 1)) for s in samples]
-
-@hookimpl
-def register_rewards(register):
-    register(DigitShare)
-'''
+from helpers_runs import DigitShare, plugin_source, tiny_run_config
 
 
 def _config(tmp_path, tiny_dir, **extra):
-    (tmp_path / "digits.py").write_text(PLUGIN)
-    cfg = {
-        "plugins": ["format"],
-        "plugin_files": ["digits.py"],
-        "model": {"name_or_path": str(tiny_dir / "model")},
-        "data": {"train": str(tiny_dir / "train.jsonl"), "chat_template": False},
-        "rollout": {"num_generations": 4, "max_new_tokens": 8},
-        "train": {"steps": 3, "prompts_per_step": 2, "learning_rate": 1e-3},
-        "log": {"run_dir": str(tmp_path / "run"), "progress": False},
-        "checkpoint": {"every": 2},
-        "rewards": [{"name": "digit_share"}, {"name": "format", "weight": 0.5}],
-        **extra,
-    }
+    (tmp_path / "digits.py").write_text(plugin_source(DigitShare))
+    cfg = tiny_run_config(tiny_dir, tmp_path / "run", ["digit_share", {"name": "format", "weight": 0.5}], {
+        "train": {"steps": 3}, "log": {"progress": False}, "checkpoint": {"every": 2}})
     path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(yaml.safe_dump({"plugins": ["format"], "plugin_files": ["digits.py"], **cfg, **extra}))
     return path
 
 
