@@ -6,15 +6,15 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
 import grpo_math_verify.reward as mv_reward
-from grpo_plugins import PluginManager
+from grpo_plugins import PluginManager, Reward
 from grpo_plugins.audit import accepted, load_cases
 from grpo_plugins.io import InputError
 from grpo_plugins.rewards import RewardResult
+from helpers_runs import Explode, plugin_source
 
 # (completion, answer, expected, category): the verdicts of `math` on these are known
 CASES = [
@@ -26,25 +26,15 @@ CASES = [
     ("we get $x = 3$, after 4 steps", "4", False, "bare"),  # wrong, but the last number is 4: a false positive
 ]
 
-PLUGIN = textwrap.dedent('''
-    from grpo_plugins import Reward, RewardResult, hookimpl
+class Steps(Reward):
+    name = "steps"
+    granularity = "step"
 
-    class Explode(Reward):
-        name = "explode"
-        def score(self, samples):
-            raise RuntimeError("kaboom")
+    def score(self, samples):
+        return [RewardResult(None, steps=[(0, 1, 1.0)]) for _ in samples]
 
-    class Steps(Reward):
-        name = "steps"
-        granularity = "step"
-        def score(self, samples):
-            return [RewardResult(None, steps=[(0, 1, 1.0)]) for _ in samples]
 
-    @hookimpl
-    def register_rewards(register):
-        register(Explode)
-        register(Steps)
-''')
+PLUGIN = plugin_source(Explode, Steps)
 
 
 def run_cli(*args, env=None):

@@ -9,44 +9,38 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from grpo_plugins import PluginManager
+from grpo_plugins import PluginManager, Reward, RewardResult
 from grpo_plugins.cli import build_cli
+from helpers_runs import Explode, plugin_source
 
-ECHO_PLUGIN = textwrap.dedent('''
-    from grpo_plugins import Reward, RewardResult, hookimpl
+class Columns(Reward):
+    """Echoes the columns it received; value = len(answer)."""
 
-    class Columns(Reward):
-        """Echoes the columns it received; value = len(answer)."""
-        name = "columns"
-        def score(self, samples):
-            return [RewardResult(len(str(s.columns.get("answer", ""))),
-                                 info={"columns": sorted(s.columns), "prompt": s.prompt}) for s in samples]
+    name = "columns"
 
-    class Steps(Reward):
-        """Splits on blank lines; each step scores its length."""
-        name = "steps"
-        granularity = "step"
-        def score(self, samples):
-            out = []
-            for s in samples:
-                spans, start = [], 0
-                for part in s.text.split("\\n\\n"):
-                    spans.append((start, start + len(part), float(len(part))))
-                    start += len(part) + 2
-                out.append(RewardResult(None, steps=spans))
-            return out
+    def score(self, samples):
+        return [RewardResult(len(str(s.columns.get("answer", ""))),
+                             info={"columns": sorted(s.columns), "prompt": s.prompt}) for s in samples]
 
-    class Explode(Reward):
-        name = "explode"
-        def score(self, samples):
-            raise RuntimeError("kaboom")
 
-    @hookimpl
-    def register_rewards(register):
-        register(Columns)
-        register(Steps)
-        register(Explode)
-''')
+class Steps(Reward):
+    """Splits on blank lines; each step scores its length."""
+
+    name = "steps"
+    granularity = "step"
+
+    def score(self, samples):
+        out = []
+        for s in samples:
+            spans, start = [], 0
+            for part in s.text.split("\n\n"):
+                spans.append((start, start + len(part), float(len(part))))
+                start += len(part) + 2
+            out.append(RewardResult(None, steps=spans))
+        return out
+
+
+ECHO_PLUGIN = plugin_source(Columns, Steps, Explode)
 
 
 def run_cli(*args, env=None):
