@@ -1,29 +1,32 @@
 """Plugin manager: entry points, allowlist, broken plugins, clashes, local files, tracing."""
 
 import sys
-import textwrap
 
 import pytest
 
-from grpo_plugins import PluginManager, Reward, RewardResult, UnknownRewardError, hookimpl
+from grpo_plugins import PluginManager, Reward, UnknownRewardError
 from grpo_plugins.manager import PluginError
+from helpers_runs import Constant, RewardPlugin, plugin_source
+
+
+class Good(Constant):
+    name = "good_xyz"
+    value = 1.0
+
+
+class Local(Constant):
+    name = "local_r"
+    value = 5.0
+
+
+class Twin(Constant):
+    name = "twin"
 
 
 @pytest.fixture
 def fake_dists(tmp_path, monkeypatch):
     """Put two entry-point distributions on sys.path: one that works, one whose import fails."""
-    (tmp_path / "good_plugin_xyz.py").write_text(textwrap.dedent("""
-        from grpo_plugins import Reward, RewardResult, hookimpl
-
-        class Good(Reward):
-            name = "good_xyz"
-            def score(self, samples):
-                return [RewardResult(1.0) for _ in samples]
-
-        @hookimpl
-        def register_rewards(register):
-            register(Good)
-    """))
+    (tmp_path / "good_plugin_xyz.py").write_text(plugin_source(Good))
     (tmp_path / "broken_plugin_xyz.py").write_text("raise ImportError('missing dependency foo')\n")
     for dist, module in (("good_xyz", "good_plugin_xyz"), ("broken_xyz", "broken_plugin_xyz")):
         info = tmp_path / f"{dist}-1.2.3.dist-info"
@@ -66,26 +69,10 @@ def test_config_allowlist_intersects_env(fake_dists, monkeypatch):
     assert PluginManager(allow=["format", "good_xyz"]).plugin_names() == ["good_xyz"]
 
 
-class Twin(Reward):
-    name = "twin"
-
-    def score(self, samples):
-        return [RewardResult(0.0) for _ in samples]
-
-
 def test_name_clash_names_both_plugins():
     m = PluginManager(load_entrypoints=False)
-
-    class A:
-        @hookimpl
-        def register_rewards(self, register):
-            register(Twin)
-
-    class B(A):
-        pass
-
-    m.register(A(), name="alpha")
-    m.register(B(), name="beta")
+    m.register(RewardPlugin(Twin), name="alpha")
+    m.register(RewardPlugin(Twin), name="beta")
     with pytest.raises(PluginError) as ei:
         m.reward_entry("twin")
     assert "alpha" in str(ei.value) and "beta" in str(ei.value)
@@ -98,31 +85,15 @@ def test_invalid_reward_class_is_a_plugin_failure_not_a_crash():
     class NoScore(Reward):
         name = "noscore"
 
-    class P:
-        @hookimpl
-        def register_rewards(self, register):
-            register(NoScore)
-
-    class Q:
-        @hookimpl
-        def register_rewards(self, register):
-            register(Twin)
-
-    m.register(P(), name="p")
-    m.register(Q(), name="q")
+    m.register(RewardPlugin(NoScore), name="p")
+    m.register(RewardPlugin(Twin), name="q")
     assert "twin" in m.rewards() and "noscore" not in m.rewards()
     assert any(f.name == "p" and "does not implement score" in f.error for f in m.failures)
 
 
 def test_unknown_reward_lists_available():
     m = PluginManager(load_entrypoints=False)
-
-    class Q:
-        @hookimpl
-        def register_rewards(self, register):
-            register(Twin)
-
-    m.register(Q(), name="q")
+    m.register(RewardPlugin(Twin), name="q")
     with pytest.raises(UnknownRewardError) as ei:
         m.reward_entry("twn")
     assert str(ei.value) == "unknown reward 'twn'; did you mean 'twin'? available rewards: twin"
@@ -130,16 +101,7 @@ def test_unknown_reward_lists_available():
 
 def test_load_file_plugin(tmp_path):
     f = tmp_path / "myplug.py"
-    f.write_text(textwrap.dedent("""
-        from grpo_plugins import Reward, RewardResult, hookimpl
-        class Local(Reward):
-            name = "local_r"
-            def score(self, samples):
-                return [RewardResult(5.0) for _ in samples]
-        @hookimpl
-        def register_rewards(register):
-            register(Local)
-    """))
+    f.write_text(plugin_source(Local))
     m = PluginManager(load_entrypoints=False)
     m.load_file(f)
     assert m.reward_entry("local_r").plugin == "myplug"
