@@ -29,8 +29,9 @@ OBSERVER = textwrap.dedent("""
 
 def write_config(tmp: Path) -> Path:
     (tmp / "observer.py").write_text(OBSERVER)
-    return tiny_cycle_config(tmp, [MATH_REWARD, prm_reward(tmp, split="tag", tag=", ")], plugin_files=["observer.py"],
-                             label={"reward": "math", "continuations": 2, "max_rollouts": 4, "split": "tag", "tag": ", "})
+    return tiny_cycle_config(
+        tmp, [MATH_REWARD, prm_reward(tmp, split="tag", tag=", ")], plugin_files=["observer.py"],
+        label={"reward": "math", "continuations": 2, "max_rollouts": 4, "split": "tag", "tag": ", "})
 
 
 def cycle_cmd(config):

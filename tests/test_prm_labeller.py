@@ -1,40 +1,20 @@
 """Math-Shepherd labels on a rollout with a known wrong step, graded by the real `math` reward."""
 
-import re
-
 import pytest
 
 from grpo_plugins.host import RewardHost
 from grpo_plugins.manager import PluginManager
 from grpo_plugins.cycle.labeller import label_rollouts
 from grpo_prm.model import StepFormat
+from helpers_runs import PROMPT, RIGHT, WRONG_SECOND, Prover
 
-PROMPT = "Start at 2, add 3, then double. "
 # step 2 is wrong (5*2 is 10), so the answer is wrong too
-ROLLOUT = {"prompt": PROMPT, "completion": "2+3=5\n\n5*2=11\n\nThe answer is \\boxed{11}", "columns": {"answer": "10"}}
+ROLLOUT = {"prompt": PROMPT, "completion": WRONG_SECOND, "columns": {"answer": "10"}}
 
 
-class StubPolicy:
-    """Finishes the task from wherever the prefix stops, trusting the last value written.
-
-    From a correct prefix it slips on every 4th continuation, so soft labels are fractions.
-    """
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, texts, max_new_tokens):
-        out = []
-        for text in texts:
-            self.calls.append(text)
-            done = text[len(PROMPT):]
-            value = int(re.findall(r"=(\d+)", done)[-1])
-            if "*2=" not in done:
-                value = value * 2 + (1 if len(self.calls) % 4 == 0 else 0)
-                out.append(f"\n\n{value // 2}*2={value}\n\nThe answer is \\boxed{{{value}}}")
-            else:
-                out.append(f"\n\nThe answer is \\boxed{{{value}}}")
-        return out
+def stub_policy():
+    """The scripted prover, slipping on every 4th continuation of the right first step: soft labels are fractions."""
+    return Prover(slip={"2+3=5": 4})
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +24,7 @@ def host():
 
 
 def test_known_wrong_step_gets_label_zero_and_the_good_step_a_soft_label(host):
-    policy = StubPolicy()
+    policy = stub_policy()
     records, stats = label_rollouts([ROLLOUT], policy, host, "math", StepFormat(split="blank_line"), n=4)
     [rec] = records
     text = rec["completion"]
@@ -58,7 +38,7 @@ def test_known_wrong_step_gets_label_zero_and_the_good_step_a_soft_label(host):
 
 
 def test_budget_skips_whole_rollouts(host):
-    good = {**ROLLOUT, "completion": "2+3=5\n\n5*2=10\n\nThe answer is \\boxed{10}"}
-    records, stats = label_rollouts([good, ROLLOUT], StubPolicy(), host, "math", StepFormat(), n=2, budget=5)
+    good = {**ROLLOUT, "completion": RIGHT}
+    records, stats = label_rollouts([good, ROLLOUT], stub_policy(), host, "math", StepFormat(), n=2, budget=5)
     assert len(records) == 1 and stats.skipped_budget == 1 and stats.continuations == 4
     assert records[0]["outcome"] is True and records[0]["steps"][-1][2] == 1.0

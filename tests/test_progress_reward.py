@@ -1,8 +1,6 @@
 """The ``progress`` step reward: Q(prefix_j) - Q(prefix_{j-1}) under a prover, graded by ``math``."""
 
 import json
-import re
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -14,41 +12,10 @@ from grpo_plugins import PluginManager, RewardHost, Sample
 from grpo_plugins.cli import cli
 from grpo_plugins.grpo.tiny import build_model, build_tokenizer
 from grpo_progress.reward import OUTCOME_LABEL, ProgressReward, progress_values
+from helpers_runs import PROMPT, RIGHT, WRONG_SECOND, Prover
 
-PROMPT = "Start at 2, add 3, then double. "
 GOLD = {"answer": "10"}
-RIGHT = "2+3=5\n\n5*2=10\n\nThe answer is \\boxed{10}"
-WRONG_SECOND = "2+3=5\n\n5*2=11\n\nThe answer is \\boxed{11}"
 WRONG_FIRST = "2+3=6\n\n6*2=12\n\nThe answer is \\boxed{12}"
-
-
-class Prover:
-    """Finishes the task from wherever the prefix stops, trusting the last value written: from a right
-    prefix it always reaches the right answer, from a wrong one it carries the error to the end.
-
-    ``slip`` maps a prefix (text after the prompt) to k: every k-th continuation of it is off by one."""
-
-    def __init__(self, slip=None):
-        self.calls = []
-        self.slip = slip or {}
-        self.seen = Counter()
-
-    def __call__(self, texts, max_new_tokens):
-        out = []
-        for text in texts:
-            self.calls.append(text)
-            done = text[len(PROMPT):] if text.startswith(PROMPT) else text
-            self.seen[done] += 1
-            off = 1 if done in self.slip and self.seen[done] % self.slip[done] == 0 else 0
-            values = re.findall(r"=(\d+)", done)
-            if not values:
-                out.append(f"2+3=5\n\n5*2={10 + off}\n\nThe answer is \\boxed{{{10 + off}}}")
-            elif "*2=" not in done:
-                v = int(values[-1])
-                out.append(f"\n\n{v}*2={2 * v + off}\n\nThe answer is \\boxed{{{2 * v + off}}}")
-            else:
-                out.append(f"\n\nThe answer is \\boxed{{{int(values[-1]) + off}}}")
-        return out
 
 
 @pytest.fixture(scope="module")
