@@ -7,7 +7,10 @@ load plugins from files, entry points or subprocesses, which cannot import tests
 from __future__ import annotations
 
 import inspect
+import os
 import re
+import subprocess
+import sys
 import textwrap
 from collections import Counter
 from pathlib import Path
@@ -15,6 +18,12 @@ from pathlib import Path
 import yaml
 
 from grpo_plugins import PluginManager, Reward, RewardResult, hookimpl
+
+def run_cli(*args, env=None, timeout=300):
+    """``python -m grpo_plugins ARGS`` in a subprocess, ``env`` on top of this one's, output captured."""
+    return subprocess.run([sys.executable, "-m", "grpo_plugins", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
 
 # --- configs ---------------------------------------------------------------------------------
 

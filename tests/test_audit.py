@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -14,7 +12,7 @@ from grpo_plugins import PluginManager, Reward
 from grpo_plugins.audit import accepted, load_cases
 from grpo_plugins.io import InputError
 from grpo_plugins.rewards import RewardResult
-from helpers_runs import Explode, plugin_source
+from helpers_runs import Explode, plugin_source, run_cli
 
 # (completion, answer, expected, category): the verdicts of `math` on these are known
 CASES = [
@@ -35,11 +33,6 @@ class Steps(Reward):
 
 
 PLUGIN = plugin_source(Explode, Steps)
-
-
-def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "grpo_plugins", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
 
 
 @pytest.fixture

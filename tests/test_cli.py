@@ -1,9 +1,6 @@
 """The command line: plugins, rewards, score (the output contract), check."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -11,7 +8,8 @@ from click.testing import CliRunner
 
 from grpo_plugins import PluginManager, Reward, RewardResult
 from grpo_plugins.cli import build_cli
-from helpers_runs import Explode, plugin_source
+from helpers_runs import Explode, plugin_source, run_cli
+
 
 class Columns(Reward):
     """Echoes the columns it received; value = len(answer)."""
@@ -41,11 +39,6 @@ class Steps(Reward):
 
 
 ECHO_PLUGIN = plugin_source(Columns, Steps, Explode)
-
-
-def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "grpo_plugins", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
 
 
 @pytest.fixture
