@@ -22,6 +22,7 @@ class RewardError(UserError, RuntimeError):
 
     def __init__(self, label: str, plugin: str, message: str, index: int | None = None):
         self.label, self.plugin, self.index = label, plugin, index
+        self.detail = message  # the reward's own words, for callers that re-index or re-word them
         where = f" on sample {index}" if index is not None else ""
         super().__init__(f"reward {label!r} (plugin {plugin!r}) failed{where}: {message}")
 

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 from pydantic import Field
 
 from grpo_plugins.config import ConfigError, Problem, RunConfig, load_run_config
-from grpo_plugins.host import RewardHost
+from grpo_plugins.host import RewardError, RewardHost
 from grpo_plugins.manager import PluginManager
 from grpo_plugins.rewards import RewardConfig, Sample
 
@@ -79,7 +79,17 @@ class VerlScorer:
         out: list[dict[str, float] | None] = [None] * n
         for ds, idx in groups.items():
             samples = [self._sample(ds, solutions[i], ground_truths[i], extra_infos[i]) for i in idx]
-            scores = self.host(ds).score(samples)
+            host = self.host(ds)
+            self._check_ground_truth(host, ds, idx, ground_truths)
+            try:
+                scores = host.score(samples)
+            except RewardError as exc:
+                # the reward names the column ('answer'); veRL users know the field by its parquet name
+                if exc.index is None or f"column {self.cfg.label_column!r}" not in str(exc):
+                    raise
+                raise GroundTruthError(exc.label, exc.plugin, f"{exc.detail} (column {self.cfg.label_column!r} "
+                                       f"is veRL's reward_model.ground_truth, data_source {ds!r})",
+                                       idx[exc.index]) from exc
             for j, i in enumerate(idx):
                 total = scores.totals[j]
                 row = {"score": self.cfg.none_score if total is None else float(total)}
@@ -88,6 +98,17 @@ class VerlScorer:
                     row[label] = res[j].value if res is not None and res[j].applicable else self.cfg.none_score
                 out[i] = row
         return out  # type: ignore[return-value]
+
+    def _check_ground_truth(self, host: RewardHost, ds: str, idx: list[int], ground_truths: Sequence[Any]) -> None:
+        """Raise naming ``reward_model.ground_truth`` for a sample without one that some reward reads."""
+        readers = [label for label, r in host.rewards.items() if self.cfg.label_column in _declared_columns(r)]
+        for i in idx:
+            if readers and ground_truths[i] is None:
+                label = readers[0]
+                raise GroundTruthError(label, host.entries[label].plugin,
+                                       f"reward_model.ground_truth is None (data_source {ds!r}); reward {label!r} "
+                                       f"reads it as column {self.cfg.label_column!r}: give every row of the "
+                                       "dataset a reward_model.ground_truth", i)
 
     def _sample(self, data_source: str, solution: str, ground_truth: Any, extra_info: dict | None) -> Sample:
         columns = dict(extra_info or {})
@@ -101,6 +122,16 @@ class VerlScorer:
             for h in self._hosts.values():
                 h.close()
             self._hosts.clear()
+
+
+class GroundTruthError(RewardError):
+    """A sample's ``reward_model.ground_truth`` is missing or unusable for a reward that reads it."""
+
+
+def _declared_columns(reward) -> list[str]:
+    declared = getattr(reward, "required_columns", None)
+    declared = declared() if callable(declared) else declared
+    return list(declared or [])
 
 
 _SCORERS: dict[tuple, VerlScorer] = {}

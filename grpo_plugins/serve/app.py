@@ -13,12 +13,14 @@ from typing import Any, Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from ..errors import SettingError
 from ..host import RewardError, RewardHost, RewardTimeout
 from ..io import dumps
 from ..manager import PluginManager
 from ..rewards import sample_from_record
 from . import protocols as p
 from .config import ServeConfig
+from .rows import RowScorer
 
 
 class Busy(Exception):
@@ -95,6 +97,8 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
     needed = p.needed_columns(host)
     limit = int(opts.max_body_mb * 1024 * 1024)
     eos = opts.strip_tokens()  # loads serve.tokenizer once, before the first request
+    pay_host = _pay_host(host, opts.pay_without_label)
+    rows_scorer = RowScorer(host, opts.label_column, opts.pay_without_label, needed, pay_host)
     admission: Admission | None = None
     secret = token.encode() if token else None
 
@@ -107,6 +111,8 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
         finally:
             admission.pool.shutdown(wait=True)
             host.close()
+            if pay_host is not None:
+                pay_host.close()
 
     app = FastAPI(title="grpo-plugins reward server", lifespan=lifespan, docs_url=None, redoc_url=None)
 
@@ -120,18 +126,22 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
             return None
         return _json(401, {"error": "missing or wrong bearer token"}, {"WWW-Authenticate": "Bearer"})
 
-    async def handle(request: Request, to_rows, respond) -> Response:
+    async def handle(request: Request, to_rows, respond, peer: bool = False) -> Response:
         if (refused := denied(request)) is not None:
             return refused
         try:
             body = await _read_json(request, limit)
             rows = to_rows(body)
+            if peer:  # a peer without labels sends rows without gold: the no-gold rule answers them
+                for r in rows:
+                    r.setdefault(opts.label_column, None)
             p.check_columns(rows, needed)
             samples = [sample_from_record(r) for r in rows]
         except p.BadRequest as exc:
             return _json(exc.status, exc.body())
         try:
-            scores = await admission.run(lambda: host.score(samples), opts.request_timeout)
+            scores, statuses = await admission.run(lambda: rows_scorer.score(samples, rows, peer),
+                                                   opts.request_timeout)
         except Busy:
             return _json(503, {"error": f"server busy: {admission.active} scoring, {admission.waiting} queued; "
                                         f"retry after {opts.retry_after}s"},
@@ -143,7 +153,7 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
         except RewardError as exc:
             # the reward's on_error is raise: the request fails, naming the reward and the row
             return _json(422, _reward_error(exc))
-        return _json(200, respond(scores, len(samples)))
+        return _json(200, respond(scores, len(samples), statuses))
 
     @app.post("/score")
     async def score(request: Request):
@@ -152,12 +162,12 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
     @app.post("/get_reward")
     async def get_reward(request: Request):
         return await handle(request, lambda b: p.rows_from_openrlhf(b, opts.max_rows, opts.label_column, eos),
-                            lambda s, n: p.openrlhf_response(s, n, opts.none_reward))
+                            lambda s, n, st: p.openrlhf_response(s, n, opts.none_reward, st), peer=True)
 
     @app.post("/slime")
     async def slime(request: Request):
         return await handle(request, lambda b: p.row_from_slime(b, opts.label_column, eos),
-                            lambda s, n: p.slime_response(s, opts.none_reward))
+                            lambda s, n, st: p.slime_response(s, opts.none_reward, st), peer=True)
 
     @app.get("/health")
     async def health():
@@ -178,6 +188,18 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
 
     app.state.host = host
     return app
+
+
+def _pay_host(host: RewardHost, labels: list[str]) -> RewardHost | None:
+    """A host of the rewards that score rows without a gold answer (serve.pay_without_label); None if none."""
+    if not labels:
+        return None
+    known = [c.label for c in host.configs]
+    unknown = [x for x in labels if x not in known]
+    if unknown:
+        raise SettingError("serve.pay_without_label", f"no configured reward labelled {', '.join(map(repr, unknown))}",
+                           f"configured: {', '.join(known)}")
+    return RewardHost([c for c in host.configs if c.label in labels], manager=host.manager)
 
 
 def _reward_error(exc: RewardError) -> dict[str, Any]:

@@ -38,6 +38,10 @@ class ServeOptions(BaseModel):
     def strip_tokens(self) -> tuple[str, ...]:
         """The EOS/pad text this server strips: from ``tokenizer`` when set, else ``eos_tokens``."""
         return eos_tokens_for(self.tokenizer, self.eos_tokens, "eos_tokens" in self.model_fields_set)
+    pay_without_label: list[str] = Field(default_factory=list,
+                                         description="reward labels that still score a row whose gold answer "
+                                                     "(label_column) is missing or null; the others take their "
+                                                     "on_error for it (status no_label). Default: none pays")
     none_reward: float = Field(0.0, description="reward sent to OpenRLHF / slime when no reward applies "
                                                 "(they take numbers only); /score sends null")
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..host import RewardHost, Scores
@@ -141,22 +142,40 @@ def _check_count(n: int, max_rows: int) -> None:
                          status=413)
 
 
-def score_response(scores: Scores, n: int) -> dict[str, Any]:
-    """Our ``/score`` answer: one output row per input row, plus the batch's metrics."""
-    return {"rows": [scores.record(i) for i in range(n)], "metrics": scores.metrics}
+def score_response(scores: Scores, n: int, statuses=None) -> dict[str, Any]:
+    """Our ``/score`` answer: one output row per input row (with its ``status``), plus the batch's metrics."""
+    rows = [scores.record(i) for i in range(n)]
+    for row, st in zip(rows, statuses or ()):
+        row["status"] = st.status
+    return {"rows": rows, "metrics": scores.metrics}
 
 
-def openrlhf_response(scores: Scores, n: int, none_reward: float) -> dict[str, Any]:
-    """OpenRLHF's answer: ``rewards`` (and ``scores``) per query, per-reward values in ``extra_logs``."""
-    totals = [none_reward if t is None else t for t in scores.totals]
+def openrlhf_response(scores: Scores, n: int, none_reward: float, statuses=None) -> dict[str, Any]:
+    """OpenRLHF's answer: ``rewards`` (and ``scores``) per query, per-reward values in ``extra_logs``,
+    each row's ``status`` and ``error`` (None when it went well) beside them.
+
+    Every number is finite: OpenRLHF makes tensors of ``rewards`` and of each ``extra_logs`` list.
+    """
+    totals = [_number(t, none_reward) for t in scores.totals]
     extra: dict[str, list[float]] = {}
     for label, results in scores.results.items():
         extra[label] = [r.value if r.applicable else none_reward for r in results]
-    return {"rewards": totals, "scores": totals, "extra_logs": extra}
+    out: dict[str, Any] = {"rewards": totals, "scores": totals, "extra_logs": extra}
+    if statuses is not None:
+        out["status"] = [s.status for s in statuses]
+        out["errors"] = [s.error for s in statuses]
+    return out
 
 
-def slime_response(scores: Scores, none_reward: float) -> dict[str, Any]:
-    """slime's answer for one sample: the total under ``reward`` (slime ``--reward-key reward``)."""
+def slime_response(scores: Scores, none_reward: float, statuses=None) -> dict[str, Any]:
+    """slime's answer for one sample: the total under ``reward`` (slime ``--reward-key reward``), the
+    row's ``status`` (and ``error``) beside it."""
     rec = scores.record(0)
-    total = rec["reward"]
-    return {"reward": none_reward if total is None else total, "rewards": rec["rewards"], "info": rec["info"]}
+    out = {"reward": _number(rec["reward"], none_reward), "rewards": rec["rewards"], "info": rec["info"]}
+    if statuses is not None:
+        out.update(statuses[0].as_dict())
+    return out
+
+
+def _number(total: float | None, none_reward: float) -> float:
+    return none_reward if total is None or not math.isfinite(total) else total

@@ -117,7 +117,7 @@ class MathReward(Reward):
         hard: dict[tuple[str, str], list[int]] = {}  # symbolic checks, deduplicated
         for i, s in enumerate(samples):
             try:
-                info = self._verdict(i, s)
+                info = self._verdict(i, s, len(samples) > 1)
             except (KeyError, ValueError) as exc:
                 if getattr(exc, "user_error", False):
                     raise
@@ -155,16 +155,21 @@ class MathReward(Reward):
         """Equal answers under this reward's check, either way round (1/2, 0.5, \\frac{1}{2})."""
         return voting.same_answer(a, b, self.check_options, lambda: self.pool)
 
-    def _verdict(self, i: int, s: Sample) -> dict:
-        """Info for one sample; status None means a worker must decide."""
+    def _verdict(self, i: int, s: Sample, name_it: bool = True) -> dict:
+        """Info for one sample; status None means a worker must decide.
+
+        Data errors name the sample only in a batch of several: the host rescores a failed batch
+        sample by sample and names the index itself ("failed on sample 3: ..."), where ours would be 0.
+        """
         o = self.options
+        where = f"sample {i}, " if name_it else ""
         if o.answer_column not in s.columns:
-            raise _user(KeyError(f"sample {i} has no gold column {o.answer_column!r} (columns: "
+            raise _user(KeyError(f"{where}no gold column {o.answer_column!r} (columns: "
                                  f"{', '.join(sorted(s.columns)) or 'none'}); set option answer_column"))
         try:
             gold = extract_gold(s.columns[o.answer_column])
         except ValueError as exc:
-            raise _user(ValueError(f"sample {i}, column {o.answer_column!r}: {exc}")) from None
+            raise _user(ValueError(f"{where}column {o.answer_column!r}: {exc}")) from None
         text = s.text
         if not isinstance(text, str):
             raise TypeError(f"completion of sample {i} is {type(text).__name__}, not text")
