@@ -20,8 +20,9 @@ from .compare import ProtocolError, decode, same, stdout_matches
 from .process import ProcessRun, classify
 
 LIMIT_DEFAULTS = {"wall_s": 10.0, "cpu_s": 5.0, "memory_mb": 1024, "pids": 64, "output_bytes": 8 << 20, "disk_mb": 256}
+LIMIT_STATUSES = ("timeout", "memory_limit", "output_limit", "process_limit", "disk_limit")
 STATUSES = ("passed", "failed", "runtime_error", "timeout", "memory_limit", "output_limit", "process_limit",
-            "disk_limit", "compile_error", "sandbox_error")
+            "disk_limit", "compile_error", "no_tests", "sandbox_error")
 MAX_TESTS = 100_000  # outcomes one tester may report
 # C++: compiled once per program, under limits of its own, by the image's g++
 COMPILE = {"wall_s": 30.0, "cpu_s": 20.0, "memory_mb": 1024, "binary_bytes": 64 << 20}
@@ -163,7 +164,7 @@ def _run_stdio(program, tests, box, limits, deadline, result):
         result.update(stdout=_text(run.stdout), stderr=_text(run.stderr), exit_code=end["exit_code"])
         if st != "passed":
             status = st if status == "passed" else status
-            if st in ("timeout", "memory_limit", "output_limit", "process_limit", "disk_limit"):
+            if st in LIMIT_STATUSES:
                 break  # a limit hit means a broken program; do not spend the wall clock on the rest
     result["passed"] = sum(t["passed"] for t in result["per_test"])
     result["status"] = "passed" if result["passed"] == len(cases) else (status if status != "passed" else "failed")
@@ -290,6 +291,11 @@ def _run_tester(job, tests, box, limits, deadline, result):
         status = classify(end_c["exit_code"], end_c["violation"], bytes(cand.stderr), box, error)
         if status == "passed":
             status = "runtime_error"
+    elif any("CandidateGone" in t.get("error", "") for t in result["per_test"] if not t["passed"]):
+        # the candidate died while a test waited on it: a limit that killed it (the hard CPU rlimit
+        # of a program that ignores SIGXCPU, a self-stop) is the verdict, not the tester's error
+        st = classify(end_c["exit_code"], end_c["violation"], bytes(cand.stderr), box)
+        status = st if st in LIMIT_STATUSES else None
     elif str(done.get("error", "")).startswith("sandbox:"):
         status, error = "sandbox_error", str(done["error"])
     elif done.get("error"):

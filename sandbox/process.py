@@ -257,6 +257,14 @@ def classify(exit_code: int | None, violation: str | None, stderr: bytes, box, e
             return "timeout"
         if sig == signal.SIGXFSZ:
             return "disk_limit"
+        if sig == signal.SIGSYS:
+            # the local backend's seccomp filter ends a process that sends itself a stop signal (as
+            # pid 1 of its namespace it could not stop): under plain execution it would wait forever
+            return "timeout"
+        if sig in (signal.SIGABRT, signal.SIGSEGV) and "instance of 'std::bad_alloc'" in text:
+            # an uncaught C++ std::bad_alloc ends in abort(); as pid 1 of a namespace (local) the
+            # SIGABRT is ignored and glibc's abort falls through to a fault
+            return "memory_limit"
         if sig == signal.SIGKILL:
             # the harness kills only after recording a violation and OOM kills are counted by the
             # box, so an unexplained SIGKILL is the hard CPU rlimit (SIGXCPU was ignored)

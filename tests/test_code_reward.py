@@ -88,7 +88,7 @@ def test_fraction_and_info(reward):
     assert [r.value for r in out[:3]] == [1.0, 0.75, 0.75]
     assert out[0].info["status"] == "passed" and out[1].info["status"] == "failed"
     assert [t["passed"] for t in out[1].info["per_test"]] == [True, True, False, True]
-    assert out[3].value is None and out[3].info["status"] == "no_tests"
+    assert out[3].value is None and out[3].info["status"] == "untested"
 
 
 def test_gaming_completions_score_zero(reward):

@@ -81,7 +81,7 @@ class CodeReward(Reward):
             if spec is None:
                 spec = self.options.tests
             if spec is None:
-                results[i] = RewardResult(None, info={"status": "no_tests"})
+                results[i] = RewardResult(None, info={"status": "untested"})  # no tests column: no verdict
                 continue
             tests = normalize_tests(spec, f"sample {i}", self.options.tests_column)
             lang = check_language(self.options.language, tests, f"sample {i}", "code.language")

@@ -1,7 +1,8 @@
 """The local backend's seccomp filter, compiled to BPF with libseccomp (through ctypes) and handed
 to bubblewrap (``--seccomp FD``): namespace creation, mounts, tracing, kernel keyrings, BPF,
 io_uring, module loading and the other calls a candidate has no use for fail with EPERM;
-``clone3`` fails with ENOSYS so libc falls back to ``clone``, whose flags the filter can see."""
+``clone3`` fails with ENOSYS so libc falls back to ``clone``, whose flags the filter can see; a
+signal call that sends SIGSTOP ends the caller with SIGSYS."""
 
 from __future__ import annotations
 
@@ -22,7 +23,18 @@ DENY = (
 # clone flags that make a namespace (CLONE_NEWTIME, NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET)
 NAMESPACE_FLAGS = (0x80, 0x20000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
 ACT_ALLOW = 0x7FFF0000
+ACT_KILL_PROCESS = 0x80000000
 SCMP_CMP_MASKED_EQ = 7
+# the runner is pid 1 of its pid namespace, which a signal from inside never stops; a process that
+# would stop itself (or its group) is ended with SIGSYS instead, which the harness reads as the
+# timeout that plain execution would reach: (call, index of its signal argument)
+# SIGSTOP only: SIGTSTP / SIGTTIN / SIGTTOU can be handled, and the kernel drops them for an
+# orphaned process group (the candidate's on docker), so a self-sent one does not stop there either
+STOP_SIGNALS = (19,)
+# the targets that include the caller: its group (0), itself (pid 1), everyone (-1); a parent may
+# still stop and resume its children. (call, index of the signal argument, target pids)
+SIGNAL_CALLS = (("kill", 1, (0, 1, -1)), ("tkill", 1, (1,)), ("tgkill", 2, (1,)), ("rt_sigqueueinfo", 1, (1,)),
+                ("rt_tgsigqueueinfo", 2, (1,)))
 
 
 def _errno(e: int) -> int:
@@ -66,6 +78,11 @@ def filter_bpf() -> bytes:
         add(_errno(errno.ENOSYS), "clone3")
         for flag in NAMESPACE_FLAGS:
             add(_errno(errno.EPERM), "clone", [_ArgCmp(0, SCMP_CMP_MASKED_EQ, flag, flag)])
+        for call, arg, targets in SIGNAL_CALLS:
+            for sig in STOP_SIGNALS:
+                for pid in targets:  # pid_t is 32 bits: compare the low half of the register
+                    add(ACT_KILL_PROCESS, call, [_ArgCmp(0, SCMP_CMP_MASKED_EQ, 0xFFFFFFFF, pid & 0xFFFFFFFF),
+                                                 _ArgCmp(arg, SCMP_CMP_MASKED_EQ, 0xFFFFFFFF, sig)])
         with tempfile.TemporaryFile() as fh:
             rc = lib.seccomp_export_bpf(ctx, fh.fileno())
             if rc < 0:
