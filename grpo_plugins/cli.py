@@ -395,6 +395,22 @@ def audit_cmd(ctx, reward, cases_path, against, options, gold_column, as_json):
     click.echo(json.dumps(report, indent=1, default=str) if as_json else format_report(report, cases_path))
 
 
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option("--step", is_flag=True, help="a step reward (one value per reasoning step) instead of an outcome reward")
+@click.option("--dir", "folder", type=click.Path(file_okay=False), default=None,
+              help="folder to write (default ./grpo-NAME-plugin); must be new or empty")
+@click.pass_context
+def new_plugin_cmd(ctx, name, step, folder):
+    """Write a pip-installable reward plugin package: pyproject entry point, reward, test, README."""
+    from .scaffold import new_plugin
+
+    root, written = new_plugin(name, folder, step, _manager(ctx))
+    for path in written:
+        click.echo(str(path))
+    click.echo(f"next: pip install -e {root} && grpo-plugins rewards && (cd {root} && python -m pytest)", err=True)
+
+
 def attach_plugin_commands(group: click.Group, manager: PluginManager) -> None:
     """Plugins add their commands (``register_commands``); every command then accepts ``--plugin``."""
     manager.hook.register_commands(cli=group)
