@@ -155,14 +155,66 @@ def outcome_credit(rewards: torch.Tensor, group_size: int, scale: str = "group",
     return outcome_advantages(rewards, group_size, "none" if scale == "batch" else scale, eps)
 
 
-def token_advantages(credit: Credit, mask: torch.Tensor, scale: str = "group", eps: float = 1e-4,
-                     batch_rewards: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-token advantages [B, T]: the outcome term over batch_std(batch_rewards or the credit's) when scale
-    is "batch", plus the process term, masked (``combine``)."""
-    outcome = credit.outcome
+@dataclass(frozen=True)
+class Terms:
+    """The two terms that train, after the batch-wide scales: ``combine(outcome, process, mask)`` is the advantage."""
+
+    outcome: torch.Tensor | None  # [B] float64, over batch_std under scale "batch"
+    process: torch.Tensor | None  # [B, T] float64, times ``scale``
+    scale: float  # c, the factor the process term was multiplied by (1 under process_scale "none")
+    outcome_mean_abs: float  # mean |outcome term| per completion token (over the mask), before c
+    process_mean_abs: float  # mean |process term| per completion token, before c
+
+
+def mean_abs_sums(outcome: torch.Tensor | None, process: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+    """[sum of |outcome| over masked tokens, same for |process|, masked token count], float64: what
+    ``process_scale: match`` compares (summed over processes before dividing)."""
+    m = mask.to(torch.float64)
+    o = (outcome.abs()[:, None] * m).sum() if outcome is not None else torch.zeros((), dtype=torch.float64)
+    p = (process.abs() * m).sum() if process is not None else torch.zeros((), dtype=torch.float64)
+    return torch.stack([o, p, m.sum()])
+
+
+def match_scale(sums: torch.Tensor) -> float:
+    """c with mean |c * process| = mean |outcome| per token: outcome sum / process sum; 1 when the
+    process term is all zero (nothing to scale).
+
+    An all-zero outcome term gives c = 0: the process term is dropped for that batch, the limit of
+    the rule, rather than trained at its unscaled size, the size the option exists to prevent."""
+    o, p = float(sums[0]), float(sums[1])
+    return o / p if p > 0 else 1.0
+
+
+def advantage_terms(credit: Credit, mask: torch.Tensor, scale: str = "group", eps: float = 1e-4,
+                    batch_rewards: torch.Tensor | None = None, process_scale: str = "none",
+                    terms: str = "both", all_sum=None) -> Terms:
+    """The outcome term over batch_std(batch_rewards or the credit's) when scale is "batch"; the process
+    term times c (``process_scale: match``, see ``match_scale``; "none": c = 1); ``terms="process_only"``
+    drops the outcome term (DeepSeekMath's process supervision). ``all_sum`` sums a float64 tensor over
+    processes (the mean-abs sums), identity by default."""
+    if process_scale not in ("match", "none"):
+        raise ValueError(f"process_scale must be match | none, got {process_scale!r}")
+    if terms not in ("both", "process_only"):
+        raise ValueError(f"terms must be both | process_only, got {terms!r}")
+    outcome = None if terms == "process_only" else credit.outcome
     if scale == "batch" and outcome is not None:
         outcome = outcome / (batch_std(credit.rewards if batch_rewards is None else batch_rewards) + eps)
-    return combine(outcome, credit.process, mask)
+    process = credit.process
+    if process is None:
+        return Terms(outcome, None, 1.0, 0.0, 0.0)
+    sums = mean_abs_sums(outcome, process, mask)
+    sums = sums if all_sum is None else all_sum(sums)
+    n = float(sums[2]) or 1.0
+    c = match_scale(sums) if process_scale == "match" and outcome is not None else 1.0
+    return Terms(outcome, process if c == 1.0 else process * c, c, float(sums[0]) / n, float(sums[1]) / n)
+
+
+def token_advantages(credit: Credit, mask: torch.Tensor, scale: str = "group", eps: float = 1e-4,
+                     batch_rewards: torch.Tensor | None = None, process_scale: str = "none",
+                     terms: str = "both") -> torch.Tensor:
+    """Per-token advantages [B, T] of one process's batch: ``combine`` of ``advantage_terms``."""
+    t = advantage_terms(credit, mask, scale, eps, batch_rewards, process_scale, terms)
+    return combine(t.outcome, t.process, mask)
 
 
 def mean_over_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

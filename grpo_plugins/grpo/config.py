@@ -97,6 +97,11 @@ class TrainSection(Section):
     process_advantage: Literal["sum", "mean"] = Field(
         "sum", description="step credit of a token: sum (DeepSeekMath) or mean of the normalised rewards of its "
                            "own and later steps (mean does not grow with the number of steps)")
+    process_scale: Literal["match", "none"] = Field(
+        "match", description="match: in each batch, scale the process (step-reward) term so its mean absolute "
+                             "per-token advantage equals the outcome term's (0 when the outcome term is all zero: "
+                             "the process term is dropped for that batch); none: add them unscaled. Only acts "
+                             "when an outcome and a step reward are both configured")
     max_rollouts: int | None = Field(
         None, gt=0, description="stop once this many completions have been generated (all processes, dynamic "
                                 "sampling's extra ones included); null = only train.steps")

@@ -274,7 +274,8 @@ class GRPOTrainer:
         t_gen, t_score = t0 + gen_seconds, time.perf_counter()
         # 3. advantages [B, T], once, on the batch that trains (the batch-wide scale needs all of it)
         mask = self._loss_mask(batch)  # [B, T]
-        adv = self._advantages(credit, mask)  # [B, T] on mask's device
+        terms = self._terms(credit, mask)  # outcome [B] and process [B, T] terms, batch-wide scales applied
+        adv = self._advantages(credit, mask, terms)  # [B, T] on mask's device
         self._annotate(batch.rollouts, scores, adv, mask)
         self.manager.hook.on_rollouts_collected(rollouts=batch.rollouts, step=self.step, cycle=self.cycle)
         # 4. old (mu > 1, vLLM) and reference (beta > 0) log-probs [B, T], without gradients
@@ -319,7 +320,7 @@ class GRPOTrainer:
         self.num_tokens += int(self._all_sum(float(batch.prompt_mask.sum() + mask.sum())))
         metrics = step_metrics(
             loss=sum(losses) / len(losses), scores=scores, group_size=cfg.rollout.num_generations, adv=adv,
-            mask=mask, truncated=batch.truncated, sampling=sampling,
+            mask=mask, truncated=batch.truncated, sampling={**sampling, **self._terms_metrics(terms)},
             loss_metrics=self._clip_extremes(reduce_metrics({k: v / t.num_iterations for k, v in sums.items()})),
             entropy=entropy_sum / max(tokens_local, 1.0),
             grad_norm=sum(grad_norms) / len(grad_norms) if grad_norms else None,
@@ -441,14 +442,32 @@ class GRPOTrainer:
             process = p if process is None else process + p
         return A.Credit(rewards, outcome, process)
 
-    def _advantages(self, credit: A.Credit, mask: torch.Tensor) -> torch.Tensor:
-        """Per-token advantages [B, T] of the batch that trains (``scale_rewards: batch``: std over every process)."""
+    def _terms(self, credit: A.Credit, mask: torch.Tensor) -> A.Terms:
+        """The batch's outcome and process terms after the batch-wide scales (``scale_rewards: batch``'s std
+        and ``process_scale: match``'s c, both over every process), float64 on the CPU."""
         t = self.cfg.train
         everything = None
         if t.scale_rewards == "batch" and self.world > 1 and credit.rewards is not None:
             everything = self.accelerator.gather(credit.rewards.to(self.device)).cpu()
-        # float64 statistics on the CPU; the [B, T] result goes where the mask lives (CUDA in training)
-        return A.token_advantages(credit, mask.cpu(), t.scale_rewards, t.advantage_eps, everything).to(mask.device)
+        all_sum = None
+        if self.world > 1:
+            def all_sum(x):
+                return self.accelerator.reduce(x.to(self.device), reduction="sum").cpu()
+        return A.advantage_terms(credit, mask.cpu(), t.scale_rewards, t.advantage_eps, everything, t.process_scale,
+                                 "both", all_sum)
+
+    def _advantages(self, credit: A.Credit, mask: torch.Tensor, terms: A.Terms | None = None) -> torch.Tensor:
+        """Per-token advantages [B, T] of the batch that trains, on mask's device (CUDA in training)."""
+        terms = self._terms(credit, mask) if terms is None else terms
+        return A.combine(terms.outcome, terms.process, mask.cpu()).to(mask.device)
+
+    @staticmethod
+    def _terms_metrics(terms: A.Terms) -> dict[str, float]:
+        """adv/process_scale (c) and the two terms' mean |advantage| per token, when a process term trains."""
+        if terms.process is None:
+            return {}
+        return {"adv/process_scale": terms.scale, "adv/outcome_mean_abs": terms.outcome_mean_abs,
+                "adv/process_mean_abs": terms.process_mean_abs}
 
     @staticmethod
     def _annotate(rollouts: list[Rollout], scores: Scores, adv: torch.Tensor, mask: torch.Tensor) -> None:

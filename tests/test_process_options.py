@@ -1,0 +1,194 @@
+"""The process-supervision options of the train section (issue 24), against float64 references:
+process_scale (one scale for outcome and process credit), advantage_terms (process-only), the
+process std floor, which reward's variance makes a group informative under dynamic sampling,
+continuations charged to the rollout budget, and ``prover: policy``."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from grpo_plugins import PluginManager, Reward, RewardResult, hookimpl
+from grpo_plugins.grpo import advantages as A
+from grpo_plugins.grpo import tiny
+from grpo_plugins.grpo.config import TrainConfig
+from grpo_plugins.grpo.trainer import GRPOTrainer
+
+# --- float64 references ----------------------------------------------------------------------
+
+
+def ref_mean_abs(outcome, process, mask):
+    """(mean |outcome| per masked token, mean |process| per masked token), plain Python."""
+    n = so = sp = 0.0
+    for i, row in enumerate(mask):
+        for t, m in enumerate(row):
+            if m:
+                n += 1
+                so += abs(outcome[i]) if outcome is not None else 0.0
+                sp += abs(process[i][t])
+    return so / max(n, 1), sp / max(n, 1)
+
+
+def random_credit(seed, G=4, groups=3, T=6, outcome_zero=False):
+    rng = random.Random(seed)
+    B = G * groups
+    r = torch.tensor([0.0 if outcome_zero else rng.choice([0.0, 1.0, rng.uniform(-1, 2)]) for _ in range(B)],
+                     dtype=torch.float64)
+    process = torch.tensor([[rng.uniform(-3, 3) for _ in range(T)] for _ in range(B)], dtype=torch.float64)
+    mask = torch.tensor([[int(t < rng.randint(1, T)) for t in range(T)] for _ in range(B)])
+    return r, process, mask
+
+
+# --- 1. process_scale ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_match_gives_the_process_term_the_outcome_terms_mean_abs(seed, scale):
+    G = 4
+    r, process, mask = random_credit(seed, G)
+    credit = A.Credit(r, A.outcome_credit(r, G, scale, 1e-4), process)
+    t = A.advantage_terms(credit, mask, scale, 1e-4, process_scale="match")
+    outcome = A.outcome_advantages(r, G, scale, 1e-4).tolist()  # the trained outcome term, batch std included
+    o_ref, p_ref = ref_mean_abs(outcome, process.tolist(), mask.tolist())
+    assert t.outcome_mean_abs == pytest.approx(o_ref, rel=1e-12) and t.process_mean_abs == pytest.approx(p_ref, rel=1e-12)
+    assert t.scale == pytest.approx(o_ref / p_ref, rel=1e-12)
+    scaled = [[p * o_ref / p_ref for p in row] for row in process.tolist()]
+    assert ref_mean_abs(outcome, scaled, mask.tolist())[1] == pytest.approx(o_ref, rel=1e-12)
+    want = torch.tensor([[(outcome[i] + scaled[i][k]) * mask[i][k] for k in range(mask.shape[1])]
+                         for i in range(len(outcome))], dtype=torch.float32)
+    got = A.token_advantages(credit, mask, scale, 1e-4, process_scale="match")
+    assert torch.allclose(got, want, atol=1e-6, rtol=1e-6)
+
+
+def test_an_all_zero_outcome_term_drops_the_process_term():
+    """c = 0 when no group has outcome signal: the limit of the rule, not the unscaled process term."""
+    r, process, mask = random_credit(0, outcome_zero=True)
+    credit = A.Credit(r, A.outcome_credit(r, 4), process)
+    t = A.advantage_terms(credit, mask, process_scale="match")
+    assert t.scale == 0.0 and t.outcome_mean_abs == 0.0 and t.process_mean_abs > 0
+    assert A.token_advantages(credit, mask, process_scale="match").abs().sum() == 0
+
+
+def test_an_all_zero_process_term_leaves_c_at_one():
+    r, _, mask = random_credit(1)
+    credit = A.Credit(r, A.outcome_credit(r, 4), torch.zeros(mask.shape, dtype=torch.float64))
+    assert A.advantage_terms(credit, mask, process_scale="match").scale == 1.0
+
+
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_none_and_outcome_only_are_todays_advantages_bitwise(scale):
+    r, process, mask = random_credit(2)
+    today = A.combine(A.outcome_advantages(r, 4, scale, 1e-4), process, mask)
+    credit = A.Credit(r, A.outcome_credit(r, 4, scale, 1e-4), process)
+    assert torch.equal(A.token_advantages(credit, mask, scale, 1e-4, process_scale="none"), today)
+    only = A.Credit(r, A.outcome_credit(r, 4, scale, 1e-4), None)  # no step reward: match changes nothing
+    assert torch.equal(A.token_advantages(only, mask, scale, 1e-4, process_scale="match"),
+                       A.combine(A.outcome_advantages(r, 4, scale, 1e-4), None, mask))
+
+
+def test_match_over_processes_uses_the_summed_mean_abs():
+    """Two processes' halves scaled with the all-reduced sums equal the whole batch scaled at once."""
+    r, process, mask = random_credit(3, groups=4)
+    whole = A.advantage_terms(A.Credit(r, A.outcome_credit(r, 4), process), mask, process_scale="match")
+    halves = [slice(0, 8), slice(8, 16)]
+    sums = sum(A.mean_abs_sums(A.outcome_credit(r[h], 4), process[h], mask[h]) for h in halves)
+    for h in halves:
+        part = A.advantage_terms(A.Credit(r[h], A.outcome_credit(r[h], 4), process[h]), mask[h],
+                                 process_scale="match", all_sum=lambda _: sums)
+        assert part.scale == pytest.approx(whole.scale, rel=1e-12)
+        assert torch.allclose(part.process, whole.process[h], rtol=1e-12)
+
+
+def test_train_config_takes_the_options_and_rejects_bad_values():
+    base = {"model": {"name_or_path": "m"}, "data": {"train": "t.jsonl"}, "rewards": [{"name": "math"}]}
+    assert TrainConfig.model_validate(base).train.process_scale == "match"
+    assert TrainConfig.model_validate({**base, "train": {"process_scale": "none"}}).train.process_scale == "none"
+    with pytest.raises(ValueError, match="process_scale"):
+        TrainConfig.model_validate({**base, "train": {"process_scale": "sometimes"}})
+
+
+# --- the trainer -----------------------------------------------------------------------------
+
+
+class DigitShare(Reward):
+    """Share of digits in the completion: varies within every group."""
+
+    name = "opt_digit_share"
+
+    def score(self, samples):
+        return [RewardResult(sum(c.isdigit() for c in s.text) / max(len(s.text), 1)) for s in samples]
+
+
+class Constant(Reward):
+    name = "opt_constant"
+
+    def score(self, samples):
+        return [RewardResult(1.0) for _ in samples]
+
+
+class DigitSteps(Reward):
+    """A step per 2 characters, 1 when it holds a digit: varies within most groups."""
+
+    name = "opt_digit_steps"
+    granularity = "step"
+
+    def score(self, samples):
+        return [RewardResult(steps=[(i, min(i + 2, len(s.text)), float(any(c.isdigit() for c in s.text[i:i + 2])))
+                                    for i in range(0, len(s.text), 2)]) for s in samples]
+
+
+class Plugin:
+    def __init__(self):
+        self.batches = []
+
+    @hookimpl
+    def register_rewards(self, register):
+        for cls in (DigitShare, Constant, DigitSteps):
+            register(cls)
+
+    @hookimpl
+    def on_rollouts_collected(self, rollouts, step, cycle):
+        self.batches.append(rollouts)
+
+
+def make_manager():
+    m = PluginManager(load_entrypoints=False)
+    plugin = Plugin()
+    m.register(plugin, name="process_options_test")
+    return m, plugin
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return tiny.build(tmp_path_factory.mktemp("tiny") / "t", n_train=64, n_eval=8, n_sft=8,
+                      hidden_size=32, layers=2, heads=2, seed=0)
+
+
+def config(tiny_dir, run_dir, rewards=("opt_digit_share", "opt_digit_steps"), **train) -> TrainConfig:
+    return TrainConfig.model_validate({
+        "model": {"name_or_path": str(tiny_dir / "model")},
+        "data": {"train": str(tiny_dir / "train.jsonl"), "chat_template": False},
+        "rollout": {"num_generations": 4, "max_new_tokens": 8, "temperature": 1.5},
+        "train": {"steps": 1, "prompts_per_step": 4, "learning_rate": 1e-3, "seed": 0, "torch_threads": 1, **train},
+        "log": {"run_dir": str(run_dir), "progress": False, "tensorboard": False},
+        "checkpoint": {"every": 0},
+        "rewards": [{"name": r} for r in rewards],
+    })
+
+
+def test_the_trainer_matches_the_terms_and_logs_c(tiny_dir, tmp_path):
+    mgr, _ = make_manager()
+    trainer = GRPOTrainer(config(tiny_dir, tmp_path / "run"), mgr)
+    batch, scores, credit, _, _ = trainer._sample_batch()
+    mask = trainer._loss_mask(batch)
+    terms = trainer._terms(credit, mask)
+    o_ref, p_ref = ref_mean_abs(credit.outcome.tolist(), credit.process.tolist(), mask.tolist())
+    assert terms.scale == pytest.approx(o_ref / p_ref, rel=1e-12) and 0 < terms.scale
+    m = trainer.train_step()
+    assert {"adv/process_scale", "adv/outcome_mean_abs", "adv/process_mean_abs"} <= set(m)
+    assert m["adv/outcome_mean_abs"] > 0 and m["adv/process_scale"] > 0
+    plain = GRPOTrainer(config(tiny_dir, tmp_path / "plain", rewards=("opt_digit_share",)), make_manager()[0])
+    assert "adv/process_scale" not in plain.train_step()  # outcome only: no new metric, today's advantages
