@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import importlib.util
 import os
@@ -93,8 +94,11 @@ class PluginManager:
         if trace if trace is not None else bool(os.environ.get(ENV_TRACE)):
             self.pm.trace.root.setwriter(sys.stderr.write)
             self.pm.enable_tracing()
+        self.requested: dict[str, str] = {}  # allowlisted plugin name -> which allowlist named it
         if load_entrypoints:
             env_allow = _allowlist_from_env()
+            for source, names in (("the plugins: allowlist", allow), (ENV_LOAD, env_allow)):
+                self.requested.update(dict.fromkeys(names or (), source))
             if allow is not None and env_allow is not None:
                 allow = set(allow) & env_allow
             elif env_allow is not None:
@@ -172,6 +176,32 @@ class PluginManager:
     def plugin_names(self) -> list[str]:
         """Names of the registered plugins."""
         return sorted(n for n, p in self.pm.list_name_plugin() if p is not None)
+
+    def discovery_notes(self) -> list[PluginFailure]:
+        """Why an expected plugin is absent: entry points under a near-miss group, allowlisted names not installed."""
+        notes, seen = [], set()
+        for dist in importlib.metadata.distributions():
+            for ep in dist.entry_points:
+                key = (dist.name, ep.group, ep.name)
+                if key in seen or ep.group == ENTRY_POINT_GROUP or not _near_miss_group(ep.group):
+                    continue
+                seen.add(key)
+                notes.append(PluginFailure(ep.name, (
+                    f"distribution {dist.name!r} declares {ep.name!r} in entry-point group {ep.group!r}, "
+                    f"not {ENTRY_POINT_GROUP!r}: not loaded; rename the group to [project.entry-points."
+                    f"{ENTRY_POINT_GROUP}] in its pyproject.toml and reinstall")))
+        installed = {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+        for name, source in sorted(self.requested.items()):
+            if name in installed or self.pm.has_plugin(name):
+                continue
+            from .suggest import did_you_mean
+
+            close = did_you_mean(name, installed, n=1)
+            hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+            notes.append(PluginFailure(name, (
+                f"{name!r} is on {source} but no installed distribution declares it in entry-point group "
+                f"{ENTRY_POINT_GROUP!r}; {hint}installed: {', '.join(sorted(installed)) or '(none)'}")))
+        return notes
 
     def _invalidate(self) -> None:
         self._registry = None
@@ -297,7 +327,22 @@ class PluginManager:
             if f.name not in loaded:
                 out.append({"name": f.name, "version": "", "source": "entry point", "hooks": [], "rewards": [],
                             "errors": [f.error]})
+        rows = {row["name"]: row for row in out}
+        for note in self.discovery_notes():  # one row per name, a note an error of it
+            if note.name not in rows:
+                rows[note.name] = {"name": note.name, "version": "", "source": "not loaded", "hooks": [],
+                                   "rewards": [], "errors": []}
+                out.append(rows[note.name])
+            rows[note.name]["errors"].append(note.error)
         return out
+
+
+def _near_miss_group(group: str) -> bool:
+    """An entry-point group that looks like a mistyped ``grpo_plugins`` (``grpo_plugin``, ``grpo-plugins``)."""
+    if group.startswith(tuple(ENTRY_POINT_GROUP + sep for sep in "._-")):  # a plugin's own namespaced group
+        return False
+    squashed = "".join(c for c in group.lower() if c.isalnum())
+    return squashed == "grpoplugins" or bool(difflib.get_close_matches(group.lower(), [ENTRY_POINT_GROUP], cutoff=0.8))
 
 
 _default: PluginManager | None = None
