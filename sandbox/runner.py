@@ -14,6 +14,7 @@ Usage: python3 -I -S runner.py CMD_FD RESULT_FD [REQ_FD ANS_FD]   (stdlib only; 
 """
 
 import marshal
+import operator
 import os
 import resource
 import sys
@@ -468,7 +469,26 @@ def answer(req, handles, mod):
         return str(obj)
     if op == "repr":
         return repr(obj)
+    if op == "operator":
+        name = req["name"]
+        if name not in OPERATORS:
+            raise ValueError(f"unknown operator {name!r}")
+        args = list(req.get("args", ()))
+        return getattr(operator, name)(*(args + [obj] if req.get("reflected") else [obj] + args))
+    if op == "enter":
+        return obj.__enter__()
+    if op == "exit":
+        obj.__exit__(None, None, None)
+        return None
+    if op == "isinstance":
+        return isinstance(req["obj"], obj)
+    if op == "issubclass":
+        return issubclass(req["obj"], obj)
     raise ValueError(f"unknown op {op!r}")
+
+
+OPERATORS = frozenset(("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "lshift", "rshift",
+                       "and_", "or_", "xor", "lt", "le", "gt", "ge", "neg", "pos", "abs", "invert"))
 
 
 class Raw(list):

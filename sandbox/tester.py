@@ -443,7 +443,18 @@ class Proxy:
         return s
 
     def __repr__(self):
-        return f"<candidate {self._type} object #{self._id}>"
+        s = self._ch.request("repr", h=self._id)
+        if type(s) is not str:
+            raise TypeError("__repr__ of a candidate object must return a str")
+        return s
+
+    # isinstance(x, SolutionClass) looks these up on type(SolutionClass), this class: the check runs
+    # where the class lives, and only a real bool counts
+    def __instancecheck__(self, obj):
+        return self._ch.request("isinstance", h=self._id, obj=obj) is True
+
+    def __subclasscheck__(self, cls):
+        return self._ch.request("issubclass", h=self._id, obj=cls) is True
 
     def __eq__(self, other):
         return self is other
@@ -457,6 +468,15 @@ class Proxy:
     def __bool__(self):
         raise TypeError(f"the truth value of a candidate {self._type} object is not decided across the sandbox")
 
+    def __enter__(self):
+        return self._ch.request("enter", h=self._id)
+
+    def __exit__(self, *exc):
+        # the candidate's __exit__ runs (it is told no more than that the block ended) but never
+        # decides whether the test's exception, an AssertionError above all, is swallowed
+        self._ch.request("exit", h=self._id)
+        return False
+
     def __copy__(self):
         return self
 
@@ -465,6 +485,25 @@ class Proxy:
 
     def __reduce_ex__(self, protocol):
         raise TypeError("candidate objects cross only as handles")
+
+
+def _operator(name: str, reflected: bool = False):
+    def method(self, *other):
+        return self._ch.request("operator", h=self._id, name=name, args=other, reflected=reflected)
+    method.__name__ = f"__{'r' if reflected else ''}{name.rstrip('_')}__"
+    return method
+
+
+# operators run where the object lives (the candidate's own class decides what `+` or `<` means);
+# == / != / hash / bool stay identity and refusal, so no candidate object can equal an expected value
+BINARY_OPERATORS = ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "lshift", "rshift",
+                    "and_", "or_", "xor")
+for _name in BINARY_OPERATORS:
+    setattr(Proxy, f"__{_name.rstrip('_')}__", _operator(_name))
+    setattr(Proxy, f"__r{_name.rstrip('_')}__", _operator(_name, reflected=True))
+for _name in ("lt", "le", "gt", "ge", "neg", "pos", "abs", "invert"):
+    setattr(Proxy, f"__{_name}__", _operator(_name))
+del _name
 
 
 # module-level names the loaders and collectors treat as protocol hooks, whatever their case of underscores

@@ -102,6 +102,16 @@ CHEATS = {
                                         {"kind": "pytest", "code": "from solution import f\ndef test_f():\n"
                                          "    assert not [x for x in filter(f, [1, 2]) if x]\n"
                                          "    assert all(map(f, [1, 2]))\n"}),
+    # a candidate context manager never swallows the test's failing assertion
+    "context_manager_swallows_assertion": (
+        "class Quiet:\n    def __enter__(self): return self\n    def __exit__(self, *a): return True\n"
+        "def f(x): return -1\n",
+        {"kind": "pytest", "code": "from solution import Quiet, f\ndef test_f():\n    with Quiet():\n"
+         "        assert f(1) == 2\n"}),
+    # operators return what the candidate's class says, but == stays identity: no AlwaysEqual
+    "operator_result_always_equal": (
+        "class Eq:\n    def __eq__(self, o): return True\n    def __add__(self, o): return Eq()\n"
+        "def f(x): return Eq() + Eq()\n", PYTEST_FROM),
     # 5. nothing collected is never a pass
     "no_tests_pytest": ("def f(x): return -1\n", {"kind": "pytest", "code": "from solution import f\nX = f(1)\n"}),
     "no_tests_unittest": ("def task_func(x): return 0\n",
@@ -140,6 +150,49 @@ LEGIT = {
         "def f(x): return 2 * x\ndef _helper(): return 1\n",
         {"kind": "pytest", "code": "from solution import *\ndef test_f():\n    assert f(1) == 2\n"
          "def test_private_not_star_imported():\n    assert '_helper' not in globals()\n"}),
+    # class design: repr / str run where the object lives; isinstance / issubclass against the
+    # solution's classes (a subclass, a tuple of classes, tester-side values)
+    "class_repr_and_isinstance": (
+        "class Point:\n    def __init__(self, x, y): self.x, self.y = x, y\n"
+        "    def __repr__(self): return f'Point({self.x}, {self.y})'\n"
+        "    def __str__(self): return f'({self.x}, {self.y})'\n"
+        "class Point3(Point):\n    pass\ndef make(): return Point3(1, 2)\n",
+        {"kind": "pytest", "code": textwrap.dedent("""
+            from solution import Point, Point3, make
+            def test_repr():
+                assert repr(Point(1, 2)) == "Point(1, 2)" and str(Point(1, 2)) == "(1, 2)"
+                assert f"{Point(1, 2)!r}" == "Point(1, 2)"
+            def test_isinstance():
+                p = make()
+                assert isinstance(p, Point) and isinstance(p, Point3) and isinstance(p, (int, Point))
+                assert not isinstance(Point(0, 0), Point3) and not isinstance(3, Point)
+                assert issubclass(Point3, Point) and not issubclass(Point, Point3)
+        """)}),
+    "unittest_is_instance_of_solution_class": (
+        "class Stack:\n    def __init__(self): self.items = []\n"
+        "    def __repr__(self): return f'Stack({self.items})'\ndef task_func(): return Stack()\n",
+        {"kind": "unittest", "code": "import unittest\nclass T(unittest.TestCase):\n"
+         "    def test_type(self):\n        self.assertIsInstance(task_func(), Stack)\n"
+         "        self.assertEqual(repr(task_func()), 'Stack([])')\n"}),
+    # operators, comparisons (sorted), unary ops and the context-manager protocol run candidate-side
+    "class_operators_and_context_manager": (
+        "class V:\n    def __init__(self, x): self.x = x\n    def __add__(self, o): return V(self.x + o.x)\n"
+        "    def __mul__(self, k): return V(self.x * k)\n    __rmul__ = __mul__\n"
+        "    def __lt__(self, o): return self.x < o.x\n    def __neg__(self): return V(-self.x)\n"
+        "    def __abs__(self): return abs(self.x)\n"
+        "class Res:\n    log = []\n    def __enter__(self): Res.log.append('in'); return 7\n"
+        "    def __exit__(self, *a): Res.log.append('out')\ndef log(): return list(Res.log)\n",
+        {"kind": "pytest", "code": textwrap.dedent("""
+            from solution import V, Res, log
+            def test_ops():
+                assert (V(1) + V(2)).x == 3 and (V(2) * 3).x == 6 and (3 * V(2)).x == 6
+                assert V(1) < V(2) and not V(2) < V(1) and (-V(4)).x == -4 and abs(V(-5)) == 5
+                assert [v.x for v in sorted([V(3), V(1), V(2)])] == [1, 2, 3]
+            def test_with():
+                with Res() as r:
+                    assert r == 7
+                assert log() == ['in', 'out']
+        """)}),
     "pytest_explicit_import_of_hook_named_function": (
         "def setup(x): return x + 1\n",
         {"kind": "pytest", "code": "from solution import setup as s\ndef test_s():\n    assert s(1) == 2\n"}),
