@@ -10,11 +10,10 @@ import random
 import pytest
 import torch
 
-from grpo_plugins import PluginManager, Reward, RewardResult, hookimpl
 from grpo_plugins.grpo import advantages as A
-from grpo_plugins.grpo import tiny
 from grpo_plugins.grpo.config import TrainConfig
 from grpo_plugins.grpo.trainer import GRPOTrainer
+from helpers_runs import Constant, DigitShare, DigitSteps, private_manager, tiny_run_config
 
 # --- float64 references ----------------------------------------------------------------------
 
@@ -113,70 +112,17 @@ def test_train_config_takes_the_options_and_rejects_bad_values():
 # --- the trainer -----------------------------------------------------------------------------
 
 
-class DigitShare(Reward):
-    """Share of digits in the completion: varies within every group."""
-
-    name = "opt_digit_share"
-
-    def score(self, samples):
-        return [RewardResult(sum(c.isdigit() for c in s.text) / max(len(s.text), 1)) for s in samples]
+DEFAULTS = {"rollout": {"temperature": 1.5},
+            "train": {"steps": 1, "prompts_per_step": 4, "seed": 0, "torch_threads": 1},
+            "log": {"progress": False, "tensorboard": False}, "checkpoint": {"every": 0}}
 
 
-class Constant(Reward):
-    name = "opt_constant"
-
-    def score(self, samples):
-        return [RewardResult(1.0) for _ in samples]
-
-
-class DigitSteps(Reward):
-    """A step per 2 characters, 1 when it holds a digit: varies within most groups."""
-
-    name = "opt_digit_steps"
-    granularity = "step"
-
-    def score(self, samples):
-        return [RewardResult(steps=[(i, min(i + 2, len(s.text)), float(any(c.isdigit() for c in s.text[i:i + 2])))
-                                    for i in range(0, len(s.text), 2)]) for s in samples]
-
-
-class Plugin:
-    def __init__(self):
-        self.batches = []
-
-    @hookimpl
-    def register_rewards(self, register):
-        for cls in (DigitShare, Constant, DigitSteps):
-            register(cls)
-
-    @hookimpl
-    def on_rollouts_collected(self, rollouts, step, cycle):
-        self.batches.append(rollouts)
+def config(tiny_dir, run_dir, rewards=("digit_share", "digit_steps"), **train) -> TrainConfig:
+    return TrainConfig.model_validate(tiny_run_config(tiny_dir, run_dir, rewards, defaults=DEFAULTS, train=train))
 
 
 def make_manager():
-    m = PluginManager(load_entrypoints=False)
-    plugin = Plugin()
-    m.register(plugin, name="process_options_test")
-    return m, plugin
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return tiny.build(tmp_path_factory.mktemp("tiny") / "t", n_train=64, n_eval=8, n_sft=8,
-                      hidden_size=32, layers=2, heads=2, seed=0)
-
-
-def config(tiny_dir, run_dir, rewards=("opt_digit_share", "opt_digit_steps"), **train) -> TrainConfig:
-    return TrainConfig.model_validate({
-        "model": {"name_or_path": str(tiny_dir / "model")},
-        "data": {"train": str(tiny_dir / "train.jsonl"), "chat_template": False},
-        "rollout": {"num_generations": 4, "max_new_tokens": 8, "temperature": 1.5},
-        "train": {"steps": 1, "prompts_per_step": 4, "learning_rate": 1e-3, "seed": 0, "torch_threads": 1, **train},
-        "log": {"run_dir": str(run_dir), "progress": False, "tensorboard": False},
-        "checkpoint": {"every": 0},
-        "rewards": [{"name": r} for r in rewards],
-    })
+    return private_manager(DigitShare, Constant, DigitSteps)
 
 
 def test_the_trainer_matches_the_terms_and_logs_c(tiny_dir, tmp_path):
@@ -190,5 +136,5 @@ def test_the_trainer_matches_the_terms_and_logs_c(tiny_dir, tmp_path):
     m = trainer.train_step()
     assert {"adv/process_scale", "adv/outcome_mean_abs", "adv/process_mean_abs"} <= set(m)
     assert m["adv/outcome_mean_abs"] > 0 and m["adv/process_scale"] > 0
-    plain = GRPOTrainer(config(tiny_dir, tmp_path / "plain", rewards=("opt_digit_share",)), make_manager()[0])
+    plain = GRPOTrainer(config(tiny_dir, tmp_path / "plain", rewards=("digit_share",)), make_manager()[0])
     assert "adv/process_scale" not in plain.train_step()  # outcome only: no new metric, today's advantages
