@@ -10,6 +10,7 @@ import random
 import pytest
 import torch
 
+from grpo_plugins.errors import SettingError
 from grpo_plugins.grpo import advantages as A
 from grpo_plugins.grpo.config import TrainConfig
 from grpo_plugins.grpo.trainer import GRPOTrainer
@@ -101,12 +102,51 @@ def test_match_over_processes_uses_the_summed_mean_abs():
         assert torch.allclose(part.process, whole.process[h], rtol=1e-12)
 
 
+# --- 2. advantage_terms: process_only -------------------------------------------------------
+
+
+@pytest.mark.parametrize("process_scale", ["match", "none"])
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_process_only_trains_the_process_term_alone_unscaled(scale, process_scale):
+    """DeepSeekMath's process supervision: A_{i,t} = process term, c = 1 (no outcome term to match)."""
+    r, process, mask = random_credit(5)
+    credit = A.Credit(r, A.outcome_credit(r, 4, scale, 1e-4), process)
+    t = A.advantage_terms(credit, mask, scale, 1e-4, process_scale=process_scale, terms="process_only")
+    assert t.outcome is None and t.scale == 1.0 and t.outcome_mean_abs == 0.0
+    assert t.process_mean_abs == pytest.approx(ref_mean_abs(None, process.tolist(), mask.tolist())[1], rel=1e-12)
+    want = torch.tensor([[p * m for p, m in zip(prow, mrow)] for prow, mrow in zip(process.tolist(), mask.tolist())],
+                        dtype=torch.float32)
+    got = A.token_advantages(credit, mask, scale, 1e-4, process_scale=process_scale, terms="process_only")
+    assert torch.equal(got, want)
+
+
+def test_process_only_with_step_rewards_trains_only_their_credit(tiny_dir, tmp_path):
+    trainer = GRPOTrainer(config(tiny_dir, tmp_path / "run", advantage_terms="process_only"), make_manager()[0])
+    batch, _, credit, _, _ = trainer._sample_batch()
+    mask = trainer._loss_mask(batch)
+    assert credit.outcome is not None and credit.outcome.abs().sum() > 0  # scored, but not trained
+    adv = trainer._advantages(credit, mask)
+    assert torch.allclose(adv, (credit.process * mask).float(), atol=1e-7, rtol=0)
+    assert trainer.train_step()["adv/process_scale"] == 1.0
+
+
+def test_process_only_without_a_step_reward_is_a_setting_error(tiny_dir, tmp_path):
+    with pytest.raises(SettingError, match=r"^train.advantage_terms: process_only needs a step reward"):
+        GRPOTrainer(config(tiny_dir, tmp_path / "run", rewards=("digit_share",), advantage_terms="process_only"),
+                    make_manager()[0])
+
+
 def test_train_config_takes_the_options_and_rejects_bad_values():
     base = {"model": {"name_or_path": "m"}, "data": {"train": "t.jsonl"}, "rewards": [{"name": "math"}]}
     assert TrainConfig.model_validate(base).train.process_scale == "match"
     assert TrainConfig.model_validate({**base, "train": {"process_scale": "none"}}).train.process_scale == "none"
     with pytest.raises(ValueError, match="process_scale"):
         TrainConfig.model_validate({**base, "train": {"process_scale": "sometimes"}})
+    assert TrainConfig.model_validate(base).train.advantage_terms == "both"
+    only = TrainConfig.model_validate({**base, "train": {"advantage_terms": "process_only"}})
+    assert only.train.advantage_terms == "process_only"
+    with pytest.raises(ValueError, match="advantage_terms"):
+        TrainConfig.model_validate({**base, "train": {"advantage_terms": "outcome_only"}})
 
 
 # --- the trainer -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..config import RunConfig
+from ..monitors import MonitorConfig
 
 
 class Section(BaseModel):
@@ -102,6 +103,10 @@ class TrainSection(Section):
                              "per-token advantage equals the outcome term's (0 when the outcome term is all zero: "
                              "the process term is dropped for that batch); none: add them unscaled. Only acts "
                              "when an outcome and a step reward are both configured")
+    advantage_terms: Literal["both", "process_only"] = Field(
+        "both", description="both: outcome plus process term; process_only: the process term alone (DeepSeekMath's "
+                            "process supervision; outcome rewards still score, log and evaluate but do not train). "
+                            "process_only needs a step reward")
     max_rollouts: int | None = Field(
         None, gt=0, description="stop once this many completions have been generated (all processes, dynamic "
                                 "sampling's extra ones included); null = only train.steps")
@@ -194,6 +199,9 @@ class TrainConfig(RunConfig):
     log: LogSection = Field(default_factory=LogSection)
     checkpoint: CheckpointSection = Field(default_factory=CheckpointSection)
     tiny: TinySection | None = Field(None, description="build the offline demo's model and data first")
+    monitors: list[MonitorConfig] = Field(
+        default_factory=list, description="reward-hacking monitors run on every step (name, options, action: "
+                                          "warn | checkpoint | stop); see docs/monitors.md")
 
     @model_validator(mode="after")
     def _check(self):

@@ -43,6 +43,7 @@ from ..host import RewardError, RewardHost, Scores
 from ..io import atomic_write_text
 from .loss import Norm, grpo_loss, reduce_metrics
 from .metrics import MetricsLogger, sample_rows, step_metrics
+from ..monitors import ACTIONS, Alert, MonitorHost, MonitorStop, strongest_action
 from ..errors import SettingError
 from ..manager import PluginManager
 from .config import TrainConfig
@@ -97,6 +98,9 @@ class GRPOTrainer:
             if cfg.data.eval_size:
                 self.eval_rows = self.eval_rows.select(range(min(cfg.data.eval_size, len(self.eval_rows))))
         self.host = RewardHost(cfg.rewards, manager=self.manager)
+        self.monitors = MonitorHost(cfg.monitors, self.manager)  # reward-hacking monitors (docs/monitors.md)
+        self.alerts: list[Alert] = []  # the last step's
+        self._check_terms()
         self.eval_label = self._eval_label()
         self.sampler = PromptSampler(len(self.train_rows), seed=cfg.train.seed)
         t = cfg.train
@@ -173,6 +177,13 @@ class GRPOTrainer:
                            local_rank=self.accelerator.local_process_index, world_size=self.world,
                            trust_remote_code=m.trust_remote_code, tokenizer=m.tokenizer)
 
+    def _check_terms(self) -> None:
+        """train.advantage_terms: process_only trains nothing without a step reward: say so before any model work."""
+        if self.cfg.train.advantage_terms == "process_only" and not any(
+                self.host.granularity(c.label) == "step" for c in self.cfg.rewards):
+            raise SettingError("train.advantage_terms", "process_only needs a step reward (granularity step) in "
+                               "rewards, and none is configured", "add one, or use advantage_terms: both")
+
     def _eval_label(self) -> str:
         """eval.reward, else the first outcome reward; a step reward only with a warning (it rarely reaches 1)."""
         cfg = self.cfg
@@ -219,18 +230,24 @@ class GRPOTrainer:
                                     cfg.log.tensorboard and "tensorboard" in cfg.log.report_to, cfg.log.progress,
                                     enabled=self.is_main, every=cfg.log.every, wandb="wandb" in cfg.log.report_to,
                                     config=cfg.model_dump(mode="json"))
+        self.monitors.start(self.run_dir, self.step, write=self.is_main)
         previous = self._install_sigint()
         try:
             while self.step < cfg.train.steps and not self._stop and not (
                     cfg.train.max_rollouts and self.num_rollouts >= cfg.train.max_rollouts):
                 metrics = self.train_step()
                 self.logger.log(self.step, metrics)
+                action = self._alert_action()  # warn | checkpoint | stop: what this step's alerts ask for
+                if action == "stop":
+                    stop = [a for a in self.alerts if a.action == "stop"]
+                    raise MonitorStop(stop[0] if stop else Alert("(on another process)", "see alerts.jsonl", step=self.step),
+                                      self.save())
                 if cfg.eval.every and self.eval_rows is not None and self.step % cfg.eval.every == 0:
                     ev = self.evaluate()
                     self.eval_results.setdefault("curve", []).append({"step": self.step, **ev})
                     self.logger.log_eval(self.step, ev)
                     self._write_eval()
-                if cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0:
+                if cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0 or action == "checkpoint":
                     self.save()
             if self._stop:
                 self.logger.write(f"interrupted: saving a checkpoint at step {self.step}")
@@ -330,9 +347,26 @@ class GRPOTrainer:
             every = cfg.log.print_samples_every
             self.logger.samples(self.step + 1, sample_rows(batch.rollouts[: cfg.log.samples]),
                                 print_table=bool(every) and (self.step + 1) % every == 0)
+        # 7. monitors (docs/monitors.md): alerts on this scored batch; train() acts on them
+        self.alerts = self.monitors.observe(self.step + 1, metrics, samples=batch.rollouts, results=scores.results,
+                                            granularity=scores.granularity,
+                                            advantages=[r.advantage for r in batch.rollouts])
+        if self.monitors:
+            metrics["alerts/count"] = len(self.alerts)
         self.step += 1
         self.last_metrics = metrics
         return metrics
+
+    def _alert_action(self) -> str:
+        """Log the last step's alerts; return the strongest action any process's alerts ask for (all act alike)."""
+        for a in self.alerts:
+            self.logger.write(a.line() + ("" if a.action == "warn" else f" (action: {a.action})"))
+        if not self.monitors:
+            return "warn"
+        level = ACTIONS.index(strongest_action(self.alerts))
+        if self.world > 1:  # save() is a collective: every process saves, and stops, together
+            level = int(self.accelerator.gather(torch.tensor([level], device=self.device)).max())
+        return ACTIONS[level]
 
     # --- pieces of a step ------------------------------------------------------------------
 
@@ -454,7 +488,7 @@ class GRPOTrainer:
             def all_sum(x):
                 return self.accelerator.reduce(x.to(self.device), reduction="sum").cpu()
         return A.advantage_terms(credit, mask.cpu(), t.scale_rewards, t.advantage_eps, everything, t.process_scale,
-                                 "both", all_sum)
+                                 t.advantage_terms, all_sum)
 
     def _advantages(self, credit: A.Credit, mask: torch.Tensor, terms: A.Terms | None = None) -> torch.Tensor:
         """Per-token advantages [B, T] of the batch that trains, on mask's device (CUDA in training)."""
