@@ -136,12 +136,85 @@ def test_process_only_without_a_step_reward_is_a_setting_error(tiny_dir, tmp_pat
                     make_manager()[0])
 
 
+# --- 3. process_std_floor -------------------------------------------------------------------
+
+
+def ref_process(ends, values, G, T, floor, eps=1e-4, reduce="sum"):
+    """Plain-Python process advantages: r~ = (r - group mean) / max(std, floor), or / (std + eps) without a floor."""
+    out = [[0.0] * T for _ in ends]
+    for g in range(0, len(ends), G):
+        vals = [v for i in range(g, g + G) for v in values[i]]
+        if not vals:
+            continue
+        mean = sum(vals) / len(vals)
+        std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+        denom = std + eps if floor is None else max(std, floor)
+        for i in range(g, g + G):
+            count = [0] * T
+            for end, v in zip(ends[i], values[i]):
+                for t in range(min(end, T - 1) + 1):
+                    out[i][t] += (v - mean) / denom
+                    count[t] += 1
+            if reduce == "mean":
+                out[i] = [x / max(c, 1) for x, c in zip(out[i], count)]
+    return out
+
+
+def random_steps(seed, G=4, groups=3, T=10, spread=1.0):
+    rng = random.Random(seed)
+    ends, values = [], []
+    for _ in range(G * groups):
+        k = rng.randint(0, 4)
+        ends.append(sorted(rng.sample(range(T + 3), k)))  # some past the end: cut off at the last token
+        values.append([0.5 + spread * rng.uniform(-1, 1) for _ in range(k)])
+    return ends, values
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("floor", [None, 0.1, 0.5, 3.0])
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_the_std_floor_matches_the_float64_reference(seed, floor, reduce):
+    ends, values = random_steps(seed)
+    got = A.process_advantages(ends, values, 4, 10, 1e-4, reduce, floor)
+    want = torch.tensor(ref_process(ends, values, 4, 10, floor, reduce=reduce), dtype=torch.float64)
+    assert torch.allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_the_floor_only_acts_on_groups_whose_std_is_below_it():
+    ends, values = random_steps(7, spread=2.0)  # every group's std is well above 0.1
+    assert torch.allclose(A.process_advantages(ends, values, 4, 10, 0.0, floor=0.1),
+                          A.process_advantages(ends, values, 4, 10, 0.0), rtol=1e-12, atol=0)
+
+
+def test_near_constant_prm_scores_stay_small_under_the_floor():
+    """0.5 +- 0.001 (a PRM that cannot tell the completions apart): today's eps makes that unit-size."""
+    ends = [[1], [1], [1], [1]]
+    values = [[0.501], [0.499], [0.501], [0.499]]
+    floored = A.process_advantages(ends, values, 4, 3, floor=0.1)
+    assert floored.abs().max() <= 0.01 + 1e-12
+    assert floored[0, 0] == pytest.approx(0.001 / 0.1, rel=1e-9) and floored[0, 2] == 0
+    assert A.process_advantages(ends, values, 4, 3).abs().max() > 0.7  # std + eps: noise becomes signal
+
+
+def test_the_trainer_normalises_step_rewards_with_the_floor(tiny_dir, tmp_path):
+    for floor in (0.1, 5.0, None):
+        trainer = GRPOTrainer(config(tiny_dir, tmp_path / f"run{floor}", process_std_floor=floor), make_manager()[0])
+        batch, scores, credit, _, _ = trainer._sample_batch()
+        want = A.process_credit(scores.results["digit_steps"], batch.rollouts, trainer.tokenizer, 4,
+                                batch.completion_ids.shape[1], 1e-4, "sum", floor) * scores.weights["digit_steps"]
+        assert torch.equal(credit.process, want)
+
+
 def test_train_config_takes_the_options_and_rejects_bad_values():
     base = {"model": {"name_or_path": "m"}, "data": {"train": "t.jsonl"}, "rewards": [{"name": "math"}]}
     assert TrainConfig.model_validate(base).train.process_scale == "match"
     assert TrainConfig.model_validate({**base, "train": {"process_scale": "none"}}).train.process_scale == "none"
     with pytest.raises(ValueError, match="process_scale"):
         TrainConfig.model_validate({**base, "train": {"process_scale": "sometimes"}})
+    assert TrainConfig.model_validate(base).train.process_std_floor == 0.1
+    assert TrainConfig.model_validate({**base, "train": {"process_std_floor": None}}).train.process_std_floor is None
+    with pytest.raises(ValueError, match="process_std_floor"):
+        TrainConfig.model_validate({**base, "train": {"process_std_floor": 0}})
     assert TrainConfig.model_validate(base).train.advantage_terms == "both"
     only = TrainConfig.model_validate({**base, "train": {"advantage_terms": "process_only"}})
     assert only.train.advantage_terms == "process_only"

@@ -75,18 +75,23 @@ def zero_std_fraction(rewards: torch.Tensor, group_size: int) -> float:
 
 
 def process_advantages(step_ends: Sequence[Sequence[int]], step_rewards: Sequence[Sequence[float]],
-                       group_size: int, length: int, eps: float = 1e-4, reduce: str = "sum") -> torch.Tensor:
+                       group_size: int, length: int, eps: float = 1e-4, reduce: str = "sum",
+                       floor: float | None = None) -> torch.Tensor:
     """Process-supervised advantages (DeepSeekMath section 4.1.3).
 
     step_ends[i]: token index (0-based, in completion i) of the last token of each step of i.
     step_rewards[i]: the reward of each of those steps. Returns [B, length]:
 
-        r~_j = (r_j - mean(all step rewards of the group)) / (std(same) + eps)
+        r~_j = (r_j - mean(all step rewards of the group)) / (std(same) + eps)   [or max(std, floor)]
         A_{i,t} = sum of r~_j over the steps j of completion i with end(j) >= t
 
     so a token is credited with the normalised rewards of its own step and every later step.
     Tokens after the last step get 0. std is unbiased; a group with fewer than two step rewards or
     with equal step rewards gives 0.
+
+    ``floor`` replaces ``std + eps`` by ``max(std, floor)``: a group of near-constant scores (a PRM's
+    0.5 +- 0.001) keeps advantages of the size of its spread over the floor instead of unit-size
+    noise (issue 24). None keeps ``std + eps``.
 
     ``reduce="mean"`` divides that sum by the number of steps it adds (the token's own and later
     steps), so a completion's credit does not grow with its step count: under ``sum`` a trace of
@@ -104,10 +109,11 @@ def process_advantages(step_ends: Sequence[Sequence[int]], step_rewards: Sequenc
             continue
         mean = values.mean()
         std = values.std() if values.numel() > 1 else torch.zeros((), dtype=torch.float64)
+        denom = std + eps if floor is None else std.clamp(min=floor)
         for i in members:
             count = torch.zeros(length, dtype=torch.float64)
             for end, v in zip(step_ends[i], step_rewards[i]):
-                norm = (v - mean) / (std + eps)
+                norm = (v - mean) / denom
                 out[i, : min(end, length - 1) + 1] += norm
                 count[: min(end, length - 1) + 1] += 1
             if reduce == "mean":
@@ -122,7 +128,7 @@ def step_token_ends(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[in
 
 
 def process_credit(results, rollouts, tokenizer, group_size: int, length: int, eps: float = 1e-4,
-                   reduce: str = "sum") -> torch.Tensor:
+                   reduce: str = "sum", floor: float | None = None) -> torch.Tensor:
     """One step reward's process advantages [B, length] from its results and the rollouts' token ids and text.
 
     Steps whose value is not finite are left out; a completion with no step left gets 0."""
@@ -132,7 +138,7 @@ def process_credit(results, rollouts, tokenizer, group_size: int, length: int, e
         offsets = token_offsets(tokenizer, ro.completion_ids, ro.text) if steps else []
         ends.append(step_token_ends(offsets, [(s, e) for s, e, _ in steps]))
         values.append([v for _, _, v in steps])
-    return process_advantages(ends, values, group_size, length, eps, reduce)
+    return process_advantages(ends, values, group_size, length, eps, reduce, floor)
 
 
 # -- the batch --------------------------------------------------------------------------------

@@ -103,6 +103,9 @@ class TrainSection(Section):
                              "per-token advantage equals the outcome term's (0 when the outcome term is all zero: "
                              "the process term is dropped for that batch); none: add them unscaled. Only acts "
                              "when an outcome and a step reward are both configured")
+    process_std_floor: float | None = Field(
+        0.1, gt=0, description="step rewards are normalised by max(group std, floor), so near-constant scores "
+                               "(a PRM's 0.5 +- 0.001) do not become unit-size advantages; null = std + advantage_eps")
     advantage_terms: Literal["both", "process_only"] = Field(
         "both", description="both: outcome plus process term; process_only: the process term alone (DeepSeekMath's "
                             "process supervision; outcome rewards still score, log and evaluate but do not train). "

@@ -472,7 +472,7 @@ class GRPOTrainer:
             outcome = A.outcome_credit(rewards, G, t.scale_rewards, t.advantage_eps)
         for label in (label for label in labels if scores.granularity[label] == "step"):
             p = A.process_credit(scores.results[label], rollouts, self.tokenizer, G, length, t.advantage_eps,
-                                 t.process_advantage) * scores.weights[label]
+                                 t.process_advantage, t.process_std_floor) * scores.weights[label]
             process = p if process is None else process + p
         return A.Credit(rewards, outcome, process)
 
