@@ -19,6 +19,7 @@ PUBLIC_MODULES = (
     "grpo_plugins.continuations",  # correct shares of sampled continuations (step labels, progress)
     "grpo_plugins.errors",
     "grpo_plugins.io",  # JSONL in and out, atomic writes
+    "grpo_plugins.monitors",  # the Monitor API (register_monitors)
     "grpo_plugins.steps",  # step spans and the char -> token mapping
     "grpo_plugins.trl",
     "grpo_plugins.replay",  # the crash-safe replay buffer (reward-model plugins train from it)

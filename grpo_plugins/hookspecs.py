@@ -51,3 +51,8 @@ def on_rollouts_collected(rollouts: list, step: int | None, cycle: int | None) -
 @hookspec
 def on_cycle_end(context: Any, cycle: int, run_dir: str) -> dict | None:
     """End of an iterative RL cycle (``context``: a CycleContext): retrain here; return metrics to merge."""
+
+
+@hookspec
+def register_monitors(register: Callable[..., None]) -> None:
+    """Register monitor classes (``register(MonitorClass)``): each observes scored batches and returns alerts."""

@@ -220,4 +220,8 @@ def training_preflight(cfg, manager: PluginManager) -> list[Problem]:
         hint = f"did you mean {' or '.join(close)}? " if close else ""
         problems.append(Problem("eval.reward", None, f"{cfg.eval.reward!r} is not a configured reward label "
                                                      f"({hint}labels: {', '.join(labels) or 'none'})"))
+    if cfg.monitors:
+        from ..monitors import monitor_problems
+
+        problems += [Problem(key, None, message) for key, message in monitor_problems(cfg.monitors, manager)]
     return problems

@@ -17,7 +17,7 @@ FILE = "config.yaml"
 RESUMABLE = (
     "train.steps", "train.torch_threads", "rollout.batch_size", "eval.every", "eval.batch_size",
     "log.progress", "log.samples", "log.print_samples_every", "log.every", "log.report_to", "log.tensorboard",
-    "checkpoint.every", "checkpoint.keep", "checkpoint.resume", "plugin_files",
+    "checkpoint.every", "checkpoint.keep", "checkpoint.resume", "plugin_files", "monitors",
 )
 
 

@@ -239,9 +239,9 @@ class GRPOTrainer:
                 self.logger.log(self.step, metrics)
                 action = self._alert_action()  # warn | checkpoint | stop: what this step's alerts ask for
                 if action == "stop":
-                    stop = [a for a in self.alerts if a.action == "stop"]
-                    raise MonitorStop(stop[0] if stop else Alert("(on another process)", "see alerts.jsonl", step=self.step),
-                                      self.save())
+                    stop = [a for a in self.alerts if a.action == "stop"]  # none: another process's monitor
+                    raise MonitorStop(stop[0] if stop else Alert("(on another process)", "see alerts.jsonl",
+                                                                 step=self.step), self.save())
                 if cfg.eval.every and self.eval_rows is not None and self.step % cfg.eval.every == 0:
                     ev = self.evaluate()
                     self.eval_results.setdefault("curve", []).append({"step": self.step, **ev})
