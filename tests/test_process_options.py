@@ -205,6 +205,67 @@ def test_the_trainer_normalises_step_rewards_with_the_floor(tiny_dir, tmp_path):
         assert torch.equal(credit.process, want)
 
 
+# --- 4. dynamic_sampling_reward -------------------------------------------------------------
+
+
+def ref_group_norm(values, G, eps=1e-4):
+    """Plain-Python (r - group mean) / (unbiased group std + eps); 0 for a group of equal values."""
+    out = []
+    for g in range(0, len(values), G):
+        vals = values[g:g + G]
+        mean = sum(vals) / G
+        std = (sum((v - mean) ** 2 for v in vals) / (G - 1)) ** 0.5
+        out += [(v - mean) / (std + eps) for v in vals]
+    return out
+
+
+def test_constant_outcome_with_varying_step_reward_drops_and_refills_groups(tiny_dir, tmp_path):
+    """Default ``outcome``: the step reward's variance is no signal, so every round's groups are set aside
+    and the last ones fill the batch; choosing the step reward keeps groups it varies in."""
+    ds = {"dynamic_sampling": True, "dynamic_sampling_rounds": 2}
+    rewards = ("constant", "digit_steps")
+    trainer = GRPOTrainer(config(tiny_dir, tmp_path / "a", rewards, **ds), make_manager()[0])
+    m = trainer.train_step()
+    assert m["dynamic_sampling/rounds"] == 3 and m["dynamic_sampling/filled_groups"] == 4
+    assert m["num_rollouts"] == trainer.num_rollouts > 4 * 4
+    steps = GRPOTrainer(config(tiny_dir, tmp_path / "b", rewards, dynamic_sampling_reward="digit_steps", **ds),
+                        make_manager()[0])
+    assert steps.train_step()["dynamic_sampling/filled_groups"] < 4
+
+
+def _signal_of(trainer):
+    batch, scores, credit, _, _ = trainer._sample_batch()
+    return batch, scores, credit, trainer._loss_mask(batch), trainer._signal(scores, batch, credit)
+
+
+def test_the_signal_is_the_chosen_rewards_own_term(tiny_dir, tmp_path):
+    rewards = ("digit_share", "constant", "digit_steps")
+    outcome = GRPOTrainer(config(tiny_dir, tmp_path / "o", rewards), make_manager()[0])
+    batch, scores, credit, mask, signal = _signal_of(outcome)
+    assert torch.equal(signal, A.combine(credit.outcome, None, mask)) and signal.abs().sum() > 0
+
+    share = GRPOTrainer(config(tiny_dir, tmp_path / "s", rewards, dynamic_sampling_reward="digit_share"),
+                        make_manager()[0])
+    batch, scores, credit, mask, signal = _signal_of(share)
+    own = ref_group_norm([r.value for r in scores.results["digit_share"]], 4)
+    want = torch.tensor([[o * m for m in row] for o, row in zip(own, mask.tolist())], dtype=torch.float32)
+    assert torch.allclose(signal, want, atol=1e-6, rtol=1e-6)
+
+    steps = GRPOTrainer(config(tiny_dir, tmp_path / "p", rewards, dynamic_sampling_reward="digit_steps"),
+                        make_manager()[0])
+    batch, scores, credit, mask, signal = _signal_of(steps)
+    own = A.process_credit(scores.results["digit_steps"], batch.rollouts, steps.tokenizer, 4, mask.shape[1],
+                           1e-4, "sum", 0.1)
+    assert torch.equal(signal, A.combine(None, own, mask))
+
+
+def test_process_only_reads_the_trained_advantage(tiny_dir, tmp_path):
+    trainer = GRPOTrainer(config(tiny_dir, tmp_path / "run", advantage_terms="process_only"), make_manager()[0])
+    batch, scores, credit, mask, signal = _signal_of(trainer)
+    assert credit.outcome is not None
+    assert torch.equal(signal, A.combine(None, credit.process, mask))
+
+
 def test_train_config_takes_the_options_and_rejects_bad_values():
     base = {"model": {"name_or_path": "m"}, "data": {"train": "t.jsonl"}, "rewards": [{"name": "math"}]}
     assert TrainConfig.model_validate(base).train.process_scale == "match"
@@ -215,6 +276,10 @@ def test_train_config_takes_the_options_and_rejects_bad_values():
     assert TrainConfig.model_validate({**base, "train": {"process_std_floor": None}}).train.process_std_floor is None
     with pytest.raises(ValueError, match="process_std_floor"):
         TrainConfig.model_validate({**base, "train": {"process_std_floor": 0}})
+    assert TrainConfig.model_validate(base).train.dynamic_sampling_reward == "outcome"
+    assert TrainConfig.model_validate({**base, "train": {"dynamic_sampling_reward": "math"}})
+    with pytest.raises(ValueError, match=r"train.dynamic_sampling_reward: 'maths' is not a reward label .*'math'"):
+        TrainConfig.model_validate({**base, "train": {"dynamic_sampling_reward": "maths"}})
     assert TrainConfig.model_validate(base).train.advantage_terms == "both"
     only = TrainConfig.model_validate({**base, "train": {"advantage_terms": "process_only"}})
     assert only.train.advantage_terms == "process_only"

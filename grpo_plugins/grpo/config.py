@@ -91,7 +91,11 @@ class TrainSection(Section):
     mask_truncated_completions: bool = Field(False, description="drop completions that hit max_new_tokens from the loss")
     dynamic_sampling: bool = Field(
         False, description="DAPO dynamic sampling: draw more prompts until prompts_per_step groups carry signal "
-                           "(a non-zero advantage: rewards or step rewards that vary within the group)")
+                           "(dynamic_sampling_reward varies within the group)")
+    dynamic_sampling_reward: str = Field(
+        "outcome", description="whose variance makes a group informative: outcome (the outcome term that trains; "
+                               "with no outcome term, no outcome reward or advantage_terms: process_only, the "
+                               "trained advantage) or a reward label (that reward's own group-normalised term)")
     dynamic_sampling_rounds: int = Field(
         3, ge=1, description="extra generation rounds per step at most, each of at most prompts_per_step prompts; "
                              "groups without signal fill what is still missing after the last")
@@ -210,6 +214,10 @@ class TrainConfig(RunConfig):
     def _check(self):
         if self.sft.steps and not self.sft.data:
             raise ValueError("sft.steps > 0 needs sft.data")
+        labels = [r.label for r in self.rewards]
+        if self.train.dynamic_sampling_reward not in ("outcome", *labels):
+            raise ValueError(f"train.dynamic_sampling_reward: {self.train.dynamic_sampling_reward!r} is not a reward "
+                             f"label (use outcome or one of {', '.join(map(repr, labels)) or 'the rewards'})")
         return self
 
     def training_problems(self) -> list[str]:

@@ -4,7 +4,8 @@ completions on the right, the scores and each round's advantage credit selected 
 advantage is computed twice).
 
 The loop itself is ``GRPOTrainer._sample_batch``: it draws rounds of prompts until every process
-holds ``prompts_per_step / world`` groups with a non-zero advantage, or the round bound is hit.
+holds ``prompts_per_step / world`` groups with signal (a non-zero term of ``train.dynamic_sampling_reward``,
+``GRPOTrainer._signal``), or the round bound is hit.
 """
 
 from __future__ import annotations

@@ -374,9 +374,9 @@ class GRPOTrainer:
         """Phases 1-2: (RolloutBatch, Scores, Credit, sampling metrics, seconds spent generating).
 
         Every process draws the same global prompt indices and keeps its own share, all G
-        completions of each. With ``train.dynamic_sampling`` (DAPO), groups whose advantages are
-        all zero are set aside and further rounds are drawn (every process in step, so collectives
-        line up) until each process holds prompts_per_step / world groups with signal, for at most
+        completions of each. With ``train.dynamic_sampling`` (DAPO), groups without signal
+        (``_signal``: by default, an all-zero outcome term) are set aside and further rounds are
+        drawn (every process in step, so collectives line up) until each process holds prompts_per_step / world groups with signal, for at most
         ``dynamic_sampling_rounds`` extra rounds; set-aside groups fill any shortfall. Each round's
         credit is computed once and its chosen rows travel with the batch.
         """
@@ -405,8 +405,7 @@ class GRPOTrainer:
             if not t.dynamic_sampling:
                 return batch, scores, credit, {"num_rollouts": self.num_rollouts}, gen_seconds
             # signal read before the batch-wide scale: a positive divisor turns no advantage to zero
-            adv = A.combine(credit.outcome, credit.process, self._loss_mask(batch).cpu())
-            for g, ok in enumerate(groups_with_signal(adv, G)):
+            for g, ok in enumerate(groups_with_signal(self._signal(scores, batch, credit), G)):
                 (kept if ok else spare).append((r, g))
             rounds.append((batch, scores, credit))
             drawn_totals += scores.totals
@@ -475,6 +474,26 @@ class GRPOTrainer:
                                  t.process_advantage, t.process_std_floor) * scores.weights[label]
             process = p if process is None else process + p
         return A.Credit(rewards, outcome, process)
+
+    def _signal(self, scores: Scores, batch: RolloutBatch, credit: A.Credit) -> torch.Tensor:
+        """The masked term [B, T] whose non-zero tokens make a group informative (``dynamic_sampling_reward``).
+
+        ``outcome``: the outcome term, so step-reward variance alone does not count (issue 24: it kept every
+        group); with no outcome term to read, the trained advantage. A label: that reward's own term,
+        group-normalised, unweighted."""
+        t, G = self.cfg.train, self.cfg.rollout.num_generations
+        mask = self._loss_mask(batch).cpu()
+        label = t.dynamic_sampling_reward
+        if label == "outcome":
+            if credit.outcome is not None and t.advantage_terms == "both":
+                return A.combine(credit.outcome, None, mask)
+            return A.combine(None, credit.process, mask)
+        results = scores.results[label]
+        if scores.granularity[label] == "step":
+            return A.combine(None, A.process_credit(results, batch.rollouts, self.tokenizer, G, mask.shape[1],
+                                                    t.advantage_eps, t.process_advantage, t.process_std_floor), mask)
+        r = torch.tensor([res.value if res.applicable else float("nan") for res in results], dtype=torch.float64)
+        return A.combine(A.outcome_credit(r, G, t.scale_rewards, t.advantage_eps), None, mask)
 
     def _terms(self, credit: A.Credit, mask: torch.Tensor) -> A.Terms:
         """The batch's outcome and process terms after the batch-wide scales (``scale_rewards: batch``'s std
