@@ -135,6 +135,15 @@ def test_bad_monitor_config_is_one_line_naming_the_key(entry, key, words):
     assert str(err.value).startswith(f"{key}: ") and words in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_repeated_label_and_a_name_two_plugins_register_are_named():
+    with pytest.raises(SettingError, match=r"^monitors\[1\]\.label: label 'tripwire' repeats monitors\[0\]; set label:"):
+        MonitorHost([{"name": "tripwire"}, {"name": "tripwire", "options": {"at_step": 3}}], manager())
+    m = manager()
+    m.register(Plugin(), name="copycat")
+    with pytest.raises(SettingError, match="monitor name 'tripwire' is registered by several plugins: tests, copycat"):
+        MonitorHost([{"name": "tripwire"}], m)
+
+
 def test_no_monitor_plugin_loaded_says_where_to_look():
     with pytest.raises(SettingError, match=r"available monitors: \(none: no monitor plugin is loaded; check plugins:"):
         MonitorHost([{"name": "divergence"}], PluginManager(load_entrypoints=False))

@@ -7,5 +7,5 @@ from .api import Alert, Monitor, MonitorBatch, MonitorOptions
 from .host import (ACTIONS, ALERTS_FILE, MonitorConfig, MonitorHost, MonitorStop, monitor_problems, monitor_registry,
                    strongest_action)
 
-__all__ = ["ACTIONS", "ALERTS_FILE", "Alert", "Monitor", "MonitorBatch", "MonitorConfig", "MonitorHost", "MonitorOptions",
-           "MonitorStop", "monitor_problems", "monitor_registry", "strongest_action"]
+__all__ = ["ACTIONS", "ALERTS_FILE", "Alert", "Monitor", "MonitorBatch", "MonitorConfig", "MonitorHost",
+           "MonitorOptions", "MonitorStop", "monitor_problems", "monitor_registry", "strongest_action"]

@@ -73,7 +73,9 @@ class Monitor:
     description: ClassVar[str] = ""
 
     def __init__(self, options: MonitorOptions | dict[str, Any] | None = None, label: str | None = None):
-        self.options = options if isinstance(options, self.Options) else self.Options.model_validate(dict(options or {}))
+        if not isinstance(options, self.Options):
+            options = self.Options.model_validate(dict(options or {}))
+        self.options = options
         self.label = label or self.name
 
     @classmethod

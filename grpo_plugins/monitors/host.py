@@ -74,7 +74,8 @@ class MonitorRegistry:
             close = did_you_mean(name, self.monitors)
             hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
             failed = "".join(f"; plugin {p!r} failed to register monitors: {e}" for p, e in self.failures.items())
-            avail = ", ".join(sorted(self.monitors)) or "(none: no monitor plugin is loaded; check plugins: and GRPO_PLUGINS_LOAD)"
+            avail = (", ".join(sorted(self.monitors))
+                     or "(none: no monitor plugin is loaded; check plugins: and GRPO_PLUGINS_LOAD)")
             raise ValueError(f"unknown monitor {name!r}; {hint}available monitors: {avail}{failed}")
         return self.monitors[name]
 

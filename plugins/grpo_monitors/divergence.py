@@ -21,8 +21,9 @@ from .series import is_step_reward, metric_of, reward_labels
 class DivergenceOptions(MonitorOptions):
     outcome: str | None = Field(None, description="reward label (or metric key) that must not fall; "
                                                   "null = the first outcome reward")
-    watch: list[str] | None = Field(None, description="reward labels (``reward`` = the summed step reward, or metric "
-                                                      "keys) that must not rise while it falls; null = every other reward")
+    watch: list[str] | None = Field(None, description="reward labels (``reward`` = the summed step reward, or "
+                                                      "metric keys) that must not rise while it falls; "
+                                                      "null = every other reward")
     window: int = Field(20, ge=4, description="steps the trend is read over")
     alpha: float = Field(0.01, gt=0, lt=1, description="one-sided Mann-Kendall p-value each trend must beat")
     min_change: float = Field(0.05, ge=0, description="each series must move at least this much over the window "
