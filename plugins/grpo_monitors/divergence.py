@@ -30,15 +30,30 @@ class DivergenceOptions(MonitorOptions):
                                                       "(Theil-Sen slope times the steps spanned)")
 
 
-def trend(steps: list[int], values: list[float], direction: str) -> tuple[float, float, float, float]:
-    """(one-sided Mann-Kendall p-value for ``direction`` "up"/"down", Theil-Sen change over the span,
-    fitted value at the first step, at the last); p = 1 for a constant series."""
-    from scipy.stats import kendalltau, theilslopes
+def mann_kendall(steps: list[int], values: list[float], direction: str) -> float:
+    """One-sided Mann-Kendall p-value for a trend ``direction`` "up" or "down"; 1 for a constant series."""
+    from scipy.stats import kendalltau
 
     tau = kendalltau(steps, values, alternative="greater" if direction == "up" else "less")
-    p = float(tau.pvalue) if math.isfinite(tau.pvalue) else 1.0
+    return float(tau.pvalue) if math.isfinite(tau.pvalue) else 1.0
+
+
+def theil_sen(steps: list[int], values: list[float]) -> tuple[float, float]:
+    """The Theil-Sen line's values at the first and the last step."""
+    from scipy.stats import theilslopes
+
     slope, intercept = (float(x) for x in theilslopes(values, steps)[:2])
-    start, end = intercept + slope * steps[0], intercept + slope * steps[-1]
+    return intercept + slope * steps[0], intercept + slope * steps[-1]
+
+
+def trend(steps: list[int], values: list[float], direction: str,
+          alpha: float = 1.0) -> tuple[float, float, float, float]:
+    """(Mann-Kendall p-value, Theil-Sen change over the span, fitted start, fitted end); the line only when
+    p < alpha (it costs more than the test), else change 0 and both ends nan."""
+    p = mann_kendall(steps, values, direction)
+    if p >= alpha:
+        return p, 0.0, math.nan, math.nan
+    start, end = theil_sen(steps, values)
     return p, end - start, start, end
 
 
@@ -49,6 +64,8 @@ class Divergence(Monitor):
 
     def __init__(self, options=None, label=None):
         require("scipy", install="pip install scipy (the divergence monitor's trend tests)")
+        import scipy.stats  # noqa: F401 - its first import takes seconds: here, not inside a training step
+
         super().__init__(options, label)
         self.firing: set[str] = set()  # watched metrics alerted on and not cleared since
 
@@ -62,7 +79,7 @@ class Divergence(Monitor):
         steps, values = batch.series(down_key, o.window)
         if len(values) < o.window:
             return []
-        p_down, change_down, start_down, end_down = trend(steps, values, "down")
+        p_down, change_down, start_down, end_down = trend(steps, values, "down", o.alpha)
         falling = p_down < o.alpha and -change_down >= o.min_change
         alerts = []
         for name in o.watch if o.watch is not None else [lab for lab in labels if lab != outcome]:
@@ -70,7 +87,7 @@ class Divergence(Monitor):
             up_steps, up_values = batch.series(key, o.window)
             rising = False
             if falling and len(up_values) >= o.window:
-                p_up, change_up, start_up, end_up = trend(up_steps, up_values, "up")
+                p_up, change_up, start_up, end_up = trend(up_steps, up_values, "up", o.alpha)
                 rising = p_up < o.alpha and change_up >= o.min_change
             if not rising:
                 self.firing.discard(key)
