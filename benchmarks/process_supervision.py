@@ -311,21 +311,6 @@ def gate(start: dict) -> dict:
 # --- one cell ------------------------------------------------------------------------------
 
 
-def charge_continuations(trainer, label: str) -> list[int]:
-    """Add the step reward's per-completion info["continuations"] to the trainer's rollout count."""
-    score, spent = trainer.host.score, [0]
-
-    def charged(rollouts, **kw):
-        scores = score(rollouts, **kw)
-        n = sum(int(r.info.get("continuations") or 0) for r in scores.results.get(label, []))
-        spent[0] += n
-        trainer.num_rollouts += n
-        return scores
-
-    trainer.host.score = charged
-    return spent
-
-
 def run_trainer(cfg_dict: dict, a, seed: int) -> dict:
     """An outcome / math_steps / progress arm: train to the budget, greedy-evaluating every eval_every rollouts."""
     from grpo_plugins.grpo.config import TrainConfig
@@ -334,7 +319,6 @@ def run_trainer(cfg_dict: dict, a, seed: int) -> dict:
     cfg = TrainConfig.model_validate(cfg_dict)
     trainer = GRPOTrainer(cfg)
     trainer.reset_reference()
-    spent = charge_continuations(trainer, "progress")
     view = EvalView(trainer)
     rows = trainer.eval_rows
     curve, steps, next_eval = [], 0, a.eval_every
@@ -349,8 +333,8 @@ def run_trainer(cfg_dict: dict, a, seed: int) -> dict:
                                                                               "answer_disagrees")}})
     view.close()
     trainer.host.close()
-    return {"curve": curve, "steps": steps, "continuations": spent[0], "rollouts": trainer.num_rollouts,
-            "final_eval": final}
+    return {"curve": curve, "steps": steps, "continuations": trainer.num_continuations,
+            "rollouts": trainer.num_rollouts, "final_eval": final}
 
 
 def run_cycle(cfg_dict: dict, a, seed: int) -> dict:

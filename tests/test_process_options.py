@@ -266,6 +266,65 @@ def test_process_only_reads_the_trained_advantage(tiny_dir, tmp_path):
     assert torch.equal(signal, A.combine(None, credit.process, mask))
 
 
+# --- 5. continuations charged ---------------------------------------------------------------
+
+
+class CostlySteps(DigitSteps):
+    """DigitSteps that says it sampled 2 continuations per step (as the progress reward's info does)."""
+
+    name = "costly_steps"
+
+    def score(self, samples):
+        out = super().score(samples)
+        for r in out:
+            r.info["continuations"] = 2 * len(r.steps)
+        return out
+
+
+def costly_manager():
+    return private_manager(DigitShare, Constant, DigitSteps, CostlySteps)
+
+
+def test_continuations_charged_sums_info_over_every_reward():
+    from grpo_plugins import RewardResult
+    from grpo_plugins.grpo.metrics import continuations_charged
+
+    results = {"a": [RewardResult(1.0, info={"continuations": 3}), RewardResult(0.0)],
+               "b": [RewardResult(1.0, info={"continuations": 4.0}), RewardResult(0.0, info={"continuations": "x"}),
+                     RewardResult(0.0, info={"continuations": True}), RewardResult(0.0, info={"continuations": None})]}
+    assert continuations_charged(results) == 7
+
+
+def test_continuations_count_as_rollouts_and_resume(tiny_dir, tmp_path):
+    cfg = config(tiny_dir, tmp_path / "run", ("digit_share", "costly_steps"), steps=2)
+    cfg = cfg.model_copy(update={"checkpoint": cfg.checkpoint.model_copy(update={"every": 1})})
+    manager, plugin = costly_manager()
+    trainer = GRPOTrainer(cfg, manager)
+    plugin_groups, charged = [], 0
+    for _ in range(2):
+        m = trainer.train_step()
+        batch = plugin.batches[-1]
+        charged += sum(2 * len(r.steps["costly_steps"]) for r in batch)
+        plugin_groups.append([r.group for r in batch])
+        assert m["rollouts/continuations"] == trainer.num_continuations == charged
+        assert m["num_rollouts"] == trainer.num_rollouts == 16 * trainer.step + charged
+    assert charged > 0
+    assert plugin_groups == [[i // 4 for i in range(16)], [4 + i // 4 for i in range(16)]]  # as uncharged runs
+    trainer.save()
+    again = GRPOTrainer(cfg, costly_manager()[0])
+    again._resume(tmp_path / "run" / "checkpoint-2")
+    assert (again.num_rollouts, again.num_continuations) == (trainer.num_rollouts, charged)
+
+
+def test_max_rollouts_counts_the_continuations(tiny_dir, tmp_path):
+    cfg = config(tiny_dir, tmp_path / "run", ("digit_share", "costly_steps"), steps=5, max_rollouts=17)
+    trainer = GRPOTrainer(cfg, costly_manager()[0])
+    trainer.train()
+    assert trainer.step == 1 and trainer.num_rollouts > 17  # 16 rollouts + their continuations
+    plain = GRPOTrainer(config(tiny_dir, tmp_path / "plain", steps=1), make_manager()[0])
+    assert "rollouts/continuations" not in plain.train_step() and plain.num_continuations == 0
+
+
 def test_train_config_takes_the_options_and_rejects_bad_values():
     base = {"model": {"name_or_path": "m"}, "data": {"train": "t.jsonl"}, "rewards": [{"name": "math"}]}
     assert TrainConfig.model_validate(base).train.process_scale == "match"

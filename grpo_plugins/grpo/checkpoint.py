@@ -4,8 +4,8 @@ Layout (TRL's): ``RUN_DIR/checkpoint-N/`` holding a ``save_pretrained`` model an
 (``AutoModelForCausalLM.from_pretrained("RUN_DIR/checkpoint-N")`` loads it; a LoRA run holds the
 adapter plus ``model.pt``, the full state it resumes from), ``optimizer.pt`` (or one
 ``optimizer-RANK.pt`` per process under ZeRO-3, whose optimizer state is partitioned),
-``scheduler.pt``, ``rng-RANK.pt`` and ``state.json`` (step, data position, metrics of the last
-step); ``RUN_DIR/latest`` names the newest. Model and optimizer state come whole through the
+``scheduler.pt``, ``rng-RANK.pt`` and ``state.json`` (step, data position, token, rollout and
+continuation counts, metrics of the last step); ``RUN_DIR/latest`` names the newest. Model and optimizer state come whole through the
 engine's state-dict API (sharding.py), so an FSDP2 checkpoint loads at any world size. Runs written
 before this layout (``RUN_DIR/checkpoints/step-N/model.pt``) still resume. A checkpoint is written
 into a temporary folder, flushed to disk and renamed into place; ``latest`` is then replaced

@@ -116,7 +116,8 @@ class TrainSection(Section):
                             "process_only needs a step reward")
     max_rollouts: int | None = Field(
         None, gt=0, description="stop once this many completions have been generated (all processes, dynamic "
-                                "sampling's extra ones included); null = only train.steps")
+                                "sampling's extra ones and the continuations rewards sample, e.g. progress's "
+                                "prover, included); null = only train.steps")
     seed: int = 0
     torch_threads: int | None = Field(
         None, gt=0, description="CPU threads for torch (1 is fastest for tiny models on a busy machine); null = torch default")

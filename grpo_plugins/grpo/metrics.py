@@ -24,6 +24,18 @@ def _truncate_jsonl(path: Path, last_step: int) -> None:
         write_jsonl_atomic(path, [r for r in read_log_jsonl(path) if r.get("step", 0) <= last_step])
 
 
+def continuations_charged(results: dict[str, list]) -> int:
+    """Continuations the rewards sampled for one scored batch: their ``info["continuations"]`` summed
+    (the progress reward's prover samples; a missing or non-numeric entry counts 0)."""
+    n = 0
+    for res in results.values():
+        for r in res:
+            v = (r.info or {}).get("continuations")
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                n += int(v)
+    return n
+
+
 def step_metrics(*, loss: float, scores, group_size: int, adv, mask, truncated, sampling: dict[str, Any],
                  loss_metrics: dict[str, float], entropy: float, grad_norm: float | None, learning_rate: float,
                  num_tokens: int, times: tuple[float, float, float, float], is_weights=None) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from .data import PromptSampler, load_rows
 from ..host import RewardError, RewardHost, Scores
 from ..io import atomic_write_text
 from .loss import Norm, grpo_loss, reduce_metrics
-from .metrics import MetricsLogger, sample_rows, step_metrics
+from .metrics import MetricsLogger, continuations_charged, sample_rows, step_metrics
 from ..monitors import ACTIONS, Alert, MonitorHost, MonitorStop, strongest_action
 from ..errors import SettingError
 from ..manager import PluginManager
@@ -115,7 +115,9 @@ class GRPOTrainer:
         self.ref_model = None
         self.step = 0
         self.num_tokens = 0
-        self.num_rollouts = 0  # completions generated so far, all processes (dynamic sampling's extra ones too)
+        self.num_rollouts = 0  # completions generated so far, all processes (dynamic sampling's extra ones too),
+        # plus the continuations rewards sampled to score them (the progress reward's prover: num_continuations)
+        self.num_continuations = 0
         self.eval_results: dict[str, Any] = {}
         self.last_metrics: dict[str, Any] = {}
         self.logger: MetricsLogger | None = None
@@ -390,7 +392,9 @@ class GRPOTrainer:
             global_idx = self.sampler.indices(draw)
             rows = [self.train_rows[i] for i in global_idx[self.rank::self.world]]
             t0 = time.perf_counter()
-            batch = self.generate(rows, n=G, group_offset=self.num_rollouts // G + self.rank * len(rows))
+            # group ids count policy rollouts only, as before continuations were charged
+            batch = self.generate(rows, n=G, group_offset=(self.num_rollouts - self.num_continuations) // G
+                                  + self.rank * len(rows))
             gen_seconds += time.perf_counter() - t0
             self.num_rollouts += draw * G
             try:
@@ -401,9 +405,10 @@ class GRPOTrainer:
                 row = global_idx[self.rank::self.world][exc.index // G]
                 raise RewardError(exc.label, exc.plugin, f"{self.cfg.data.train} row {row} (0-based), completion "
                                   f"{exc.index % G}: " + str(exc).split(": ", 1)[-1], exc.index) from exc
+            self._charge(scores)
             credit = self._credit(scores, batch.rollouts, batch.completion_ids.shape[1])
             if not t.dynamic_sampling:
-                return batch, scores, credit, {"num_rollouts": self.num_rollouts}, gen_seconds
+                return batch, scores, credit, self._rollout_metrics(), gen_seconds
             # signal read before the batch-wide scale: a positive divisor turns no advantage to zero
             for g, ok in enumerate(groups_with_signal(self._signal(scores, batch, credit), G)):
                 (kept if ok else spare).append((r, g))
@@ -422,7 +427,7 @@ class GRPOTrainer:
         chosen = sorted(chosen + spare[:filled])  # round order, then group order: deterministic
         out, out_scores, out_credit = assemble(rounds, chosen, G, self.tokenizer.pad_token_id)
         totals = torch.tensor([float("nan") if v is None else v for v in drawn_totals])
-        metrics = {"num_rollouts": self.num_rollouts, "dynamic_sampling/rounds": len(rounds),
+        metrics = {**self._rollout_metrics(), "dynamic_sampling/rounds": len(rounds),
                    "dynamic_sampling/extra_rollouts": int(self._all_sum(float(len(drawn_totals) - need * G))),
                    "dynamic_sampling/filled_groups": int(self._all_sum(float(filled))),
                    # every process drew as many groups, so the mean of the shares is the share of all
@@ -474,6 +479,19 @@ class GRPOTrainer:
                                  t.process_advantage, t.process_std_floor) * scores.weights[label]
             process = p if process is None else process + p
         return A.Credit(rewards, outcome, process)
+
+    def _charge(self, scores: Scores) -> None:
+        """Count the continuations the rewards sampled for this batch (every process's) as rollouts."""
+        n = int(self._all_sum(float(continuations_charged(scores.results))))
+        self.num_rollouts += n
+        self.num_continuations += n
+
+    def _rollout_metrics(self) -> dict[str, int]:
+        """num_rollouts (continuations included), and rollouts/continuations once a reward has charged any."""
+        out = {"num_rollouts": self.num_rollouts}
+        if self.num_continuations:
+            out["rollouts/continuations"] = self.num_continuations
+        return out
 
     def _signal(self, scores: Scores, batch: RolloutBatch, credit: A.Credit) -> torch.Tensor:
         """The masked term [B, T] whose non-zero tokens make a group informative (``dynamic_sampling_reward``).
@@ -637,7 +655,7 @@ class GRPOTrainer:
         """Checkpoint the current step (model, optimiser, scheduler, RNG, data position)."""
         self.accelerator.wait_for_everyone()
         state = {"sampler": self.sampler.state_dict(), "num_tokens": self.num_tokens, "num_rollouts": self.num_rollouts,
-                 "eval": self.eval_results, "last_metrics": self.last_metrics}
+                 "num_continuations": self.num_continuations, "eval": self.eval_results, "last_metrics": self.last_metrics}
         # whole tensors through the engine's state-dict API (collectives: every process calls them)
         opt_state, per_rank = sharding.optimizer_state(self.policy, self.optimizer)
         path = save_checkpoint(self.run_dir, self.step, sharding.model_state(self.policy), opt_state, self.scheduler,
@@ -657,6 +675,7 @@ class GRPOTrainer:
         self.num_tokens = state["num_tokens"]
         t = self.cfg.train
         self.num_rollouts = state.get("num_rollouts", self.step * t.prompts_per_step * self.cfg.rollout.num_generations)
+        self.num_continuations = state.get("num_continuations", 0)
         self.eval_results = state.get("eval", {})
         self.last_metrics = state.get("last_metrics", {})
         if self.cfg.train.beta > 0:
