@@ -302,7 +302,9 @@ class Tripwire(Monitor):
 
     def observe(self, batch):
         if batch.step == self.options.at_step:
-            return [self.alert(f"reward {batch.metrics['reward']:.3f} looks too good", value=batch.metrics["reward"])]
+            seen = f"{len(batch.samples)} samples, {len(batch.advantages)} advantages, {batch.granularity}"
+            return [self.alert(f"reward {batch.metrics['reward']:.3f} looks too good ({seen})",
+                               value=batch.metrics["reward"])]
 
 
 @hookimpl
@@ -337,6 +339,7 @@ def test_checkpoint_and_stop_actions_end_a_tiny_run(tmp_path, tiny_dir):
     error = [line for line in res.output.splitlines() if line.startswith("Error:")]
     assert len(error) == 1 and error[0].startswith("Error: monitor 'hacked' stopped the run at step 2: reward ")
     assert f"checkpoint saved: {run / 'checkpoint-2'}" in error[0]
+    assert "(8 samples, 8 advantages, {'digit_share': 'outcome'})" in error[0]  # the scored batch, 2 prompts x 4
     assert "alert step 1 [warning] early: reward" in res.output and "(action: checkpoint)" in res.output
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]  # every: 0
     assert (run / "latest").read_text().strip() == "checkpoint-2"
@@ -346,6 +349,14 @@ def test_checkpoint_and_stop_actions_end_a_tiny_run(tmp_path, tiny_dir):
     assert [(a["step"], a["monitor"], a["action"]) for a in alerts] == [(1, "early", "checkpoint"), (2, "hacked", "stop")]
     assert alerts[1]["value"] == pytest.approx(metrics[1]["reward"])
     assert not (run / "final").exists()  # stopped: no export
+    # what the message says works: the same command with the action set to warn resumes at step 2
+    cfg.write_text(cfg.read_text().replace("action: stop", "action: warn"))
+    res = CliRunner().invoke(_cli(), ["train", str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert "resumed from" in res.output and (run / "final").is_dir()
+    metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["alerts/count"]) for r in metrics] == [(1, 1), (2, 1), (3, 0), (4, 0)]
+    assert len((run / "alerts.jsonl").read_text().splitlines()) == 2  # kept across the resume
 
 
 def test_check_reports_an_unknown_monitor_as_one_line_with_its_key_and_line(tmp_path, tiny_dir):
