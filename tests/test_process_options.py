@@ -5,16 +5,19 @@ continuations charged to the rollout budget, and ``prover: policy``."""
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
 import torch
 
+from grpo_plugins import OptionsError, PluginManager
 from grpo_plugins.errors import SettingError
 from grpo_plugins.grpo import advantages as A
 from grpo_plugins.grpo.config import TrainConfig
 from grpo_plugins.grpo.trainer import GRPOTrainer
-from helpers_runs import Constant, DigitShare, DigitSteps, private_manager, tiny_run_config
+from grpo_progress.reward import POLICY_ENV, ProgressReward
+from helpers_runs import Constant, DigitShare, DigitSteps, RewardPlugin, private_manager, tiny_run_config
 
 # --- float64 references ----------------------------------------------------------------------
 
@@ -323,6 +326,80 @@ def test_max_rollouts_counts_the_continuations(tiny_dir, tmp_path):
     assert trainer.step == 1 and trainer.num_rollouts > 17  # 16 rollouts + their continuations
     plain = GRPOTrainer(config(tiny_dir, tmp_path / "plain", steps=1), make_manager()[0])
     assert "rollouts/continuations" not in plain.train_step() and plain.num_continuations == 0
+
+
+# --- 6. prover: policy ----------------------------------------------------------------------
+
+
+def unset_policy(monkeypatch):
+    """No $GRPO_PLUGINS_POLICY for this test, and whatever a trainer sets in it undone afterwards."""
+    monkeypatch.setenv(POLICY_ENV, "")
+    monkeypatch.delenv(POLICY_ENV)
+
+
+class FakeProver:
+    """Records the directory it was asked to load; never loads anything."""
+
+    def __init__(self, path, device=None, temperature=1.0, max_length=1024):
+        self.path = path
+
+
+@pytest.fixture
+def fake_prover(monkeypatch):
+    import grpo_progress.prover
+
+    monkeypatch.setattr(grpo_progress.prover, "Prover", FakeProver)
+    unset_policy(monkeypatch)
+
+
+def test_prover_policy_is_read_from_the_environment_when_it_first_loads(fake_prover, monkeypatch):
+    r = ProgressReward({})
+    assert r.options.prover == "policy"
+    monkeypatch.setenv(POLICY_ENV, "/runs/x/sft")  # after the reward was built: read on first use
+    assert r._generator().path == "/runs/x/sft"
+    monkeypatch.setenv(POLICY_ENV, "/elsewhere")
+    assert ProgressReward({"prover": "/my/prover"})._generator().path == "/my/prover"
+
+
+def test_prover_policy_without_a_training_run_is_one_clear_line(fake_prover):
+    with pytest.raises(OptionsError) as exc:
+        ProgressReward({})._generator()
+    assert exc.value.problems == [("prover", exc.value.problems[0][1])]
+    line = str(exc.value).splitlines()[-1].strip()
+    assert line.startswith("progress.prover: policy means the training run's starting policy")
+    assert POLICY_ENV in line and "give the prover's directory" in line
+
+
+def test_the_trainer_names_its_starting_policy(tiny_dir, tmp_path, monkeypatch):
+    unset_policy(monkeypatch)
+    run = tmp_path / "run"
+    sft = {"data": str(tiny_dir / "sft.jsonl"), "steps": 1, "batch_size": 8}
+    cfg = TrainConfig.model_validate(tiny_run_config(tiny_dir, run, ("digit_share",), defaults=DEFAULTS, sft=sft))
+    trainer = GRPOTrainer(cfg, make_manager()[0])
+    assert os.environ[POLICY_ENV] == str((tiny_dir / "model").resolve())  # before the host exists
+    trainer.train()
+    assert os.environ[POLICY_ENV] == str((run / "sft").resolve()) and (run / "sft" / "config.json").exists()
+    resumed = GRPOTrainer(cfg, make_manager()[0])
+    assert os.environ[POLICY_ENV] == str((tiny_dir / "model").resolve())
+    resumed.train()  # resumes the finished run: the warm-up model is the starting policy again
+    assert os.environ[POLICY_ENV] == str((run / "sft").resolve())
+
+
+def test_a_progress_run_loads_the_policy_as_prover_and_charges_its_continuations(tiny_dir, tmp_path, monkeypatch):
+    """End to end on the tiny model: prover policy = model.name_or_path, continuations in num_rollouts."""
+    unset_policy(monkeypatch)
+    manager = PluginManager(allow=["math", "progress"])
+    manager.register(RewardPlugin(DigitShare), name="process_options_rewards")
+    progress = {"name": "progress", "options": {"n": 1, "max_new_tokens": 4, "max_steps": 2, "device": "cpu",
+                                                "split": "newline", "outcome_options": {"workers": 1}}}
+    cfg = config(tiny_dir, tmp_path / "run", ("digit_share", progress))
+    trainer = GRPOTrainer(cfg, manager)
+    m = trainer.train_step()
+    prover = trainer.host.rewards["progress"]._prover
+    assert prover is not None and prover.model.config.name_or_path == str((tiny_dir / "model").resolve())
+    assert m["rollouts/continuations"] == trainer.num_continuations > 0
+    assert trainer.num_rollouts == 16 + trainer.num_continuations
+    trainer.host.close()
 
 
 def test_train_config_takes_the_options_and_rejects_bad_values():

@@ -52,6 +52,8 @@ from .logprobs import token_logprobs
 from .models import autocast_for, frozen_copy, load_model_and_tokenizer, weights_dtype
 from .optim import make_scheduler
 
+POLICY_ENV = "GRPO_PLUGINS_POLICY"  # the starting policy's directory, for rewards' ``prover: policy``
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch (every device)."""
@@ -97,6 +99,7 @@ class GRPOTrainer:
             self.eval_rows = load_rows(cfg.data.eval, cfg.data.eval_split, cfg.data.subset)
             if cfg.data.eval_size:
                 self.eval_rows = self.eval_rows.select(range(min(cfg.data.eval_size, len(self.eval_rows))))
+        self._name_policy(cfg.model.name_or_path)  # before the host: its worker pool inherits the variable
         self.host = RewardHost(cfg.rewards, manager=self.manager)
         self.monitors = MonitorHost(cfg.monitors, self.manager)  # reward-hacking monitors (docs/monitors.md)
         self.alerts: list[Alert] = []  # the last step's
@@ -179,6 +182,12 @@ class GRPOTrainer:
                            local_rank=self.accelerator.local_process_index, world_size=self.world,
                            trust_remote_code=m.trust_remote_code, tokenizer=m.tokenizer)
 
+    @staticmethod
+    def _name_policy(path: str | os.PathLike) -> None:
+        """Name the starting policy in $GRPO_PLUGINS_POLICY: what a reward's ``prover: policy`` loads
+        (the progress reward; its prover and the host's worker pool start on first use, after this)."""
+        os.environ[POLICY_ENV] = str(Path(path).resolve()) if Path(path).is_dir() else str(path)
+
     def _check_terms(self) -> None:
         """train.advantage_terms: process_only trains nothing without a step reward: say so before any model work."""
         if self.cfg.train.advantage_terms == "process_only" and not any(
@@ -219,6 +228,8 @@ class GRPOTrainer:
             if cfg.sft.steps:
                 self.sft()
                 self.export(self.run_dir / "sft")  # the warmed-up model, before any GRPO step
+                self.accelerator.wait_for_everyone()  # the main process wrote it: every prover may load it
+                self._name_policy(self.run_dir / "sft")
             self.reset_reference()
             ref_state = None if self.ref_model is None else sharding.model_state(self.ref_model)  # collective
             if ref_state is not None and self.is_main:
@@ -678,6 +689,8 @@ class GRPOTrainer:
         self.num_continuations = state.get("num_continuations", 0)
         self.eval_results = state.get("eval", {})
         self.last_metrics = state.get("last_metrics", {})
+        if self.cfg.sft.steps and (self.run_dir / "sft").is_dir():  # warmed up: that is the starting policy
+            self._name_policy(self.run_dir / "sft")
         if self.cfg.train.beta > 0:
             ref_file = self.run_dir / "ref.pt"
             # ref.pt, when present, is the reference (the cycle's reset writes it, LoRA or not)

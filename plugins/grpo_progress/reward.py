@@ -8,6 +8,7 @@ completion's own correctness (no continuations) and the final step credits wheth
 from __future__ import annotations
 
 import json
+import os
 import threading
 from typing import Any, Optional, Sequence
 
@@ -19,11 +20,15 @@ from grpo_plugins.continuations import Generate, Prefix, correct_shares
 from grpo_plugins.steps import DEFAULT_STEP_PATTERN, MATH_SHEPHERD_TAG, SplitRule, StepFormat
 
 OUTCOME_LABEL = "outcome"
+POLICY = "policy"  # prover: the run's starting policy, named by the trainer in POLICY_ENV
+POLICY_ENV = "GRPO_PLUGINS_POLICY"  # set by GRPOTrainer: model.name_or_path, then RUN_DIR/sft after a warm-up
 
 
 class ProgressOptions(RewardOptions):
-    prover: str = Field(description="directory of the frozen prover (a transformers causal LM), e.g. the "
-                                    "run's model.name_or_path or its warm-up model")
+    prover: str = Field(POLICY, description="directory of the frozen prover (a transformers causal LM); policy = "
+                                            "the run's starting policy (model.name_or_path, or the warm-up model "
+                                            "RUN_DIR/sft when sft.steps > 0), read from $GRPO_PLUGINS_POLICY "
+                                            "when the prover first loads")
     n: int = Field(4, ge=1, description="continuations sampled per step prefix")
     max_new_tokens: int = Field(64, ge=1, description="tokens per continuation")
     temperature: float = Field(1.0, ge=0, description="prover sampling temperature (0 = greedy)")
@@ -40,6 +45,18 @@ class ProgressOptions(RewardOptions):
     batch_size: int = Field(64, ge=1, description="texts per prover generate call")
     max_length: int = Field(1024, ge=8, description="prover input tokens kept (from the right)")
     device: Optional[str] = Field(None, description="torch device for the prover; null = cuda when present, else cpu")
+
+
+def prover_path(prover: str) -> str:
+    """The prover's directory: ``prover`` itself, or for ``policy`` the trainer's $GRPO_PLUGINS_POLICY."""
+    if prover != POLICY:
+        return prover
+    path = os.environ.get(POLICY_ENV)
+    if not path:
+        raise OptionsError(ProgressReward.name, [("prover", f"policy means the training run's starting policy, and "
+                                                            f"${POLICY_ENV} is not set (outside `grpo-plugins train`): "
+                                                            "give the prover's directory")])
+    return path
 
 
 def progress_values(q: Sequence[float]) -> list[float]:
@@ -138,7 +155,7 @@ class ProgressReward(Reward):
                 from .prover import Prover  # torch loads only when the reward scores
 
                 o = self.options
-                self._prover = Prover(o.prover, o.device, o.temperature, o.max_length)
+                self._prover = Prover(prover_path(o.prover), o.device, o.temperature, o.max_length)
             return self._prover
 
     def required_columns(self) -> list[str] | None:
