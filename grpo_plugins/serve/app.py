@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..errors import SettingError
 from ..host import RewardError, RewardHost, RewardTimeout
@@ -20,6 +21,7 @@ from ..manager import PluginManager
 from ..rewards import sample_from_record
 from . import protocols as p
 from .config import ServeConfig
+from .observe import Metrics, Observe, log_rows, note_error
 from .rows import RowScorer
 
 
@@ -115,6 +117,13 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
                 pay_host.close()
 
     app = FastAPI(title="grpo-plugins reward server", lifespan=lifespan, docs_url=None, redoc_url=None)
+    metrics = Metrics()
+    app.add_middleware(Observe, metrics=metrics)
+
+    def fail(request: Request, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+        """A 4xx/5xx answer whose message the middleware logs with the request id."""
+        note_error(request.scope, body)
+        return _json(status, body, headers)
 
     def denied(request: Request) -> Response | None:
         """401 unless the request carries the bearer token (checked in every route but /health)."""
@@ -124,7 +133,7 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
         # compare_digest takes the same time wherever the first difference is
         if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), secret):
             return None
-        return _json(401, {"error": "missing or wrong bearer token"}, {"WWW-Authenticate": "Bearer"})
+        return fail(request, 401, {"error": "missing or wrong bearer token"}, {"WWW-Authenticate": "Bearer"})
 
     async def handle(request: Request, to_rows, respond, peer: bool = False) -> Response:
         if (refused := denied(request)) is not None:
@@ -138,21 +147,22 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
             p.check_columns(rows, needed)
             samples = [sample_from_record(r) for r in rows]
         except p.BadRequest as exc:
-            return _json(exc.status, exc.body())
+            return fail(request, exc.status, exc.body())
         try:
             scores, statuses = await admission.run(lambda: rows_scorer.score(samples, rows, peer),
                                                    opts.request_timeout)
         except Busy:
-            return _json(503, {"error": f"server busy: {admission.active} scoring, {admission.waiting} queued; "
+            return fail(request, 503, {"error": f"server busy: {admission.active} scoring, {admission.waiting} queued; "
                                         f"retry after {opts.retry_after}s"},
                          {"Retry-After": str(opts.retry_after)})
         except asyncio.TimeoutError:
-            return _json(504, {"error": f"request not scored within {opts.request_timeout}s (serve.request_timeout)"})
+            return fail(request, 504, {"error": f"request not scored within {opts.request_timeout}s (serve.request_timeout)"})
         except RewardTimeout as exc:
-            return _json(504, _reward_error(exc))
+            return fail(request, 504, _reward_error(exc))
         except RewardError as exc:
             # the reward's on_error is raise: the request fails, naming the reward and the row
-            return _json(422, _reward_error(exc))
+            return fail(request, 422, _reward_error(exc))
+        log_rows(request.scope["state"]["request_id"], request.url.path, statuses, metrics)
         return _json(200, respond(scores, len(samples), statuses))
 
     @app.post("/score")
@@ -174,6 +184,11 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
         return _json(200, {"status": "ok", "scoring": admission.active, "queued": admission.waiting,
                            "max_concurrency": opts.max_concurrency, "max_queue": opts.max_queue})
 
+    @app.get("/metrics")
+    async def prometheus():
+        # no token, as /health: counts only, and a scraper need not hold the scoring secret
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     @app.get("/rewards")
     async def rewards(request: Request):
         if (refused := denied(request)) is not None:
@@ -187,6 +202,7 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
         return _json(200, {"rewards": out, "label_column": opts.label_column, "eos_tokens": list(eos)})
 
     app.state.host = host
+    app.state.metrics = metrics
     return app
 
 

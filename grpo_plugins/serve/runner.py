@@ -81,6 +81,7 @@ def serve(config_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8
     labels = ", ".join(c.label for c in cfg.rewards)
     log(f"serving {labels} on http://{shown}:{sock.getsockname()[1]} "
         f"(token {'required' if token else 'off'}; pid {os.getpid()})")
+    _log_to_stderr()
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=cfg.serve.shutdown_grace)
     stopped_by: list[int] = []
@@ -94,3 +95,16 @@ def serve(config_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8
             signal.signal(sig, handler)
     why = f" on {signal.Signals(stopped_by[0]).name}" if stopped_by else ""
     log(f"server stopped{why}; in-flight requests finished")
+
+
+def _log_to_stderr() -> None:
+    """The server's failed-request and bad-row lines on stderr, one timestamped line each."""
+    import logging
+
+    logger = logging.getLogger("grpo_plugins.serve")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
