@@ -95,6 +95,25 @@ def test_two_apps_in_one_process_count_apart_and_unknown_paths_are_one_series():
     assert responses(c1, "other", 404) == 2.0
 
 
+def test_grpo_plugins_serve_writes_the_line_to_stderr(tmp_path):
+    from serve_helpers import serve_process
+
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text("plugins: [math]\nrewards:\n  - {name: math, options: {workers: 1}}\n")
+    with serve_process(cfg) as (proc, url):
+        r = httpx.post(url + "/score", timeout=30, headers={"X-Request-ID": "cli-9"},
+                       json={"rows": [{"completion": "4", "answer": "4"}, {"completion": "4"}]})
+        missing = httpx.get(url + "/nope", timeout=30)
+        proc.terminate()
+        err = proc.stderr.read()
+    assert r.status_code == 400 and missing.status_code == 404
+    lines = [ln for ln in err.splitlines() if " WARNING request " in ln]
+    assert len(lines) == 2, err
+    assert lines[0].endswith("WARNING request cli-9 POST /score 400 row 1: row 1: missing field 'answer' "
+                             "(read by reward 'math')")
+    assert lines[1].endswith(f"WARNING request {missing.headers['x-request-id']} GET /nope 404: Not Found")
+
+
 def test_a_refused_token_is_logged_and_metrics_need_none(caplog):
     caplog.set_level(logging.INFO, logger="grpo_plugins.serve")
     with running(MATH, token="s3cret") as url:

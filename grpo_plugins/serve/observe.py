@@ -8,6 +8,7 @@ message "row N: missing field ..." reaches someone; the request id ties that lin
 
 from __future__ import annotations
 
+import http
 import logging
 import re
 import uuid
@@ -91,4 +92,12 @@ class Observe:
                 body = state.get("error_body") or {}
                 row = f" row {body['row']}" if body.get("row") is not None else ""
                 log.warning("request %s %s %s %d%s: %s", rid, scope.get("method", ""), scope.get("path", ""),
-                            status[0], row, body.get("error", "(no message)"))
+                            status[0], row, body.get("error") or _phrase(status[0]))
+
+
+def _phrase(status: int) -> str:
+    """The status's reason phrase, for answers our routes did not write (404, 405 from the router)."""
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "(no message)"
