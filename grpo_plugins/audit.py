@@ -35,6 +35,53 @@ def load_cases(path: str) -> list[dict[str, Any]]:
     return records
 
 
+def with_gold_column(configs: list[RewardConfig], gold_column: str, manager) -> list[RewardConfig]:
+    """``--gold-column``: sets each reward's ``answer_column``. A reward without that option is an error
+    naming its own column options, unless it already reads that column (then there is nothing to set)."""
+    out = []
+    for c in configs:
+        cls = manager.reward_entry(c.name).cls
+        if "answer_column" in cls.Options.model_fields:
+            out.append(c.model_copy(update={"options": {**c.options, "answer_column": gold_column}}))
+            continue
+        reward = manager.create_reward(c)
+        try:
+            reads = list(reward.required_columns() or ())
+        finally:
+            reward.close()
+        if gold_column not in reads:
+            own = [f for f in cls.Options.model_fields if f.endswith("_column")]
+            fix = (f"set its own with --option {c.name}.{own[0]}={gold_column}" if own
+                   else f"it reads the columns: {', '.join(reads) or 'none'}")
+            raise InputError(f"--gold-column sets answer_column, and reward {c.name!r} has no such option; {fix}")
+        out.append(c)
+    return out
+
+
+def check_columns(configs: list[RewardConfig], cases: list[dict], manager, path: str) -> None:
+    """Every case has each column the rewards require: one line per column, not a KeyError at sample 0."""
+    from .grpo.preflight import column_option
+
+    seen = sorted({k for rec in cases for k in rec if k != "_line"})
+    for c in configs:
+        reward = manager.create_reward(c)
+        try:
+            for col in reward.required_columns() or ():
+                lacking = [rec["_line"] for rec in cases if rec.get(col) is None]
+                if not lacking:
+                    continue
+                opt = column_option(reward, col)
+                fix = f"--gold-column or --option {c.name}.{opt}=COLUMN" if opt == "answer_column" else (
+                    f"--option {c.name}.{opt}=COLUMN" if opt else "add the column")
+                if len(lacking) == len(cases):
+                    raise InputError(f"{path}: no case has a {col!r} column (reward {c.name!r} reads it; set {fix}); "
+                                     f"the file's columns: {', '.join(seen)}")
+                raise InputError(f"{path}:{lacking[0]}: {col}: missing (reward {c.name!r} needs it)"
+                                 + (f"; {len(lacking) - 1} more cases lack it" if len(lacking) > 1 else ""))
+        finally:
+            reward.close()
+
+
 def accepted(result: RewardResult) -> bool:
     """The reward's verdict: status 'correct' where it reports one, else a value above zero."""
     status = result.info.get("status") if isinstance(result.info, dict) else None

@@ -159,7 +159,7 @@ def score_cmd(ctx, rewards, options, input_path, output_path, batch_size, on_err
     tty = sys.stderr.isatty()
     with RewardHost(configs, manager=_manager(ctx)) as host, AtomicJsonlWriter(output_path) as out:
         bar = tqdm(desc="scoring", unit="sample", disable=not tty)
-        start = 0
+        start = batches = 0
         while chunk := list(islice(records, batch_size)):
             lines = list(islice(line_numbers, len(chunk)))
             _report_missing_columns(host, chunk, lines, input_path)
@@ -172,9 +172,9 @@ def score_cmd(ctx, rewards, options, input_path, output_path, batch_size, on_err
                 raise
             for i, r in enumerate(chunk):
                 out.write({**r, **scores.record(i)})
-            start += len(chunk)
+            start, batches = start + len(chunk), batches + 1
             bar.update(len(chunk))
-            if not tty and start // batch_size % PROGRESS_EVERY == 0:
+            if not tty and batches % PROGRESS_EVERY == 0:  # the last line below says the total once
                 click.echo(f"scored {start} samples", err=True)
         bar.close()
     click.echo(f"scored {out.count} samples -> {output_path}", err=True)
@@ -334,9 +334,13 @@ def eval_cmd(config, overrides, models, ks, samples, out_dir):
     # a cycle config (a train config plus cycle sections) evaluates its policies the same way
     loaded = load_config(config, overrides, model=run_config_model)
     cfg, manager = loaded.config, loaded.manager
-    problems = cfg.training_problems()
+    # evaluation reads data.eval (evaluate_models says when it is missing), never the training data
+    problems = [p for p in cfg.training_problems() if not p.startswith("data.train:")]
     if problems:
         raise ConfigError(config, [Problem(p.split(":")[0], None, p.split(": ", 1)[1]) for p in problems])
+    if cfg.data is not None and cfg.data.train is None and cfg.data.eval:  # the trainer loads some rows; never drawn
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"train": cfg.data.eval,
+                                                                         "split": cfg.data.eval_split})})
     n = samples or cfg.eval.samples or 16
     try:
         k_list = [int(x) for x in ks.split(",")] if ks else cfg.eval.model_copy(update={"samples": n}).ks()
@@ -377,18 +381,16 @@ def serve_cmd(config, host, port, token_file):
 @click.pass_context
 def audit_cmd(ctx, reward, cases_path, against, options, gold_column, as_json):
     """Measure a reward on labelled cases: accuracy, false positives/negatives, time per check, disagreements."""
-    from .audit import audit, format_report, load_cases, progress_bar
+    from .audit import audit, check_columns, format_report, load_cases, progress_bar, with_gold_column
 
     names = (reward,) + ((against,) if against else ())
     if against == reward:
         raise click.BadParameter("--against must name a different reward", param_hint="--against")
     configs = parse_reward_args(names, options, None, None)
     if gold_column:
-        manager = _manager(ctx)
-        configs = [c.model_copy(update={"options": {**c.options, "answer_column": gold_column}})
-                   if "answer_column" in manager.reward_entry(c.name).cls.Options.model_fields else c
-                   for c in configs]
+        configs = with_gold_column(configs, gold_column, _manager(ctx))
     cases = load_cases(cases_path)
+    check_columns(configs, cases, _manager(ctx), cases_path)
     update, close = progress_bar(len(cases) * len(configs))
     try:
         report = audit(configs, cases, _manager(ctx), update)

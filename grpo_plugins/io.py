@@ -98,15 +98,21 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A temporary file in ``path``'s folder with the mode ``open()`` would give (mkstemp makes 0600)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0o022)  # read the umask: setting it is the only way, so set it straight back
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    return fd, tmp
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a file so readers see the old content or the new, never a torn one (fsync + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_beside(path)
     try:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file should read like any other the run writes
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -138,7 +144,7 @@ class AtomicJsonlWriter:
 
     def __enter__(self) -> "AtomicJsonlWriter":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        fd, self._tmp = _temp_beside(self.path)
         self._fh = os.fdopen(fd, "w", encoding="utf-8")
         return self
 

@@ -66,7 +66,7 @@ def _error_lines(res):
 
 def test_check_names_the_key_of_a_missing_file_and_takes_overrides(tmp_path, tiny_dir):
     cfg = _config(tmp_path, tiny_dir)
-    res = _invoke(["check", str(cfg), "data.eval=nope.jsonl", "sft.data=sft-nope.jsonl"])
+    res = _invoke(["check", str(cfg), "data.eval=nope.jsonl", "sft.data=sft-nope.jsonl", "sft.steps=1"])
     assert res.exit_code == 1
     out = res.output
     assert "override 'data.eval=nope.jsonl': data.eval: nope.jsonl: file not found" in out
@@ -440,17 +440,23 @@ def test_scan_reports_exactly_the_bad_lines(tmp_path_factory, rows, torn):
         lines[torn] = lines[torn][:-1] + "\x00{"  # a line no JSON parser accepts
     path.write_text("".join(x + "\n" for x in lines))
     found = scan_jsonl(path, {"answer": "reward 'math'"}, "prompt")
+    objects = [r for n, r in enumerate(rows) if n != torn and isinstance(r, dict)]
+    # a column no object row has is one line for the file (issue 29 item 6), not a line per row
+    nowhere = {c for c in ("prompt", "answer") if objects and all(r.get(c) is None for r in objects)}
+    assert {x.split("'")[1] for x in found if ": no row has a " in x} == nowhere
     bad = set()
     for n, r in enumerate(rows, 1):
         ok_prompt = isinstance(r, dict) and (isinstance(r.get("prompt"), str) or (
             isinstance(r.get("prompt"), list) and r["prompt"] and all(isinstance(m, dict) and "content" in m
                                                                       for m in r["prompt"])))
-        if n - 1 == torn or not ok_prompt or r.get("answer") is None:
+        if "prompt" in nowhere and isinstance(r, dict) and r.get("prompt") is None:
+            ok_prompt = True
+        if n - 1 == torn or not ok_prompt or (r.get("answer") is None and "answer" not in nowhere):
             bad.add(n)
     if not [x for x in lines if x.strip()]:
         assert found == [f"{path}: {NO_ROWS}"]
         return
-    named = {int(x.split(":")[1]) for x in found if not x.endswith("more bad rows")}
+    named = {int(x.split(":")[1]) for x in found if not x.endswith("more bad rows") and ": no row has a " not in x}
     assert named <= bad and (named == bad or len(found) > MAX_ROW_PROBLEMS)
 
 
@@ -511,3 +517,166 @@ def test_empty_data_file_fails_in_one_line_where_no_preflight_runs(tmp_path):
     (tmp_path / "e.jsonl").write_text("\n \n")
     with pytest.raises(InputError, match=r"e\.jsonl: no rows"):
         load_rows(str(tmp_path / "e.jsonl"))
+
+
+def test_item3_mistyped_absolute_model_path_is_one_line_at_check_and_train(tmp_path, tiny_dir):
+    typo = tiny_dir / "modle"  # under tiny.dir, as a demo config's model path is
+    cfg = _config(tmp_path, tiny_dir, tiny={"dir": str(tiny_dir)}, model={"name_or_path": str(typo)})
+    for cmd in ("check", "train"):
+        res = _invoke([cmd, str(cfg)])
+        assert res.exit_code == 1, res.output
+        _no_traceback(res)
+        assert f"model.name_or_path: {typo}: folder not found" in res.output
+        assert "OSError" not in res.output and "Repo id" not in res.output
+    # before the demo is built, only the files the build writes are excused
+    fresh = tmp_path / "not-built"
+    res = _invoke(["check", str(cfg), f"tiny.dir={fresh}", f"model.name_or_path={fresh / 'modle'}",
+                   f"data.train={fresh / 'train.jsonl'}"])
+    assert res.exit_code == 1 and f"model.name_or_path: {fresh / 'modle'}: folder not found" in res.output
+    assert "data.train" not in res.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_item6_a_column_no_row_has_is_one_line_naming_the_columns_and_the_setting(tmp_path, tiny_dir):
+    (tmp_path / "opts.py").write_text(COLUMN_PLUGIN)
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps({"question": f"{i}+1=?", "solution": str(i + 1)}) + "\n" for i in range(50)))
+    cfg = _config(tmp_path, tiny_dir, rewards=[{"name": "golden"}], data={"train": str(data), "eval": str(data)},
+                  plugin_files=["rewards.py", "opts.py"])
+    for cmd in ("check", "train"):
+        res = _invoke([cmd, str(cfg)])
+        assert res.exit_code == 1, res.output
+        _no_traceback(res)
+        lines = [x for x in _error_lines(res) if str(data) in x]
+        assert len(lines) == 4 and not any("more bad rows" in x for x in lines), res.output  # 2 columns x 2 keys
+        for key in ("data.train", "data.eval"):
+            assert f"{key}: {data}: no row has a 'prompt' column (set data.prompt_column); " \
+                   f"the file's columns: question, solution" in res.output
+            assert f"{key}: {data}: no row has a 'answer' column (set reward 'golden' option answer_column); " \
+                   f"the file's columns: question, solution" in res.output
+    res = _invoke(["check", str(cfg), "data.prompt_column=question", "rewards.0.options.answer_column=solution"])
+    assert res.exit_code == 0, res.output
+    # a column some rows have keeps the file:line lines
+    data.write_text(json.dumps({"prompt": "1+1=?", "answer": "2"}) + "\n" + json.dumps({"prompt": "2+2=?"}) + "\n")
+    res = _invoke(["check", str(cfg)])
+    assert res.exit_code == 1 and f"{data}:2: answer: missing (reward 'golden' needs it)" in res.output
+
+
+def test_item7_eval_needs_no_training_data_and_sft_data_is_unread_at_zero_steps(tmp_path, tiny_dir):
+    cfg = _config(tmp_path, tiny_dir, sft={"steps": 0, "data": str(tmp_path / "nope.jsonl")})
+    res = _invoke(["check", str(cfg)])
+    assert res.exit_code == 0, res.output
+    res = _invoke(["check", str(cfg), "sft.steps=1"])
+    assert res.exit_code == 1 and "sft.data: " in res.output and "file not found" in res.output
+    raw = yaml.safe_load(cfg.read_text())
+    raw["data"] = {"eval": str(tiny_dir / "test.jsonl"), "chat_template": False}
+    raw["eval"] = {"samples": 2, "k": [1, 2]}
+    raw["rollout"]["max_new_tokens"] = 4
+    cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
+    res = _invoke(["eval", str(cfg), "--out", str(tmp_path / "ev")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "ev" / "eval.json").exists()
+    for cmd in ("check", "train"):  # training still needs it, in one line
+        res = _invoke([cmd, str(cfg)])
+        assert res.exit_code == 1 and "data.train: required for training (set data.train)" in res.output, res.output
+        _no_traceback(res)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_item8_score_output_honours_the_umask_and_stays_atomic(tmp_path, umask):
+    (tmp_path / "rewards.py").write_text(PLUGIN)
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"completion": "4", "answer": "4"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    out.write_text("old\n")
+    args = ["--plugin", str(tmp_path / "rewards.py"), "score", "--reward", "gold", "--input", str(inp),
+            "--output", str(out)]
+    old = os.umask(umask)
+    try:
+        res = _invoke(args)
+        bad = _invoke(args[:-2] + ["--output", str(out), "--option", "gold.nope=1"])
+    finally:
+        os.umask(old)
+    assert res.exit_code == 0, res.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
+    assert bad.exit_code != 0 and json.loads(out.read_text())["rewards"]["gold"] == 1.0  # the failed run kept it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl", "rewards.py"]  # no temp left
+
+
+COLUMN_PLUGIN = '''
+from pydantic import Field
+from grpo_plugins import Reward, RewardOptions, RewardResult, hookimpl
+
+
+class Golden(Reward):
+    name = "golden"
+
+    class Options(RewardOptions):
+        answer_column: str = Field("answer")
+
+    def required_columns(self):
+        return [self.options.answer_column]
+
+    def score(self, samples):
+        return [RewardResult(float(s.columns[self.options.answer_column] in s.text)) for s in samples]
+
+
+class Tested(Reward):
+    name = "tested"
+
+    class Options(RewardOptions):
+        tests_column: str = Field("tests")
+
+    def required_columns(self):
+        return [self.options.tests_column]
+
+    def score(self, samples):
+        return [RewardResult(float(s.columns[self.options.tests_column] in s.text)) for s in samples]
+
+
+@hookimpl
+def register_rewards(register):
+    register(Golden)
+    register(Tested)
+'''
+
+
+def _audit(tmp_path, *args):
+    (tmp_path / "opts.py").write_text(COLUMN_PLUGIN)
+    return _invoke(["--plugin", str(tmp_path / "opts.py"), "audit", "--cases", str(tmp_path / "cases.jsonl"), *args])
+
+
+def test_item9_audit_checks_required_columns_and_gold_column_names_the_rewards_option(tmp_path):
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(json.dumps({"completion": "4", "solution": "4", "expected": True}) + "\n"
+                     + json.dumps({"completion": "5", "solution": "4", "expected": False}) + "\n")
+    res = _audit(tmp_path, "--reward", "golden")
+    assert res.exit_code == 1
+    _no_traceback(res)
+    assert _error_lines(res) == [f"Error: {cases}: no case has a 'answer' column (reward 'golden' reads it; set "
+                                 f"--gold-column or --option golden.answer_column=COLUMN); the file's columns: "
+                                 f"completion, expected, solution"]
+    res = _audit(tmp_path, "--reward", "golden", "--gold-column", "solution")
+    assert res.exit_code == 0 and "| golden | 2 | 1.000 |" in res.output, res.output
+    # decided: an error naming the reward's own option, not a guess at which column option is the gold one
+    res = _audit(tmp_path, "--reward", "tested", "--gold-column", "solution")
+    assert res.exit_code == 1
+    assert _error_lines(res) == ["Error: --gold-column sets answer_column, and reward 'tested' has no such option; "
+                                 "set its own with --option tested.tests_column=solution"]
+    res = _audit(tmp_path, "--reward", "tested", "--option", "tested.tests_column=solution")
+    assert res.exit_code == 0 and "| tested | 2 | 1.000 |" in res.output, res.output
+    # a column only some cases lack names the first line
+    cases.write_text(json.dumps({"completion": "4", "answer": "4", "expected": True}) + "\n"
+                     + json.dumps({"completion": "5", "expected": False}) + "\n")
+    res = _audit(tmp_path, "--reward", "golden")
+    assert res.exit_code == 1 and f"Error: {cases}:2: answer: missing (reward 'golden' needs it)" in res.output
+
+
+def test_item10_score_says_scored_n_once_off_a_terminal(tmp_path):
+    (tmp_path / "rewards.py").write_text(PLUGIN)
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"completion": "4", "answer": "4"}) + "\n" for _ in range(3)))
+    res = _invoke(["--plugin", str(tmp_path / "rewards.py"), "score", "--reward", "gold", "--input", str(inp),
+                   "--output", str(tmp_path / "out.jsonl")])
+    assert res.exit_code == 0, res.output
+    assert [x for x in _error_lines(res) if x.startswith("scored")] == [f"scored 3 samples -> {tmp_path / 'out.jsonl'}"]

@@ -29,7 +29,8 @@ class ModelSection(Section):
 
 
 class DataSection(Section):
-    train: str = Field(description="JSONL/JSON/parquet file, a saved dataset dir, or a hub dataset name")
+    train: str | None = Field(None, description="JSONL/JSON/parquet file, a saved dataset dir, or a hub dataset "
+                                                "name; required by train and cycle, not by eval")
     split: str = "train"
     subset: str | None = Field(None, description="hub dataset config name (``main`` for openai/gsm8k)")
     eval: str | None = Field(None, description="held-out prompts (same formats); null = no evaluation")
@@ -226,8 +227,8 @@ class TrainConfig(RunConfig):
         out = []
         if self.model is None:
             out.append("model: required for training (model.name_or_path)")
-        if self.data is None:
-            out.append("data: required for training (data.train)")
+        if self.data is None or self.data.train is None:
+            out.append("data.train: required for training (set data.train)")
         if not self.rewards:
             out.append("rewards: a GRPO run needs at least one reward")
         return out

@@ -90,10 +90,13 @@ def _prompt_problem(value: Any) -> str | None:
 
 
 def scan_jsonl(path: Path, required: dict[str, str], prompt_column: str | None,
-               limit: int = SCAN_LINES) -> list[str]:
-    """``file:line: field: problem`` for the first bad rows of a JSONL file (first ``limit`` lines)."""
-    out: list[str] = []
-    extra = rows = 0
+               limit: int = SCAN_LINES, fixes: dict[str, str] | None = None) -> list[str]:
+    """``file:line: field: problem`` for the first bad rows of a JSONL file (first ``limit`` lines); a
+    column no row has is one line naming the file's columns and the setting to change (``fixes``)."""
+    found: list[tuple[str | None, str]] = []  # (the missing column or None, the line)
+    missing: dict[str, int] = {}
+    seen: set[str] = set()
+    rows = objects = 0
     with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
             if lineno > limit:
@@ -101,42 +104,61 @@ def scan_jsonl(path: Path, required: dict[str, str], prompt_column: str | None,
             if not line.strip():
                 continue
             rows += 1
-            found: list[str] = []
             row: Any = _UNREADABLE
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                found.append(f"{path}:{lineno}: invalid JSON at column {exc.colno}: {exc.msg}")
+                found.append((None, f"{path}:{lineno}: invalid JSON at column {exc.colno}: {exc.msg}"))
             if row is not _UNREADABLE and not isinstance(row, dict):
                 kind = {type(None): "null", list: "list", str: "string", bool: "boolean"}.get(type(row), "number")
-                found.append(f"{path}:{lineno}: expected a JSON object, got a JSON {kind}")
+                found.append((None, f"{path}:{lineno}: expected a JSON object, got a JSON {kind}"))
             elif isinstance(row, dict):
+                objects += 1
+                seen.update(row)
                 if prompt_column is not None:
                     if prompt_column not in row or row[prompt_column] is None:
-                        found.append(f"{path}:{lineno}: {prompt_column}: missing (data.prompt_column)")
+                        missing[prompt_column] = missing.get(prompt_column, 0) + 1
+                        found.append((prompt_column, f"{path}:{lineno}: {prompt_column}: missing (data.prompt_column)"))
                     elif (why := _prompt_problem(row[prompt_column])) is not None:
-                        found.append(f"{path}:{lineno}: {prompt_column}: {why}")
+                        found.append((None, f"{path}:{lineno}: {prompt_column}: {why}"))
                 for col, who in required.items():
                     if row.get(col) is None:
-                        found.append(f"{path}:{lineno}: {col}: missing ({who} needs it)")
-            for f in found:
-                if len(out) < MAX_ROW_PROBLEMS:
-                    out.append(f)
-                else:
-                    extra += 1
-    if extra:
-        out.append(f"{path}: ... and {extra} more bad rows")
+                        missing[col] = missing.get(col, 0) + 1
+                        found.append((col, f"{path}:{lineno}: {col}: missing ({who} needs it)"))
+    nowhere = [c for c, n in missing.items() if n == objects]
+    out = [f"{path}: no row has a {c!r} column ({_fix(c, prompt_column, required, fixes)}); "
+           f"the file's columns: {', '.join(sorted(seen)) or 'none'}" for c in nowhere]
+    rest = [msg for col, msg in found if col not in nowhere]
+    out += rest[:MAX_ROW_PROBLEMS]
+    if len(rest) > MAX_ROW_PROBLEMS:
+        out.append(f"{path}: ... and {len(rest) - MAX_ROW_PROBLEMS} more bad rows")
     if not rows:
         out.append(f"{path}: {NO_ROWS}")
     return out
 
 
+def _fix(col: str, prompt_column: str | None, required: dict[str, str], fixes: dict[str, str] | None) -> str:
+    """The setting that names a column: data.prompt_column, a reward's option, else who needs it."""
+    if col == prompt_column:
+        return "set data.prompt_column"
+    return (fixes or {}).get(col) or f"{required[col]} needs it"
+
+
+def column_option(reward, column: str) -> str | None:
+    """The name of the reward's option whose value is ``column`` (``answer_column``), if it has one."""
+    options = getattr(reward, "options", None)
+    for name in type(options).model_fields if options is not None else ():
+        if name.endswith("_column") and getattr(options, name, None) == column:
+            return name
+    return None
+
+
 def check_data(key: str, source: str, required: dict[str, str], prompt_column: str | None,
-               split: str = "train", subset: str | None = None) -> list[Problem]:
+               split: str = "train", subset: str | None = None, fixes: dict[str, str] | None = None) -> list[Problem]:
     """The data source exists and loads, and its rows have the prompt and every required column."""
     p = Path(source).expanduser()
     if p.is_file() and p.suffix.lower() == ".jsonl":
-        return [Problem(key, None, line) for line in scan_jsonl(p, required, prompt_column)]
+        return [Problem(key, None, line) for line in scan_jsonl(p, required, prompt_column, fixes=fixes)]
     if not p.exists():
         if _looks_local(source):
             return [Problem(key, None, f"{source}: file not found")]
@@ -155,9 +177,10 @@ def check_data(key: str, source: str, required: dict[str, str], prompt_column: s
         return [Problem(key, None, f"{source}: {NO_ROWS}")]
     columns = set(rows.column_names)
     need = ({prompt_column: "data.prompt_column"} if prompt_column else {}) | required
-    missing = [f"{c} ({who} needs it)" for c, who in need.items() if c not in columns]
+    missing = [f"{c!r} ({_fix(c, prompt_column, required, fixes)})" for c in need if c not in columns]
     if missing:
-        return [Problem(key, None, f"{source}: no column {', '.join(missing)}; columns: {', '.join(sorted(columns))}")]
+        return [Problem(key, None, f"{source}: no column {', '.join(missing)}; the file's columns: "
+                                   f"{', '.join(sorted(columns))}")]
     out = []
     for i, row in enumerate(rows.select(range(min(len(rows), SCAN_LINES)))):
         for c, who in need.items():
@@ -166,28 +189,38 @@ def check_data(key: str, source: str, required: dict[str, str], prompt_column: s
     return out
 
 
-def required_columns(cfg, manager: PluginManager) -> dict[str, str]:
-    """{column: "reward 'label'"} for every configured reward's ``required_columns()``."""
+def required_columns(cfg, manager: PluginManager, fixes: dict[str, str] | None = None) -> dict[str, str]:
+    """{column: "reward 'label'"} for every configured reward's ``required_columns()``; ``fixes`` gets
+    {column: "set reward 'label' option answer_column"} where an option names the column."""
     out: dict[str, str] = {}
     for r in cfg.rewards:
         reward = manager.create_reward(r)  # its options as parsed when the config loaded
         try:
             for col in reward.required_columns() or ():
                 out.setdefault(col, f"reward {r.label!r}")
+                if fixes is not None and col not in fixes and (opt := column_option(reward, col)):
+                    fixes[col] = f"set reward {r.label!r} option {opt}"
         finally:
             reward.close()
     return out
 
 
+TINY_OUTPUTS = ("model", "train.jsonl", "test.jsonl", "sft.jsonl")  # what grpo/tiny.py build() writes
+
+
 def _built_by_tiny(cfg, source: str | None) -> bool:
-    """The offline demo's files are built on the first ``train``; not finding them yet is fine."""
+    """One of the offline demo's files, built on the first ``train``: not finding it yet is fine. Any other
+    path under ``tiny.dir`` (``runs/tiny/modle``), or any path once the build is done, is checked."""
     if cfg.tiny is None or source is None:
         return False
+    root = Path(cfg.tiny.dir).resolve()
+    if (root / "DONE").exists():
+        return False
     try:
-        Path(source).resolve().relative_to(Path(cfg.tiny.dir).resolve())
+        rel = Path(source).expanduser().resolve().relative_to(root)
     except ValueError:
         return False
-    return not Path(source).exists()
+    return bool(rel.parts) and rel.parts[0] in TINY_OUTPUTS and not Path(source).exists()
 
 
 def training_preflight(cfg, manager: PluginManager) -> list[Problem]:
@@ -197,14 +230,17 @@ def training_preflight(cfg, manager: PluginManager) -> list[Problem]:
         problems += check_model("model.name_or_path", cfg.model.name_or_path)
         if cfg.model.tokenizer:
             problems += check_model("model.tokenizer", cfg.model.tokenizer)
-    needs = required_columns(cfg, manager) if cfg.rewards else {}
+    fixes: dict[str, str] = {}
+    needs = required_columns(cfg, manager, fixes) if cfg.rewards else {}
     d = cfg.data
     if d is not None:
-        if not _built_by_tiny(cfg, d.train):
-            problems += check_data("data.train", d.train, needs, d.prompt_column, d.split, d.subset)
+        if d.train is None:  # optional in the config so that `eval` needs none
+            problems.append(Problem("data.train", None, "required for training (set data.train)"))
+        elif not _built_by_tiny(cfg, d.train):
+            problems += check_data("data.train", d.train, needs, d.prompt_column, d.split, d.subset, fixes)
         if d.eval and not _built_by_tiny(cfg, d.eval):
-            problems += check_data("data.eval", d.eval, needs, d.prompt_column, d.eval_split, d.subset)
-    if cfg.sft.data and not _built_by_tiny(cfg, cfg.sft.data):
+            problems += check_data("data.eval", d.eval, needs, d.prompt_column, d.eval_split, d.subset, fixes)
+    if cfg.sft.data and cfg.sft.steps and not _built_by_tiny(cfg, cfg.sft.data):  # steps 0: never read
         problems += check_data("sft.data", cfg.sft.data, {"completion": "sft"}, "prompt")
     if "wandb" in cfg.log.report_to:
         import importlib.util
