@@ -16,6 +16,14 @@ class InputError(UserError, ValueError):
     """Bad input data; the message names the file, the line and the field."""
 
 
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """``invalid JSON at column N: why`` in words: json's own msg ends in a dangling "at" for some errors."""
+    why = exc.msg.removesuffix(" at")
+    if why == "Invalid control character":
+        why += " (a raw tab or newline inside a string: write it as \\t or \\n)"
+    return f"invalid JSON at column {exc.colno}: {why}"
+
+
 def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Read a JSONL file of objects; raise InputError naming file:line (and field) on the first bad line."""
     return list(iter_jsonl(path, required))
@@ -52,7 +60,7 @@ def iter_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> Iterato
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: invalid JSON at column {exc.colno}: {exc.msg}") from None
+                raise InputError(f"{path}:{lineno}: {json_problem(exc)}") from None
             if not isinstance(obj, dict):
                 raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             for key in required:

@@ -680,3 +680,16 @@ def test_item10_score_says_scored_n_once_off_a_terminal(tmp_path):
                    "--output", str(tmp_path / "out.jsonl")])
     assert res.exit_code == 0, res.output
     assert [x for x in _error_lines(res) if x.startswith("scored")] == [f"scored 3 samples -> {tmp_path / 'out.jsonl'}"]
+
+
+def test_item10_invalid_json_message_is_whole_at_score_and_check(tmp_path, tiny_dir):
+    (tmp_path / "rewards.py").write_text(PLUGIN)
+    bad = tmp_path / "in.jsonl"
+    bad.write_text('{"prompt": "1+1=?", "completion": "a\tb", "answer": "2"}\n')  # a raw tab inside a string
+    whole = "invalid JSON at column 37: Invalid control character (a raw tab or newline inside a string: " \
+            "write it as \\t or \\n)"
+    res = _invoke(["--plugin", str(tmp_path / "rewards.py"), "score", "--reward", "gold", "--input", str(bad),
+                   "--output", str(tmp_path / "out.jsonl")])
+    assert res.exit_code == 1 and _error_lines(res) == [f"Error: {bad}:1: {whole}"], res.output
+    res = _invoke(["check", str(_config(tmp_path, tiny_dir, data={"train": str(bad)}))])
+    assert res.exit_code == 1 and f"{bad}:1: {whole}" in res.output and " at\n" not in res.output, res.output

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Problem
-from ..io import InputError
+from ..io import InputError, json_problem
 from ..manager import PluginManager
 
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
@@ -108,7 +108,7 @@ def scan_jsonl(path: Path, required: dict[str, str], prompt_column: str | None,
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                found.append((None, f"{path}:{lineno}: invalid JSON at column {exc.colno}: {exc.msg}"))
+                found.append((None, f"{path}:{lineno}: {json_problem(exc)}"))
             if row is not _UNREADABLE and not isinstance(row, dict):
                 kind = {type(None): "null", list: "list", str: "string", bool: "boolean"}.get(type(row), "number")
                 found.append((None, f"{path}:{lineno}: expected a JSON object, got a JSON {kind}"))
