@@ -479,12 +479,13 @@ def test_a_reward_failing_in_training_names_the_data_row(tmp_path, tiny_dir):
     rows = [json.loads(x) for x in (tiny_dir / "train.jsonl").read_text().splitlines()]
     import re
 
-    m = re.fullmatch(r"Error: reward 'picky' \(plugin 'rewards'\) failed on sample 0: (\S+) row (\d+) \(0-based\), "
+    # issue 29 item 10 (test_item10_train_names_the_row_as_file_line): file:line as score says it, not a 0-based row
+    m = re.fullmatch(r"Error: reward 'picky' \(plugin 'rewards'\) failed on sample 0: (\S+):(\d+), "
                      r"completion 0: value is nan, expected a finite float or None \(not applicable\)", line)
     from grpo_plugins.grpo.data import PromptSampler
 
     first = PromptSampler(len(rows), seed=0).indices(2)[0]  # the step's first prompt: the trainer's own draw
-    assert m and m.group(1) == str(tiny_dir / "train.jsonl") and int(m.group(2)) == first
+    assert m and m.group(1) == str(tiny_dir / "train.jsonl") and int(m.group(2)) == first + 1  # no blank lines
 
 
 # --- issue 29: the second pass -------------------------------------------------------------------
@@ -693,3 +694,12 @@ def test_item10_invalid_json_message_is_whole_at_score_and_check(tmp_path, tiny_
     assert res.exit_code == 1 and _error_lines(res) == [f"Error: {bad}:1: {whole}"], res.output
     res = _invoke(["check", str(_config(tmp_path, tiny_dir, data={"train": str(bad)}))])
     assert res.exit_code == 1 and f"{bad}:1: {whole}" in res.output and " at\n" not in res.output, res.output
+
+
+def test_item10_train_names_the_row_as_file_line(tmp_path):
+    from grpo_plugins.grpo.data import row_location
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"prompt": "a"}\n\n   \n{"prompt": "b"}\n')
+    assert [row_location(str(data), i) for i in (0, 1)] == [f"{data}:1", f"{data}:4"]
+    assert row_location("org/hub-data", 3) == "org/hub-data row 3 (0-based)"

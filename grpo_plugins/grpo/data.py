@@ -36,6 +36,20 @@ def load_rows(source: str, split: str = "train", subset: str | None = None):
     return datasets.load_dataset(source, subset, split=split)
 
 
+def row_location(source: str, row: int) -> str:
+    """``file:line`` of a local JSONL file's row (blank lines are skipped, as the loader does), the way
+    ``score`` and ``check`` name rows; else ``source row N (0-based)``."""
+    p = Path(source)
+    if p.is_file() and p.suffix.lower() == ".jsonl":
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            seen = -1
+            for lineno, line in enumerate(fh, 1):
+                seen += bool(line.strip())
+                if seen == row:
+                    return f"{source}:{lineno}"
+    return f"{source} row {row} (0-based)"
+
+
 def _blank(path: Path) -> bool:
     """True when a text file holds nothing but whitespace (read line by line: files can be large)."""
     with open(path, encoding="utf-8", errors="replace") as fh:

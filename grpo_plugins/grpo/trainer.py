@@ -414,7 +414,9 @@ class GRPOTrainer:
                 if exc.index is None:
                     raise
                 row = global_idx[self.rank::self.world][exc.index // G]
-                raise RewardError(exc.label, exc.plugin, f"{self.cfg.data.train} row {row} (0-based), completion "
+                from .data import row_location
+
+                raise RewardError(exc.label, exc.plugin, f"{row_location(self.cfg.data.train, row)}, completion "
                                   f"{exc.index % G}: " + str(exc).split(": ", 1)[-1], exc.index) from exc
             self._charge(scores)
             credit = self._credit(scores, batch.rollouts, batch.completion_ids.shape[1])
