@@ -11,3 +11,26 @@ def tiny_dir(tmp_path_factory):
 
     return tiny.build(tmp_path_factory.mktemp("tiny") / "t", n_train=64, n_eval=8, n_sft=64,
                       hidden_size=32, layers=2, heads=2, seed=0)
+
+
+@pytest.fixture(scope="module", params=["docker", "local"])
+def backend(request):
+    """Each sandbox backend in turn (docker, then local bubblewrap), two runs in parallel, per module."""
+    from grpo_code.testing import make_backend
+
+    b = make_backend(request.param, parallel=2)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_lm_dir(tmp_path_factory):
+    """A 32-wide one-layer tiny Llama and its character tokenizer saved in a folder (per module)."""
+    from grpo_plugins.grpo.tiny import build_model, build_tokenizer
+
+    path = tmp_path_factory.mktemp("tiny-lm")
+    tok = build_tokenizer()
+    build_model(tok, hidden_size=32, layers=1, heads=2, seed=3).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from grpo_plugins import PluginManager, RewardHost, Sample
 from grpo_plugins.cli import cli
-from grpo_plugins.grpo.tiny import build_model, build_tokenizer
 from grpo_progress.reward import OUTCOME_LABEL, ProgressReward, progress_values
 from helpers_runs import PROMPT, RIGHT, WRONG_SECOND, Prover
 
@@ -144,12 +143,8 @@ def test_any_text_scores_without_raising(any_text_reward, completions, prompt):
 
 
 @pytest.fixture(scope="module")
-def prover(tmp_path_factory):
-    path = tmp_path_factory.mktemp("prover")
-    tok = build_tokenizer()
-    build_model(tok, hidden_size=32, layers=1, heads=2, seed=3).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+def prover(tiny_lm_dir):
+    return tiny_lm_dir
 
 
 def test_the_prover_is_frozen_left_padded_and_takes_empty_texts(prover):

@@ -15,18 +15,7 @@ import pytest
 from grpo_plugins import replay
 from grpo_plugins.replay import (LEGACY, QUARANTINE, SEGMENTS, BufferLockedError, CorruptRecordWarning,
                                  ReplayBuffer, check_buffer, encode_line, read_buffer)
-
-
-def rec(i, **extra):
-    return {"prompt": f"p{i}", "completion": f"c{i}", **extra}
-
-
-def prompts(entries):
-    return [e.record["prompt"] for e in entries]
-
-
-def logs(root):
-    return sorted((root / SEGMENTS).glob("*.log"))
+from helpers_replay import logs, prompts, rec
 
 
 def test_records_keep_provenance_and_survive_reopening(tmp_path):

@@ -13,20 +13,9 @@ import warnings
 import pytest
 
 from grpo_plugins.errors import UserError
-from grpo_plugins.replay import (SEGMENTS, STATE, CorruptRecordWarning, ReplayBuffer, check_buffer, format,
+from grpo_plugins.replay import (STATE, CorruptRecordWarning, ReplayBuffer, check_buffer, format,
                                  read_buffer)
-
-
-def rec(i, **extra):
-    return {"prompt": f"p{i}", "completion": f"c{i}", **extra}
-
-
-def prompts(entries):
-    return [e.record["prompt"] for e in entries]
-
-
-def logs(root):
-    return sorted((root / SEGMENTS).glob("*.log"))
+from helpers_replay import logs, prompts, rec
 
 
 def check(*args):

@@ -14,7 +14,6 @@ import textwrap
 import pytest
 from hypothesis import given, strategies as st
 
-from grpo_code.testing import make_backend
 from grpo_sandbox import tester
 
 # the candidate patches its own runner so the names answer carries EXTRA: the runner is
@@ -197,13 +196,6 @@ LEGIT = {
         "def setup(x): return x + 1\n",
         {"kind": "pytest", "code": "from solution import setup as s\ndef test_s():\n    assert s(1) == 2\n"}),
 }
-
-
-@pytest.fixture(scope="module", params=["docker", "local"])
-def backend(request):
-    b = make_backend(request.param, parallel=2)
-    yield b
-    b.close()
 
 
 @pytest.mark.parametrize("name", sorted(CHEATS))

@@ -239,13 +239,6 @@ LEGIT = {
 }
 
 
-@pytest.fixture(scope="module", params=["docker", "local"])
-def backend(request):
-    b = make_backend(request.param, parallel=2)
-    yield b
-    b.close()
-
-
 def job(code, tests, **limits):
     j = {"code": code, "tests": tests}
     if limits:

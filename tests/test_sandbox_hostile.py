@@ -120,13 +120,6 @@ HOSTILE = {
 }
 
 
-@pytest.fixture(scope="module", params=["docker", "local"])
-def backend(request):
-    b = make_backend(request.param, parallel=2)
-    yield b
-    b.close()
-
-
 def assert_clean(backend):
     v = backend.run(job(SENTINEL))
     assert v["status"] == "passed", v

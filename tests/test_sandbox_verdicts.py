@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from grpo_code.testing import make_backend
 
 # a candidate that ignores every signal it may and disarms every in-process timer
 UNARMED = ("import signal\nfor s in (signal.SIGALRM, signal.SIGVTALRM, signal.SIGPROF, signal.SIGXCPU):\n"
@@ -50,13 +49,6 @@ CASES = {
     "unarmed_sleep_pytest": ({"code": UNARMED + "import time\ndef f(x):\n    while True: time.sleep(0.05)\n",
                               "tests": SPIN_PYTEST, "limits": {"wall_s": 3}}, "timeout"),
 }
-
-
-@pytest.fixture(scope="module", params=["docker", "local"])
-def backend(request):
-    b = make_backend(request.param, parallel=2)
-    yield b
-    b.close()
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

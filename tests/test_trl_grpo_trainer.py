@@ -14,7 +14,6 @@ from transformers import TrainerCallback  # noqa: E402
 
 from grpo_plugins import as_async_trl_reward_func, as_trl_reward_func  # noqa: E402
 from grpo_plugins.cli import cli  # noqa: E402
-from grpo_plugins.grpo.tiny import build_model, build_tokenizer  # noqa: E402
 from grpo_plugins.manager import PluginManager  # noqa: E402
 
 # no_answer differs from incorrect so that a random model's completions give more than one value
@@ -36,12 +35,8 @@ class Capture(TrainerCallback):
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-lm")
-    tok = build_tokenizer()
-    build_model(tok, hidden_size=32, layers=1, heads=2, seed=3).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+def tiny_model_dir(tiny_lm_dir):
+    return tiny_lm_dir
 
 
 def _score_cli(tmp_path, rows):
