@@ -38,7 +38,7 @@ import torch
 from . import advantages as A
 from . import sharding
 from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint
-from .data import PromptSampler, load_rows
+from .data import PromptSampler, load_rows, row_location
 from ..host import RewardError, RewardHost, Scores
 from ..io import atomic_write_text
 from .loss import Norm, grpo_loss, reduce_metrics
@@ -414,8 +414,6 @@ class GRPOTrainer:
                 if exc.index is None:
                     raise
                 row = global_idx[self.rank::self.world][exc.index // G]
-                from .data import row_location
-
                 raise RewardError(exc.label, exc.plugin, f"{row_location(self.cfg.data.train, row)}, completion "
                                   f"{exc.index % G}: " + str(exc).split(": ", 1)[-1], exc.index) from exc
             self._charge(scores)
