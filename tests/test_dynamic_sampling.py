@@ -276,3 +276,31 @@ def _helper_main() -> None:
 
 if __name__ == "__main__":
     _helper_main()
+
+
+def test_assemble_keeps_the_sampler_log_probs_of_the_kept_rows():
+    """vLLM's per-token log-probs travel with their completions (else the importance-sampling correction turns off)."""
+    from grpo_plugins.grpo.generation import Rollout
+
+    gen = torch.Generator().manual_seed(0)
+
+    def batch(T, start):
+        logp = -torch.rand(4, T, generator=gen, dtype=torch.float64)
+        return RolloutBatch(torch.ones(4, 2, dtype=torch.long), torch.ones(4, 2, dtype=torch.long),
+                            torch.arange(start, start + 4 * T).view(4, T), torch.ones(4, T, dtype=torch.long),
+                            torch.zeros(4, dtype=torch.bool), [Rollout(prompt="p", completion="c")] * 4, logp)
+
+    def scores():
+        return Scores({"r": [RewardResult(0.0)] * 4}, [0.0] * 4, {}, {"r": "outcome"}, {"r": 1.0})
+
+    b0, b1 = batch(5, 0), batch(3, 100)
+    out, _, _ = assemble([(b0, scores(), Credit(None, None, None)), (b1, scores(), Credit(None, None, None))],
+                         [(1, 1), (0, 0)], 2, pad_id=-1)
+    assert out.sampler_logp is not None and out.sampler_logp.dtype == torch.float64
+    # float64 reference: the kept rows in the order assemble puts them (round 0 first), padded with 0 like the mask
+    want = torch.zeros(4, 5, dtype=torch.float64)
+    want[0:2] = b0.sampler_logp[0:2]
+    want[2:4, :3] = b1.sampler_logp[2:4]
+    torch.testing.assert_close(out.sampler_logp, want, rtol=0, atol=0)
+    # row alignment: each row's log-probs belong to the same completion
+    assert out.completion_ids[2, :3].tolist() == b1.completion_ids[2].tolist()

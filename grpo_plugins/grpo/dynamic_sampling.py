@@ -1,7 +1,7 @@
 """DAPO dynamic sampling's bookkeeping: which groups carry signal, and one batch cut from several
 generation rounds (rows selected whole groups at a time, prompts re-padded on the left and
-completions on the right, the scores and each round's advantage credit selected alike, so no
-advantage is computed twice).
+completions on the right, the sampler's log-probs (vLLM) padded like the completions, the scores and
+each round's advantage credit selected alike, so no advantage is computed twice).
 
 The loop itself is ``GRPOTrainer._sample_batch``: it draws rounds of prompts until every process
 holds ``prompts_per_step / world`` groups with signal (a non-zero term of ``train.dynamic_sampling_reward``,
@@ -65,7 +65,7 @@ def assemble(rounds: list, chosen: list[tuple[int, int]], group_size: int, pad_i
             parts.append((batch, scores, credit, _rows(group_size, groups)))
     P = max(b.prompt_ids.shape[1] for b, *_ in parts)
     T = max(b.completion_ids.shape[1] for b, *_ in parts)
-    prompt_ids, prompt_mask, completion_ids, mask, truncated, rollouts = [], [], [], [], [], []
+    prompt_ids, prompt_mask, completion_ids, mask, truncated, rollouts, sampler = [], [], [], [], [], [], []
     results: dict[str, list] = {label: [] for label in rounds[0][1].results}
     totals, credits = [], []
     for batch, scores, credit, idx in parts:
@@ -77,13 +77,15 @@ def assemble(rounds: list, chosen: list[tuple[int, int]], group_size: int, pad_i
         completion_ids.append(torch.nn.functional.pad(batch.completion_ids[i], (0, tt), value=pad_id))
         mask.append(torch.nn.functional.pad(batch.mask[i], (0, tt), value=0))
         truncated.append(batch.truncated[i])
+        if batch.sampler_logp is not None:  # vLLM's log-probs, for the importance-sampling correction
+            sampler.append(torch.nn.functional.pad(batch.sampler_logp[i], (0, tt), value=0.0))
         rollouts += [batch.rollouts[k] for k in idx]
         for label, res in scores.results.items():
             results[label] += [res[k] for k in idx]
         totals += [scores.totals[k] for k in idx]
         credits.append((credit, i))
     out = RolloutBatch(torch.cat(prompt_ids), torch.cat(prompt_mask), torch.cat(completion_ids), torch.cat(mask),
-                       torch.cat(truncated), rollouts)
+                       torch.cat(truncated), rollouts, torch.cat(sampler) if len(sampler) == len(parts) else None)
     first = rounds[0][1]
     return (out, replace(first, results=results, totals=totals, metrics=dict(first.metrics)),
             _credit_rows(credits, T))
