@@ -199,11 +199,7 @@ class Cycle:
         tokenizer = AutoTokenizer.from_pretrained(final)
         tokenizer.padding_side = "left"
         rollout = ro.model_copy(update={"temperature": lab.temperature or ro.temperature})
-        vllm = None
-        if ro.backend == "vllm":
-            from ..grpo.vllm import VLLMRollout
-
-            vllm = VLLMRollout(self.cfg.model.name_or_path, ro.vllm, None, trust_remote_code=self.cfg.model.trust_remote_code)
+        vllm = self._label_engine(tokenizer, final, chosen) if ro.backend == "vllm" else None
         generator = Generator(tokenizer, rollout, self.cfg.data, device, autocast, vllm)
 
         def gen(texts, max_new_tokens):
@@ -219,6 +215,17 @@ class Cycle:
                                             budget=lab.budget, threshold=lab.threshold, batch_size=lab.batch_size)
         write_jsonl_atomic(self.cycle_dir(k) / "labels.jsonl", records)
         atomic_write_text(self.cycle_dir(k) / "label_stats.json", json.dumps(vars(stats), indent=1))
+
+    def _label_engine(self, tokenizer, final: Path, chosen: list[dict[str, Any]]):
+        """The label phase's vLLM engine, built as the trainer builds its own (context length, tokenizer)."""
+        from ..grpo.vllm import VLLMRollout
+
+        # the context is the longest labelled text plus a continuation, not the model's whole context
+        # (131072 for Llama-3.1 does not fit gpu_memory_utilization 0.3); the tokenizer is this phase's
+        new = self.cfg.label.max_new_tokens or self.cfg.rollout.max_new_tokens
+        enc = tokenizer([r["prompt"] + r["completion"] for r in chosen], add_special_tokens=False)["input_ids"]
+        return VLLMRollout(self.cfg.model.name_or_path, self.cfg.rollout.vllm, max([0] + [len(e) for e in enc]) + new,
+                           trust_remote_code=self.cfg.model.trust_remote_code, tokenizer=str(final))
 
     def _step_labeller(self) -> RewardConfig:
         """The step reward ``label.source`` names: a ``rewards:`` label, else a name (configured or not)."""
