@@ -1,0 +1,9 @@
+from solution import two_sum, merge_intervals, is_palindrome
+def test_two_sum():
+    assert two_sum([1, 5, 7], 12) == [1, 2]
+    assert two_sum([1], 5) == []
+def test_merge():
+    assert merge_intervals([[1, 3], [2, 8], [15, 16]]) == [[1, 8], [15, 16]]
+def test_palindrome():
+    assert is_palindrome("A man, a plan" + "" * 5 + ", a canal: Panama")
+    assert not is_palindrome("ab" * 5)

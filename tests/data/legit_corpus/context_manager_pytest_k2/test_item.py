@@ -1,0 +1,12 @@
+import pytest
+from solution import Resource
+def test_closes():
+    with Resource("r2") as r:
+        assert r.name == "r2"
+        assert not r.closed
+    assert r.closed
+def test_exception_propagates():
+    with pytest.raises(ValueError):
+        with Resource("x") as r:
+            raise ValueError("boom")
+    assert r.closed

@@ -1,0 +1,4 @@
+import unittest
+class TestCounts(unittest.TestCase):
+    def test_equal(self):
+        self.assertEqual(letter_counts("q" * 3), {"q": 3})

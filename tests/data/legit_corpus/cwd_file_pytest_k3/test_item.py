@@ -1,0 +1,14 @@
+import json, os
+from solution import load_config, save_total
+def test_load():
+    with open("config.json", "w") as f:
+        json.dump({"k": 3}, f)
+    try:
+        assert load_config() == {"k": 3}
+    finally:
+        os.remove("config.json")
+def test_save():
+    save_total([1, 3])
+    with open("total.txt") as f:
+        assert f.read() == "4"
+    os.remove("total.txt")

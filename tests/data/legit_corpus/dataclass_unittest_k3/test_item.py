@@ -1,0 +1,6 @@
+import unittest
+class TestItem(unittest.TestCase):
+    def test_price(self):
+        self.assertEqual(make_item(3).price, 30)
+    def test_eq(self):
+        self.assertEqual(make_item(1), Item("item1", 10))

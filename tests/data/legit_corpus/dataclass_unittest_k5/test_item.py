@@ -1,0 +1,6 @@
+import unittest
+class TestItem(unittest.TestCase):
+    def test_price(self):
+        self.assertEqual(make_item(5).price, 50)
+    def test_eq(self):
+        self.assertEqual(make_item(1), Item("item1", 10))

@@ -1,0 +1,19 @@
+import pytest
+from solution import Stack
+@pytest.fixture
+def stack():
+    s = Stack()
+    for i in range(3):
+        s.push(i)
+    yield s
+@pytest.fixture(scope="module")
+def empty():
+    return Stack()
+def test_len(stack):
+    assert len(stack) == 3
+def test_pop(stack):
+    assert stack.pop() == 2
+    assert len(stack) == 2
+def test_empty(empty):
+    with pytest.raises(IndexError):
+        empty.pop()

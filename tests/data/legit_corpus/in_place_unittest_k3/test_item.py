@@ -1,0 +1,6 @@
+import unittest
+class TestRotate(unittest.TestCase):
+    def test_rotate(self):
+        a = list(range(5))
+        rotate(a, 1)
+        self.assertEqual(a[0], 4)

@@ -1,0 +1,10 @@
+from solution import Shape, Square, build
+def test_instances():
+    shapes = build(3)
+    assert len(shapes) == 3
+    assert all(isinstance(s, Shape) for s in shapes)
+    assert isinstance(shapes[0], Square)
+def test_subclass():
+    assert issubclass(Square, Shape)
+def test_area():
+    assert [s.area() for s in build(3)] == [1, 4, 9]

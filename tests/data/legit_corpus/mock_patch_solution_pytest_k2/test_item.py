@@ -1,0 +1,6 @@
+from unittest import mock
+from solution import word_count
+def test_word_count():
+    with mock.patch("solution.fetch", return_value="a b " * 2) as m:
+        assert word_count("http://x") == 4
+    m.assert_called_once_with("http://x")

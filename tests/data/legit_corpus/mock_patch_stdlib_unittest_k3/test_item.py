@@ -1,0 +1,8 @@
+import unittest
+from unittest.mock import patch
+class TestRoll(unittest.TestCase):
+    @patch("random.randint")
+    def test_roll(self, m):
+        m.return_value = 3
+        self.assertEqual(sum(roll(2)), 6)
+        m.assert_called_with(1, 6)

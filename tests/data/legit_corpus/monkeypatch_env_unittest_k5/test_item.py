@@ -1,0 +1,6 @@
+import os, unittest
+from unittest.mock import patch
+class TestEnv(unittest.TestCase):
+    def test_workers(self):
+        with patch.dict(os.environ, {"APP_WORKERS": "5"}):
+            self.assertEqual(workers(), 5)

@@ -1,0 +1,4 @@
+from collections import namedtuple
+Pair = namedtuple("Pair", "lo hi")
+def minmax(xs):
+    return Pair(min(xs), max(xs))

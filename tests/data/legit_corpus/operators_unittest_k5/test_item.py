@@ -1,0 +1,8 @@
+import unittest
+from solution import Vec
+class TestVec(unittest.TestCase):
+    def test_add(self):
+        self.assertEqual(list(Vec(5, 1) + Vec(1, 1)), [6, 2])
+    def test_lt(self):
+        self.assertTrue(Vec(1, 1) < Vec(5, 5))
+        self.assertLess(abs(Vec(0, 1)), abs(Vec(0, 5)))

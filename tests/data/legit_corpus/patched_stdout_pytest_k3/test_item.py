@@ -1,0 +1,7 @@
+import io
+from unittest import mock
+from solution import report
+def test_report():
+    with mock.patch("sys.stdout", new_callable=io.StringIO) as out:
+        report([1, 3])
+    assert out.getvalue() == "total: 4\nmax: 3\n"

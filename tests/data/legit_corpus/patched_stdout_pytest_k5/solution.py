@@ -1,0 +1,3 @@
+def report(values):
+    print("total:", sum(values))
+    print("max:", max(values))

@@ -1,0 +1,5 @@
+def banner(text):
+    line = "=" * len(text)
+    print(line)
+    print(text)
+    print(line)
