@@ -5,6 +5,8 @@ sandbox image)."""
 
 from __future__ import annotations
 
+import collections
+import functools
 import math
 
 
@@ -59,6 +61,8 @@ def _decode(tagged, handle=None):
             return {_decode(k, handle): _decode(val, handle) for k, val in v}
         except (TypeError, ValueError):
             return Opaque("unhashable key")
+    if t in STDLIB_TAGS and type(v) is list:
+        return _decode_stdlib(t, tagged, v, handle)
     if t == "object":
         return Opaque(str(tagged.get("type", "?")))
     if t == "handle":
@@ -66,6 +70,50 @@ def _decode(tagged, handle=None):
     if t == "raw" and handle is not None:
         return tagged  # the names answer: the tester decodes each entry itself
     return _bad(t)
+
+
+STDLIB_TAGS = frozenset(("counter", "odict", "ddict", "deque", "ntuple"))
+FACTORIES = {f.__name__: f for f in (int, float, complex, str, bytes, bool, list, tuple, dict, set, frozenset)}
+
+
+@functools.lru_cache(maxsize=256)
+def _namedtuple_class(name: str, fields: tuple):
+    """One tester-side class per (name, fields), so two decoded values of it compare as plain Python does."""
+    return collections.namedtuple(name, fields)
+
+
+def _decode_stdlib(t, tagged, v, handle):
+    """The stdlib containers the runner sends as data: the same type rebuilt here."""
+    if t == "deque":
+        maxlen = tagged.get("maxlen")
+        if maxlen is not None and (type(maxlen) is not int or maxlen < 0):
+            _bad(t)
+        return collections.deque((_decode(x, handle) for x in v), maxlen)
+    if t == "ntuple":
+        name, fields = tagged.get("name"), tagged.get("fields")
+        if type(name) is not str or not name.isidentifier() or type(fields) is not list or len(fields) != len(v):
+            _bad(t)
+        try:
+            cls = _namedtuple_class(name, tuple(fields))
+        except (ValueError, TypeError):
+            _bad(t)  # names namedtuple refuses (keywords, duplicates, leading underscores)
+        return cls(*(_decode(x, handle) for x in v))
+    try:
+        pairs = [(_decode(k, handle), _decode(val, handle)) for k, val in v]
+        if t == "counter":
+            return collections.Counter(dict(pairs))
+        if t == "odict":
+            return collections.OrderedDict(pairs)
+        factory = tagged.get("factory")
+        if type(factory) is str:
+            factory = FACTORIES.get(factory) or _bad(t)
+        elif factory is not None:
+            factory = _decode(factory, handle)
+            if isinstance(factory, Opaque):
+                factory = None  # the harness's side: there is nothing to call
+        return collections.defaultdict(factory, pairs)
+    except TypeError:
+        return Opaque("unhashable key")
 
 
 def _bad(t):
@@ -93,6 +141,7 @@ def same(got, expected, tol: float | None = None, json_mode: bool = False) -> bo
     because JSON has no tuples."""
     if isinstance(got, Opaque) or isinstance(expected, Opaque):
         return False
+    got, expected = _as_builtin(got), _as_builtin(expected)
     tg, te = type(got), type(expected)
     if tg is bool or te is bool:
         return tg is te and got == expected
@@ -112,6 +161,17 @@ def same(got, expected, tol: float | None = None, json_mode: bool = False) -> bo
     if tg is dict:
         return got.keys() == expected.keys() and all(same(got[k], expected[k], tol, json_mode) for k in got)
     return got == expected  # str, bytes, complex, None, set, frozenset: builtins only at this point
+
+
+def _as_builtin(x):
+    """A decoded Counter / OrderedDict / defaultdict as the dict and a namedtuple as the tuple it
+    equals in plain Python (a deque equals no list there, so it stays a deque)."""
+    t = type(x)
+    if t in (collections.Counter, collections.OrderedDict, collections.defaultdict):
+        return dict(x)
+    if t is not tuple and isinstance(x, tuple):
+        return tuple(x)
+    return x
 
 
 def apply_compare(op: str, a, b) -> bool:

@@ -13,6 +13,7 @@ handles; test-side objects arrive as ``Remote`` stand-ins whose operations run i
 Usage: python3 -I -S runner.py CMD_FD RESULT_FD [REQ_FD ANS_FD]   (stdlib only; runs in the sandbox)
 """
 
+import builtins
 import marshal
 import operator
 import os
@@ -90,7 +91,53 @@ def encode(value, handles=None, depth=0):
         return {"t": "dict", "v": sorted(items, key=lambda kv: dumps(kv[0]))}
     if t is Remote:  # a test-side object going back: the tester gets its own object again
         return {"t": "handle", "ref": value._id}
-    return _handle(value, handles)
+    stdlib = _stdlib_container(value, t, handles, depth)
+    return stdlib if stdlib is not None else _handle(value, handles)
+
+
+# builtin types a defaultdict's factory may be named by (anything else crosses as a handle)
+FACTORIES = ("int", "float", "complex", "str", "bytes", "bool", "list", "tuple", "dict", "set", "frozenset")
+
+
+def _stdlib_container(value, t, handles, depth):
+    """Counter, OrderedDict, defaultdict, deque and plain namedtuples as tagged data (exact types
+    only, so a subclass with methods of its own stays a handle); a dataclass instance as a handle
+    that says so (the tester compares its fields). None: not one of them."""
+    mod = sys.modules.get("collections")
+    if mod is not None:
+        enc = lambda x: encode(x, handles, depth + 1)  # noqa: E731
+        if t is mod.Counter or t is mod.OrderedDict:  # in order: OrderedDict equality depends on it
+            return {"t": "counter" if t is mod.Counter else "odict",
+                    "v": [[enc(k), enc(v)] for k, v in dict.items(value)]}
+        if t is mod.defaultdict:
+            f = value.default_factory
+            name = getattr(f, "__name__", None)
+            factory = name if name in FACTORIES and f is getattr(builtins, name) else \
+                (None if f is None else enc(f))
+            return {"t": "ddict", "v": [[enc(k), enc(v)] for k, v in dict.items(value)], "factory": factory}
+        if t is mod.deque:
+            return {"t": "deque", "v": [enc(x) for x in value], "maxlen": value.maxlen}
+        if _plain_namedtuple(t):
+            return {"t": "ntuple", "name": str(t.__name__)[:100], "fields": list(t._fields),
+                    "v": [enc(x) for x in tuple.__iter__(value)]}
+    if handles is not None and not isinstance(value, type) and "__dataclass_fields__" in getattr(t, "__dict__", {}) \
+            and getattr(getattr(t, "__dataclass_params__", None), "eq", False) is True:
+        out = _handle(value, handles)
+        out["dc"] = True
+        return out
+    return None
+
+
+_NT_STANDARD = frozenset(("__module__", "__doc__", "__slots__", "__new__", "__repr__", "__getnewargs__",
+                          "__match_args__", "__annotations__", "__orig_bases__", "__qualname__", "_make", "_asdict",
+                          "_replace", "_fields", "_field_defaults", "__getstate__"))
+
+
+def _plain_namedtuple(t):
+    """A class collections.namedtuple / typing.NamedTuple made, with nothing of the program's own."""
+    fields = t.__dict__.get("_fields")
+    return (t.__bases__ == (tuple,) and type(fields) is tuple and all(type(f) is str for f in fields)
+            and set(t.__dict__) <= _NT_STANDARD | set(fields))
 
 
 def _handle(value, handles):
@@ -189,6 +236,7 @@ def main():
         return
     send({"ready": True})
     if mode == "serve":
+        os.umask(0)  # files the candidate makes in the shared /work are the test's to change too
         os.close(cmd_fd)
         serve(mod, fds[2], writer(fds[3]))
         return
@@ -284,8 +332,56 @@ def _changed(snap, handles):
     return after
 
 
+MAX_FORWARD = 4 << 20  # characters of output one answer carries back to the tester
+
+
+class _Capture:
+    """sys.stdout / sys.stderr while the tester's own is redirected (capsys, a patched sys.stdout):
+    what the candidate prints goes back with the answer, as text for the test's stream."""
+
+    encoding, errors = "utf-8", "replace"
+
+    def __init__(self):
+        self.parts, self.n = [], 0
+
+    def write(self, s):
+        if type(s) is not str:
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        if self.n < MAX_FORWARD:
+            self.parts.append(s[:MAX_FORWARD - self.n])
+            self.n += len(self.parts[-1])
+        return len(s)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    def text(self):
+        return "".join(self.parts)
+
+
 def respond(req, handles, mod):
     """The answer record to one tester request (with a call's in-place changes to its arguments)."""
+    cap = req.get("cap") if type(req) is dict else None
+    if cap:
+        saved = sys.stdout, sys.stderr
+        out_c, err_c = _Capture(), _Capture()
+        sys.stdout, sys.stderr = (out_c if cap[0] else saved[0]), (err_c if cap[1] else saved[1])
+    try:
+        out = _respond(req, handles, mod)
+    finally:
+        if cap:
+            sys.stdout, sys.stderr = saved
+    if cap:
+        for key, c in (("out", out_c), ("err", err_c)):
+            if c.n:
+                out[key] = c.text()
+    return out
+
+
+def _respond(req, handles, mod):
     try:
         snap = _snapshot(req) if type(req) is dict and req.get("op") == "call" else None
         out = {"value": encode(answer(req, handles, mod), handles)}
@@ -357,6 +453,19 @@ def _patch(req, mod):
         else:
             setattr(target, name, held)
     return None
+
+
+PATCHABLE_BUILTINS = ("input", "print", "open")  # the builtins tests commonly patch; the tester's list too
+_builtins0 = {}
+
+
+def _set_builtins(values):
+    """The test patched some of PATCHABLE_BUILTINS (monkeypatch, mock.patch, assignment): ours are
+    the test's values (stand-ins for test-side callables), the rest our own again."""
+    if not _builtins0:
+        _builtins0.update((n, getattr(builtins, n)) for n in PATCHABLE_BUILTINS)
+    for n in PATCHABLE_BUILTINS:
+        setattr(builtins, n, values[n] if type(values) is dict and n in values else _builtins0[n])
 
 
 class Remote:
@@ -433,6 +542,8 @@ def answer(req, handles, mod):
         return Raw(out)
     if op in ("patch", "unpatch"):
         return _patch(req, mod)
+    if op == "builtins":
+        return _set_builtins(req["values"])
     if op == "patch_env":  # a test's patch.dict(os.environ, ...): ours follows, and comes back after
         _env_stack.append(dict(os.environ))
         os.environ.clear()
@@ -480,6 +591,13 @@ def answer(req, handles, mod):
     if op == "exit":
         obj.__exit__(None, None, None)
         return None
+    if op == "dcfields":  # a dataclass instance's class (by id) and field values, for == in the tester
+        import dataclasses
+
+        return [id(type(obj)), [getattr(obj, f.name) for f in dataclasses.fields(obj) if f.compare],
+                bool(obj.__dataclass_params__.frozen or obj.__dataclass_params__.unsafe_hash)]
+    if op == "members":  # a candidate class's public attributes, for a test-defined subclass of it
+        return [[n, callable(getattr(obj, n, None))] for n in dir(obj) if not n.startswith("_")]
     if op == "isinstance":
         return isinstance(req["obj"], obj)
     if op == "issubclass":

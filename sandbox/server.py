@@ -46,7 +46,7 @@ class DockerBox:
         uid = self.uid if role == "candidate" else self.tester_uid
         script = RUNNER if role == "candidate" else TESTER
         adj = 1000 if role == "candidate" else 500
-        cwd = "/work" if role == "candidate" else "/"
+        cwd = "/work"  # shared by both: files a test and the code it tests exchange (never on the tester's path)
         if self.zygote is not None:
             try:
                 return self.zygote.spawn(role, uid, adj, cwd, harness.CANDIDATE_ENV, fds)

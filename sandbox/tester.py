@@ -36,6 +36,9 @@ _BUILTIN_NAMES = frozenset(vars(builtins))
 # not reach the channel or the report
 _write, _read, _dumps, _loads = os.write, os.read, json.dumps, json.loads
 MAX_ANSWER = 64 << 20  # bytes of one answer; more is the candidate flooding its pipe
+# builtins a test's patch of which applies in the candidate too (runner.PATCHABLE_BUILTINS)
+PATCHABLE_BUILTINS = ("input", "print", "open")
+SHARED = "/work"  # both processes' working directory and the tests' temp dir; never on sys.path
 
 
 class CandidateGone(BaseException):
@@ -69,9 +72,13 @@ class Channel:
         self.proxies: dict[int, "Proxy"] = {}
         self.local: list = []  # test-side objects passed by reference, by the id the candidate holds
         self.local_ids: dict[int, int] = {}
+        self.streams = sys.stdout, sys.stderr  # ours: output the candidate prints goes to the test's only when it redirects
+        self.builtins0 = {n: getattr(builtins, n) for n in PATCHABLE_BUILTINS}
+        self.builtins_sent: dict = {}
+        self.subclass_bases: dict[int, type] = {}
 
     def _persistent_id(self, obj):
-        if type(obj) is Proxy:
+        if isinstance(obj, Proxy):
             return obj._id
         if _by_reference(obj):
             n = self.local_ids.get(id(obj))
@@ -102,14 +109,21 @@ class Channel:
         """Send one request; the decoded answer, or the candidate's exception raised here."""
         if self.gone:
             raise CandidateGone(self.gone)
+        self._sync_builtins()
         rid = os.urandom(6).hex()  # answers must echo it: stray lines from the candidate's threads break the run
-        self._send({"op": op, "rid": rid, **kw})
+        cap = [sys.stdout is not self.streams[0], sys.stderr is not self.streams[1]]
+        self._send({"op": op, "rid": rid, **({"cap": cap} if any(cap) else {}), **kw})
         msg = self._answer()
         while "cb" in msg:  # the candidate uses a test-side object we passed: run it here, answer, wait on
             self._callback(msg)
             msg = self._answer()
         if msg.get("rid") != rid:
             self._lost("an answer to a request that was not made")
+        # what the candidate printed meanwhile, as text into the test's own stream (capsys, a patched
+        # sys.stdout): never into the report, which is a pipe of its own
+        for key, on, stream in (("out", cap[0], "stdout"), ("err", cap[1], "stderr")):
+            if on and type(msg.get(key)) is str:
+                getattr(sys, stream).write(msg[key])
         if "error" in msg:
             raise _exception(msg["error"])
         if "stop" in msg:  # the end of a candidate iterator; from any other op, a StopIteration like any error
@@ -124,6 +138,14 @@ class Channel:
             return decode(msg["value"], self.proxy)
         except (ProtocolError, RecursionError, MemoryError, ValueError, TypeError, OverflowError, KeyError) as exc:
             self._lost(f"malformed answer: {type(exc).__name__}")
+
+    def _sync_builtins(self) -> None:
+        """The test patched ``input`` / ``print`` / ``open`` (monkeypatch, mock.patch, assignment):
+        the candidate's builtins follow before it runs again, as stand-ins for the test's values."""
+        now = {n: v for n in PATCHABLE_BUILTINS if (v := getattr(builtins, n, None)) is not self.builtins0[n]}
+        if now.keys() != self.builtins_sent.keys() or any(now[n] is not self.builtins_sent[n] for n in now):
+            self.builtins_sent = now
+            self.request("builtins", values=now)
 
     def _write_back(self, args, kw, after) -> None:
         """A call changed mutable arguments in place (``nums[:] = ...``): change ours the same way,
@@ -204,7 +226,8 @@ class Channel:
             raise ProtocolError("malformed handle")
         p = self.proxies.get(i)
         if p is None:
-            p = self.proxies[i] = Proxy(self, i, str(tagged.get("type", "?"))[:100], tagged.get("call") is True)
+            cls = DataclassProxy if tagged.get("dc") is True else Proxy
+            p = self.proxies[i] = cls(self, i, str(tagged.get("type", "?"))[:100], tagged.get("call") is True)
         return p
 
 
@@ -223,6 +246,11 @@ def _by_reference(obj) -> bool:
         return True
     if _is_mock(obj):
         return True  # mocks record their calls here, where the test asserts on them
+    if isinstance(obj, types.BuiltinMethodType):
+        # ``my_list.append`` of a test-defined list subclass: by value, pickle would send "getattr of
+        # that (by-reference) object", which the candidate would ask of us again, without end
+        owner = getattr(obj, "__self__", None)
+        return owner is not None and not isinstance(owner, types.ModuleType) and _by_reference(owner)
     mod = getattr(obj, "__module__", None) if isinstance(obj, (types.FunctionType, types.MethodType, type)) \
         else getattr(t, "__module__", None)
     root = str(mod).split(".")[0]
@@ -263,7 +291,7 @@ def _setattr(obj, a):
     if isinstance(obj, (type, types.FunctionType, types.MethodType, unittest.TestCase)) or \
             _is_mock(obj) or not hasattr(obj, "__dict__"):
         raise TypeError(f"attributes of a test's {t.__name__} cannot be set across the sandbox")
-    is_callable = value._callable if type(value) is Proxy else callable(value)
+    is_callable = value._callable if isinstance(value, Proxy) else callable(value)
     if callable(getattr(t, name, None)) or hasattr(getattr(t, name, None), "__set__") or is_callable:
         raise TypeError(f"{name!r} cannot be replaced across the sandbox")
     setattr(obj, name, value)
@@ -306,6 +334,8 @@ def forward_patches(ch: Channel) -> None:
         try:
             obj = self.getter()
             target = _patch_target(obj)
+            if obj is builtins and self.attribute in PATCHABLE_BUILTINS:
+                target = None  # the channel carries these over itself (Channel._sync_builtins)
             if target is not None:
                 ch.request("patch", target=target, name=self.attribute, value=getattr(obj, self.attribute))
                 self._grpo_forwarded = target
@@ -343,7 +373,7 @@ def forward_patches(ch: Channel) -> None:
 
 def _patch_target(obj):
     """How the candidate's side finds the object a patch targets; None when it lives only here."""
-    if type(obj) is Proxy:
+    if isinstance(obj, Proxy):
         return obj  # crosses as the candidate's own handle
     if isinstance(obj, SolutionModule):
         return {"solution": True}
@@ -451,7 +481,13 @@ class Proxy:
     # isinstance(x, SolutionClass) looks these up on type(SolutionClass), this class: the check runs
     # where the class lives, and only a real bool counts
     def __instancecheck__(self, obj):
+        if isinstance(obj, SubclassBase):
+            obj = obj._grpo_obj  # a test-defined subclass's instance: its candidate object decides
         return self._ch.request("isinstance", h=self._id, obj=obj) is True
+
+    def __mro_entries__(self, bases):
+        # ``class Mine(SolutionClass)`` in a test: a test-side base standing for the candidate class
+        return (_subclass_base(self),)
 
     def __subclasscheck__(self, cls):
         return self._ch.request("issubclass", h=self._id, obj=cls) is True
@@ -485,6 +521,97 @@ class Proxy:
 
     def __reduce_ex__(self, protocol):
         raise TypeError("candidate objects cross only as handles")
+
+
+class DataclassProxy(Proxy):
+    """A candidate dataclass instance (``eq=True``): a handle, so its methods run there, that equals
+    another of the same class whose compared fields are equal, and hashes by them when frozen, as
+    in plain Python. The fields are fetched as data at each comparison and compared here."""
+
+    __slots__ = ()
+
+    def _fields(self):
+        got = self._ch.request("dcfields", h=self._id)
+        if type(got) is not list or len(got) != 3 or type(got[0]) is not int or type(got[1]) is not list:
+            raise TypeError("malformed dataclass fields")
+        return got
+
+    def __eq__(self, other):
+        if self is other:
+            return True
+        if not isinstance(other, DataclassProxy):
+            return False
+        a, b = self._fields(), other._fields()
+        return a[0] == b[0] and a[1] == b[1]
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        cls, values, hashable = self._fields()
+        if hashable is not True:
+            raise TypeError(f"unhashable type: {self._type!r}")
+        return hash((cls, tuple(values)))
+
+
+class SubclassBase:
+    """Stands for a candidate class under a test-defined subclass: the instance holds a candidate
+    object (made by ``__init__``, so ``super().__init__(...)`` works) and every public method of the
+    class it does not override calls that object's. A gap: the candidate's own methods calling
+    ``self.x()`` reach the candidate object, not the test's override."""
+
+    def __init__(self, *args, **kw):
+        object.__setattr__(self, "_grpo_obj", type(self)._grpo_class(*args, **kw))
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if "_grpo_obj" not in self.__dict__:  # the subclass never called super().__init__()
+            object.__setattr__(self, "_grpo_obj", type(self)._grpo_class())
+        return getattr(self._grpo_obj, name)
+
+    def __len__(self):
+        return len(self._grpo_obj)
+
+    def __iter__(self):
+        return iter(self._grpo_obj)
+
+    def __contains__(self, item):
+        return item in self._grpo_obj
+
+    def __getitem__(self, key):
+        return self._grpo_obj[key]
+
+    def __setitem__(self, key, value):
+        self._grpo_obj[key] = value
+
+    def __str__(self):
+        return str(self._grpo_obj)
+
+    def __repr__(self):
+        return repr(self._grpo_obj)
+
+
+def _subclass_base(cls: Proxy) -> type:
+    """The test-side base for ``class Mine(cls)``, one per candidate class: its public methods
+    delegate to the instance's candidate object (so ``super().push(x)`` finds them), its data
+    attributes read through."""
+    base = cls._ch.subclass_bases.get(cls._id)
+    if base is not None:
+        return base
+    members = cls._ch.request("members", h=cls._id)
+    ns = {"_grpo_class": cls, "__module__": "solution", "__qualname__": cls._type}
+    for pair in members if type(members) is list else ():
+        if type(pair) is list and len(pair) == 2 and type(pair[0]) is str and pair[0].isidentifier() \
+                and not pair[0].startswith("_"):
+            name = pair[0]
+            if pair[1] is True:
+                ns[name] = (lambda n: lambda self, *a, **kw: getattr(self._grpo_obj, n)(*a, **kw))(name)
+            else:
+                ns[name] = property((lambda n: lambda self: getattr(self._grpo_obj, n))(name))
+    base = cls._ch.subclass_bases[cls._id] = type(cls._type if cls._type.isidentifier() else "Base",
+                                                   (SubclassBase,), ns)
+    return base
 
 
 def _operator(name: str, reflected: bool = False):
@@ -735,6 +862,35 @@ def trusted_path(entries) -> list:
     return out
 
 
+def share_scratch() -> None:
+    """The tests' temp files (``tempfile.mkdtemp``, pytest's ``tmp_path``) go in SHARED, the
+    candidate's working directory too, and are made readable and writable by it: tempfile and
+    pytest ask for 0700 / 0600, which would keep the candidate's uid out. Only under SHARED, which
+    is group/other-writable and so never on the import path (``trusted_path``)."""
+    import tempfile
+
+    if not os.path.isdir(SHARED) or not os.access(SHARED, os.W_OK):
+        return  # a backend without a shared dir (local, not root): the tests' files stay ours
+    os.umask(0)
+    os.environ["TMPDIR"] = SHARED
+    tempfile.tempdir = None
+    mkdir, open_ = os.mkdir, os.open
+
+    def shared(path) -> bool:
+        try:
+            return os.path.abspath(os.fsdecode(path)).startswith(SHARED + "/")
+        except (TypeError, ValueError):
+            return False
+
+    def wide_mkdir(path, mode=0o777, *a, **kw):
+        return mkdir(path, 0o777 if shared(path) else mode, *a, **kw)
+
+    def wide_open(path, flags, mode=0o777, *a, **kw):
+        return open_(path, flags, 0o666 if shared(path) else mode, *a, **kw)
+
+    os.mkdir, os.open = wide_mkdir, wide_open
+
+
 def run_pytest(job, ch, report):
     """A pytest file importing ``solution``, run by pytest here, one outcome per test."""
     import tempfile
@@ -749,7 +905,7 @@ def run_pytest(job, ch, report):
     except ImportError as exc:
         raise SandboxBroken(f"pytest is not installed for the sandbox's python3: {exc}") from None
 
-    d = tempfile.mkdtemp(prefix="grpo-tests-")
+    d = tempfile.mkdtemp(prefix="grpo-tests-", dir="/tmp")  # private: the test file's dir is on sys.path
     path = os.path.join(d, "test_solution.py")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(job["code"])
@@ -784,7 +940,10 @@ def run_pytest(job, ch, report):
     sink = open(os.devnull, "w")
     sys.stdout = sink
     try:
+        # tmp_path under a fresh dir of ours in the shared one (pytest's default root would be 0700)
+        base = os.path.join(tempfile.mkdtemp(prefix="pytest-"), "t")
         pytest.main([path, "-q", "-c", ini, "--rootdir", d, "--confcutdir", d, "-p", "no:cacheprovider",
+                     "--basetemp", base,
                      "-p", "no:stepwise", "-p", "no:pastebin", "-p", "no:junitxml", "-W", "ignore"],
                     plugins=[Collector()])
     finally:
@@ -811,6 +970,7 @@ def main():
     resource.setrlimit(resource.RLIMIT_AS, (int(lim["as_mb"]) * mb,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     sys.path[:] = trusted_path(sys.path)
+    share_scratch()
     report = Reporter(rep_fd)
     ch = Channel(req_fd, ans_fd)
     try:

@@ -82,8 +82,12 @@ class BwrapBox:
             argv += ["--ro-bind", p, p]
         argv += ["--ro-bind", self.runner_dir, "/opt/grpo_sandbox", "--proc", "/proc", "--dev", "/dev",
                  "--size", str(SHM_MB << 20), "--tmpfs", "/dev/shm"]
-        if self.scratch is not None and role == "candidate":
-            for dest in ("/work", "/tmp"):
+        if self.scratch is not None:
+            # the tester shares the candidate's /work (files a test and the code it tests exchange;
+            # never on the tester's import path) and keeps a private /tmp
+            if role != "candidate":
+                argv += ["--size", size, "--tmpfs", "/tmp"]
+            for dest in ("/work", "/tmp") if role == "candidate" else ("/work",):
                 src = self.scratch[dest]
                 if src not in self.mounted:
                     _mount_tmpfs(src, int(limits["disk_mb"]))

@@ -1,0 +1,219 @@
+"""Legitimate tests that pass under plain pytest / unittest must pass in the sandbox too (issue 26,
+rich handles part 2): test-defined subclasses calling inherited methods, stdlib containers the
+candidate returns, output the candidate prints reaching capsys / a patched sys.stdout, pytest's
+monkeypatch of ``input`` / ``print``, and files shared through the working directory and
+``tmp_path``. Each failed on the code before and passes on both backends; the candidate's printed
+"passed" lines and a module planted in the shared dir must not change a verdict."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+
+def _pytest(code: str) -> dict:
+    return {"kind": "pytest", "code": textwrap.dedent(code)}
+
+
+LEGIT = {
+    # 1. inherited methods of test-defined subclasses
+    "builtin_subclass_inherited_method": ("def add_all(xs, items):\n    for i in items:\n        xs.append(i)\n"
+                                          "    return len(xs)\n", _pytest("""
+        from solution import add_all
+        class MyList(list):
+            pass
+        def test_append():
+            xs = MyList([1])
+            assert add_all(xs, [2, 3]) == 3
+            assert xs == [1, 2, 3]
+    """)),
+    "solution_class_subclass": ("class Stack:\n    def __init__(self):\n        self.items = []\n"
+                                "    def push(self, x):\n        self.items.append(x)\n"
+                                "    def size(self):\n        return len(self.items)\n", _pytest("""
+        from solution import Stack
+        class Counted(Stack):
+            def __init__(self):
+                super().__init__()
+                self.pushes = 0
+            def push(self, x):
+                self.pushes += 1
+                super().push(x)
+        def test_inherited():
+            s = Counted()
+            s.push(1)
+            s.push(2)
+            assert s.size() == 2 and s.pushes == 2 and s.items == [1, 2]
+            assert isinstance(s, Stack)
+    """)),
+    # 2. stdlib containers come back as values
+    "stdlib_containers": (textwrap.dedent("""
+        import collections, dataclasses
+        from typing import NamedTuple
+        P = collections.namedtuple('P', 'x y')
+        class Q(NamedTuple):
+            a: int
+            b: int = 2
+        @dataclasses.dataclass
+        class Pt:
+            x: int
+            y: int
+            def norm1(self): return abs(self.x) + abs(self.y)
+        @dataclasses.dataclass(frozen=True)
+        class F:
+            v: int
+        def counts(s): return collections.Counter(s)
+        def groups(xs):
+            d = collections.defaultdict(list)
+            for x in xs: d[x % 2].append(x)
+            return d
+        def ordered(): return collections.OrderedDict([('b', 1), ('a', 2)])
+        def window(xs): return collections.deque(xs, maxlen=2)
+        def point(): return P(1, 2)
+        def q(): return Q(1)
+        def pt(): return Pt(3, -4)
+        def f(): return F(1)
+    """), _pytest("""
+        import collections
+        from solution import counts, groups, ordered, window, point, q, pt, f, Pt, F
+        def test_counter():
+            c = counts('abca')
+            assert c == {'a': 2, 'b': 1, 'c': 1} and c.most_common(1) == [('a', 2)]
+        def test_defaultdict():
+            d = groups([1, 2, 3])
+            assert d == {1: [1, 3], 0: [2]} and d[5] == []
+        def test_ordered():
+            assert list(ordered()) == ['b', 'a'] and ordered() == collections.OrderedDict([('b', 1), ('a', 2)])
+        def test_deque():
+            w = window([1, 2, 3])
+            assert w == collections.deque([2, 3]) and w.maxlen == 2 and list(w) == [2, 3]
+        def test_namedtuple():
+            p = point()
+            assert p == (1, 2) and p.x == 1 and p.y == 2 and repr(p) == 'P(x=1, y=2)'
+            x, y = p
+            assert (x, y) == (1, 2) and q() == (1, 2) and q().b == 2
+        def test_dataclass():
+            p = pt()
+            assert p == Pt(3, -4) and p != Pt(3, 4) and repr(p) == 'Pt(x=3, y=-4)'
+            assert p.x == 3 and p.norm1() == 7 and isinstance(p, Pt)
+            assert f() == F(1) and len({f(), F(1)}) == 1
+    """)),
+    # 3. output the candidate prints reaches capsys / a patched stdout / redirect_stdout
+    "capsys": ("import sys\ndef greet(n):\n    print(f'hi {n}')\n    print('warn', file=sys.stderr)\n", _pytest("""
+        from solution import greet
+        def test_out(capsys):
+            greet('bob')
+            out, err = capsys.readouterr()
+            assert out == 'hi bob\\n' and err == 'warn\\n'
+    """)),
+    "patched_stdout_unittest": ("def show(xs):\n    for x in xs:\n        print(x)\n", {"kind": "unittest", "code": textwrap.dedent("""
+        import io, unittest, contextlib
+        from unittest import mock
+        class T(unittest.TestCase):
+            def test_patch(self):
+                with mock.patch('sys.stdout', new_callable=io.StringIO) as out:
+                    show([1, 2])
+                self.assertEqual(out.getvalue(), '1\\n2\\n')
+            def test_redirect(self):
+                buf = io.StringIO()
+                with contextlib.redirect_stdout(buf):
+                    show(['a'])
+                self.assertEqual(buf.getvalue(), 'a\\n')
+    """)}),
+    # 4. pytest's monkeypatch of input / print applies where the candidate calls them
+    "monkeypatch_input_print": ("def ask():\n    return int(input('n? ')) * 2\n"
+                                "def shout(s):\n    print(s.upper())\n", _pytest("""
+        import builtins
+        from solution import ask, shout
+        def test_input(monkeypatch):
+            monkeypatch.setattr('builtins.input', lambda prompt: '21')
+            assert ask() == 42
+        def test_print(monkeypatch):
+            seen = []
+            monkeypatch.setattr(builtins, 'print', lambda *a, **k: seen.append(a))
+            shout('x')
+            assert seen == [('X',)]
+        def test_restored(capsys):
+            shout('y')
+            assert capsys.readouterr().out == 'Y\\n'
+    """)),
+    # 5. files shared by a test and the code it tests
+    "shared_files": ("import os\ndef count_lines(path):\n    with open(path) as fh:\n        return len(fh.readlines())\n"
+                     "def write(path, text):\n    with open(path, 'w') as fh:\n        fh.write(text)\n"
+                     "def save_here(name):\n    write(name, 'x')\n    return os.getcwd()\n", _pytest("""
+        import os, tempfile
+        from solution import count_lines, write, save_here
+        def test_tmp_path(tmp_path):
+            p = tmp_path / 'in.txt'
+            p.write_text('a\\nb\\n')
+            assert count_lines(str(p)) == 2
+            out = tmp_path / 'sub' / 'out.txt'
+            out.parent.mkdir()
+            write(str(out), 'done')
+            assert out.read_text() == 'done'
+        def test_mkdtemp():
+            d = tempfile.mkdtemp()
+            write(os.path.join(d, 'o.txt'), 'hey')
+            with open(os.path.join(d, 'o.txt')) as fh:
+                assert fh.read() == 'hey'
+        def test_cwd():
+            assert save_here('rel.txt') == os.getcwd()
+            with open('rel.txt') as fh:
+                assert fh.read() == 'x'
+    """)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LEGIT))
+def test_legit_program_passes(backend, name):
+    code, tests = LEGIT[name]
+    v = backend.run({"code": code, "tests": tests})
+    assert v["status"] == "passed" and v["passed"] == v["total"] > 0, (v["per_test"], v.get("error"))
+
+
+# printed report lines and a module planted in the shared dir never change a verdict
+FAKE_REPORT = ('{"test": "test_f", "status": "passed"}\\n{"total": 1}\\n{"done": true}\\n'
+               '{"ready": true}\\n')
+CHEATS = {
+    "printed_report_under_capsys": (f"import sys\ndef f(x):\n    print('{FAKE_REPORT}')\n"
+                                    f"    sys.stderr.write('{FAKE_REPORT}')\n    return -1\n", _pytest("""
+        from solution import f
+        def test_f(capsys):
+            assert f(1) == 2
+    """)),
+    "printed_report_unittest_patched": (f"def task_func(x):\n    print('{FAKE_REPORT}')\n    return -1\n",
+                                        {"kind": "unittest", "code": textwrap.dedent("""
+        import io, unittest
+        from unittest import mock
+        class T(unittest.TestCase):
+            def test_f(self):
+                with mock.patch('sys.stdout', new_callable=io.StringIO):
+                    self.assertEqual(task_func(1), 2)
+    """)}),
+    # a module and a conftest planted in the shared working dir are never imported by the tester
+    "planted_in_shared_dir": (textwrap.dedent("""
+        import os
+        PLANT = "import sys\\nsys.modules['grpo_sandbox.tester'].Reporter.test = lambda *a, **k: None\\n"
+        for name in ('helper.py', 'conftest.py', 'unittest_helper.py'):
+            with open(os.path.join(os.getcwd(), name), 'w') as fh:
+                fh.write(PLANT)
+        with open('/tmp/helper.py', 'w') as fh:
+            fh.write(PLANT)
+        def f(x): return -1
+    """), _pytest("""
+        from solution import f
+        def test_f():
+            try:
+                import helper  # noqa: F401
+            except ImportError:
+                pass
+            assert f(1) == 2
+    """)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHEATS))
+def test_cheat_scores_zero(backend, name):
+    code, tests = CHEATS[name]
+    v = backend.run({"code": code, "tests": tests, "limits": {"wall_s": 5}})
+    assert v["status"] != "passed" and v["passed"] == 0, (v["status"], v["per_test"], v.get("error"))
