@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from hypothesis import given, strategies as st
 
 
 def _pytest(code: str) -> dict:
@@ -217,3 +218,51 @@ def test_cheat_scores_zero(backend, name):
     code, tests = CHEATS[name]
     v = backend.run({"code": code, "tests": tests, "limits": {"wall_s": 5}})
     assert v["status"] != "passed" and v["passed"] == 0, (v["status"], v["per_test"], v.get("error"))
+
+
+# the runner's tags for stdlib containers and the tester's decoding of them: a round trip keeps the
+# type, the order and the value; malformed tags are protocol violations, never harness errors
+KEYS = st.one_of(st.integers(), st.text(max_size=4))
+VALUES = st.one_of(st.integers(), st.text(max_size=4), st.lists(st.integers(), max_size=3))
+
+
+def _containers():
+    import collections
+
+    P = collections.namedtuple("P", "x y")
+    return st.one_of(
+        st.dictionaries(KEYS, st.integers()).map(collections.Counter),
+        st.lists(st.tuples(KEYS, VALUES), max_size=5).map(collections.OrderedDict),
+        st.dictionaries(KEYS, st.lists(st.integers(), max_size=2)).map(lambda d: collections.defaultdict(list, d)),
+        st.tuples(st.lists(VALUES, max_size=5), st.one_of(st.none(), st.integers(0, 4))).map(
+            lambda a: collections.deque(*a)),
+        st.tuples(VALUES, VALUES).map(lambda a: P(*a)),
+    )
+
+
+@given(_containers())
+def test_stdlib_containers_round_trip(value):
+    from grpo_sandbox import compare, runner
+
+    got = compare.decode(runner.encode(value, runner.Handles()))
+    assert type(got).__name__ == type(value).__name__ and got == value
+    assert list(got) == list(value)  # order: OrderedDict equality and deque iteration depend on it
+    if hasattr(value, "maxlen"):
+        assert got.maxlen == value.maxlen
+    if hasattr(value, "default_factory"):
+        assert got.default_factory is value.default_factory
+
+
+@pytest.mark.parametrize("tagged", [
+    {"t": "ntuple", "name": "P", "fields": ["x"], "v": []},
+    {"t": "ntuple", "name": "class", "fields": ["x"], "v": [{"t": "int", "v": 1}]},
+    {"t": "ntuple", "name": "P", "fields": ["_x"], "v": [{"t": "int", "v": 1}]},
+    {"t": "deque", "v": [], "maxlen": -1},
+    {"t": "ddict", "v": [], "factory": "eval"},
+    {"t": "counter", "v": [[{"t": "int", "v": 1}]]},
+])
+def test_malformed_stdlib_tags_are_protocol_errors(tagged):
+    from grpo_sandbox import compare
+
+    with pytest.raises(compare.ProtocolError):
+        compare.decode(tagged)
