@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
 if ! "$PY" -c 'import torch' 2>/dev/null; then
+  # the CPU install's torch; the vllm extra needs torch 2.14.0 instead (the GPU line in docs/gpu.md)
   "$PY" -m pip install "torch==2.13.0"
 fi
 "$PY" -m pip install -e ".[dev]"
