@@ -282,6 +282,9 @@ def protect_from_oom() -> None:
 def main() -> None:
     uid = int(os.environ.get("SANDBOX_UID", "10001"))
     protect_from_oom()
+    # the engine mounts tmpfs with the sticky bit whatever mode it is given; /work is shared by
+    # tester and candidate, and either may remove the other's files
+    os.chmod("/work", 0o777)
     # forked before the first job is read, so the zygote never holds any job's data
     zygote = Zygote(PRELOAD) if os.environ.get("SANDBOX_ZYGOTE", "1") == "1" else None
     box = DockerBox(uid, zygote)

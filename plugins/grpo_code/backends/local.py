@@ -90,7 +90,8 @@ class BwrapBox:
             for dest in ("/work", "/tmp") if role == "candidate" else ("/work",):
                 src = self.scratch[dest]
                 if src not in self.mounted:
-                    _mount_tmpfs(src, int(limits["disk_mb"]))
+                    # /work without the sticky bit: shared, either uid may remove the other's files
+                    _mount_tmpfs(src, int(limits["disk_mb"]), "0777" if dest == "/work" else "1777")
                     self.mounted.append(src)
                 argv += ["--bind", src, dest]
         else:
@@ -157,9 +158,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 MS_NOSUID, MS_NODEV, MNT_DETACH = 2, 4, 2
 
 
-def _mount_tmpfs(path: str, size_mb: int) -> None:
+def _mount_tmpfs(path: str, size_mb: int, mode: str = "1777") -> None:
     """A size- and inode-capped tmpfs at ``path`` (root only), like the docker backend's scratch."""
-    opts = f"size={size_mb}m,nr_inodes={INODES},mode=1777".encode()
+    opts = f"size={size_mb}m,nr_inodes={INODES},mode={mode}".encode()
     if _libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts) != 0:
         e = ctypes.get_errno()
         raise OSError(e, f"mount tmpfs on {path}: {os.strerror(e)}")
