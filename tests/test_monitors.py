@@ -78,7 +78,8 @@ def test_builtins_register_through_the_entry_point_group():
 
     reg = monitor_registry(manager(builtins=True))
     assert {k: v.plugin for k, v in reg.monitors.items() if v.plugin == "monitors"} == {
-        "divergence": "monitors", "dominance": "monitors"}
+        name: "monitors" for name in ("divergence", "dominance", "length_drift", "disagreement", "inconsistency",
+                                      "format_collapse")}
 
 
 def test_alerts_jsonl_is_written_and_cut_back_on_resume(tmp_path):

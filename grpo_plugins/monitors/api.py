@@ -52,6 +52,15 @@ class MonitorBatch:
     results: dict[str, list[RewardResult]] = field(default_factory=dict)
     granularity: dict[str, str] = field(default_factory=dict)
     advantages: list[float] = field(default_factory=list)
+    recorded: dict[str, float] = field(default_factory=dict)  # what record() kept, by metric key
+
+    def record(self, label: str, name: str, value: float) -> str:
+        """Keep a monitor's per-step statistic as metric ``monitors/LABEL/NAME`` (in metrics.jsonl and
+        history), so an offline replay of the run reads what the live monitor saw; returns the key."""
+        key = f"monitors/{label}/{name}"
+        self.recorded[key] = float(value)
+        self.history[-1][key] = float(value)
+        return key
 
     def series(self, key: str, window: int | None = None) -> tuple[list[int], list[float]]:
         """(steps, values) of metric ``key`` over the last ``window`` rows of history, finite values only."""

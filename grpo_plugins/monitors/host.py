@@ -176,16 +176,20 @@ class MonitorHost:
                 a.step = step
                 a.action = "warn" if a.severity == "error" else self.actions[label]
             alerts += found
+        metrics.update(view.recorded)  # the trainer logs this dict: recorded statistics reach metrics.jsonl
         if self.path is not None and alerts:
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write("".join(dumps(a.to_json()) + "\n" for a in alerts))
         return alerts
 
-    def replay(self, rows: Iterable[dict[str, Any]]) -> list[Alert]:
-        """Run the monitors over recorded metrics rows (``metrics.jsonl``), as if each were a step."""
+    def replay(self, rows: Iterable[dict[str, Any]],
+               batches: dict[int, dict[str, Any]] | None = None) -> list[Alert]:
+        """Run the monitors over recorded metrics rows (``metrics.jsonl``), as if each were a step;
+        ``batches``: per step, the observe() keywords recorded for it (samples, results; see cli.py)."""
         out = []
         for r in rows:
-            out += self.observe(int(r["step"]), {k: v for k, v in r.items() if k != "step"})
+            step = int(r["step"])
+            out += self.observe(step, {k: v for k, v in r.items() if k != "step"}, **(batches or {}).get(step, {}))
         return out
 
 
