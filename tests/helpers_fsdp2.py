@@ -6,7 +6,8 @@ accelerate turns an FSDP config into no distribution at all on a machine without
 shards with torch directly, as accelerate's FSDP2 path does (one unit per decoder layer + the
 root), and checks against an unsharded copy of the same model: the vLLM push's gathered weights,
 synced generation when one process finishes first, the sharded reference's log-probs, and a
-checkpoint round trip of model and optimizer through the full state-dict API.
+checkpoint round trip of model and optimizer as the trainer writes it (save_pretrained, no
+model.pt) through the full state-dict API, a save killed midway included.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def main() -> None:
     from torch.distributed.fsdp import fully_shard
 
     from grpo_plugins.grpo import sharding, tiny
-    from grpo_plugins.grpo.checkpoint import load_checkpoint, save_checkpoint
+    from grpo_plugins.grpo import checkpoint
+    from grpo_plugins.grpo.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
     from grpo_plugins.grpo.decode import HFDecoder, decoder_for
     from grpo_plugins.grpo.generation import sample
     from grpo_plugins.grpo.logprobs import token_logprobs
@@ -87,7 +89,8 @@ def main() -> None:
     res["ref_max_diff"] = float((a - b).abs().max())
     res["ref_frozen"] = not any(p.requires_grad for p in ref.parameters())
 
-    # checkpoint round trip: one AdamW step, save through the state-dict API, load into a fresh shard
+    # checkpoint round trip: one AdamW step, save as the trainer does (save_pretrained, no model.pt),
+    # load into a fresh shard through the sharded state-dict API
     policy.train()
     loss = token_logprobs(policy, ids, am, want_ids.shape[1])[0].sum()
     loss.backward()
@@ -95,21 +98,47 @@ def main() -> None:
     state = sharding.model_state(policy)
     ostate, per_rank = sharding.optimizer_state(policy, opt)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    path = save_checkpoint(out / "ckpt", 1, state, ostate, sched, {"x": 1}, is_main=rank == 0, rank=rank,
-                           barrier=dist.barrier, per_rank_optimizer=per_rank)
+
+    def save(step):
+        return save_checkpoint(out / "ckpt", step, state, ostate, sched, {"x": step}, is_main=rank == 0, rank=rank,
+                               model=policy, tokenizer=tok, barrier=dist.barrier, per_rank_optimizer=per_rank)
+
+    path = save(1)
     dist.barrier()
+    # a save killed after its files are half written (here: in save_pretrained) leaves checkpoint-1 as latest
+    real = checkpoint._save_pretrained
+
+    def killed(model, tokenizer, where, sd):
+        real(model, tokenizer, where, sd)
+        raise KeyboardInterrupt("killed mid-save")
+
+    checkpoint._save_pretrained = killed
+    try:
+        save(2)
+        res["kill_interrupted"] = rank != 0
+    except KeyboardInterrupt:
+        res["kill_interrupted"] = True
+    finally:
+        checkpoint._save_pretrained = real
+    dist.barrier()
+    latest = latest_checkpoint(out / "ckpt")
+    res["kill_keeps_previous"] = latest is not None and latest.name == path.name
     fresh = shard(build())
     fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-2)
-    load_checkpoint(path, fresh, fresh_opt, torch.optim.lr_scheduler.LambdaLR(fresh_opt, lambda s: 1.0), rank=rank)
+    load_checkpoint(latest, fresh, fresh_opt, torch.optim.lr_scheduler.LambdaLR(fresh_opt, lambda s: 1.0), rank=rank)
     again = sharding.model_state(fresh)
     res["ckpt_model_equal"] = rank != 0 or (set(again) == set(state) and all(torch.equal(again[k], state[k])
                                                                               for k in state))
     res["ckpt_files"] = sorted(p.name for p in Path(path).iterdir())
-    # the next update from the restored optimizer equals the next update of the original one
+    # the next step's loss and update from the restored model and optimizer equal the original's
+    next_loss = []
     for m, o in ((policy, opt), (fresh, fresh_opt)):
         o.zero_grad()
-        token_logprobs(m, ids, am, want_ids.shape[1])[0].sum().backward()
+        step_loss = token_logprobs(m, ids, am, want_ids.shape[1])[0].sum()
+        step_loss.backward()
         o.step()
+        next_loss.append(float(step_loss.detach()))
+    res["resume_next_loss"] = next_loss
     s1, s2 = sharding.model_state(policy), sharding.model_state(fresh)
     res["resume_step_max_diff"] = max((float((s1[k] - s2[k]).abs().max()) for k in s1), default=0.0)
     (out / f"rank{rank}.json").write_text(json.dumps(res))

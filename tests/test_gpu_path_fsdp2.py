@@ -3,8 +3,8 @@
 accelerate runs an FSDP config without distribution when there is no CUDA, so the trainer itself
 is not launched under FSDP2 here (scripts/gpu-check.sh does that on a GPU); tests/helpers_fsdp2.py
 shards with torch's ``fully_shard`` as accelerate's FSDP2 path does and exercises sharding.py, the
-vLLM push, synced generation and checkpoints. DeepSpeed needs CUDA (or Intel's oneCCL) for its
-communication backend and is not installed in CI: the ZeRO-3 paths are checked by the GPU script only.
+vLLM push, synced generation and checkpoints (resume of the real model, a kill mid-save).
+ZeRO-3 runs on DeepSpeed's CPU accelerator with gloo: tests/test_gpu_zero3.py.
 """
 
 from __future__ import annotations
@@ -62,5 +62,14 @@ def test_sharded_reference_gives_the_unsharded_log_probs(ranks):
 def test_checkpoint_round_trip_through_the_full_state_dict(ranks):
     for r in ranks:
         assert r["ckpt_model_equal"]
+        a, b = r["resume_next_loss"]
+        assert a == b  # the resumed model computes the very same next-step loss
         assert r["resume_step_max_diff"] == 0.0  # the restored optimizer makes the very same next update
-        assert {"model.pt", "optimizer.pt", "rng-0.pt", "rng-1.pt"} <= set(r["ckpt_files"])
+        # full fine-tuning: the save_pretrained weights are the resume state (no model.pt)
+        assert {"model.safetensors", "optimizer.pt", "rng-0.pt", "rng-1.pt"} <= set(r["ckpt_files"])
+        assert "model.pt" not in r["ckpt_files"]
+
+
+def test_a_save_killed_midway_keeps_the_previous_checkpoint(ranks):
+    for r in ranks:
+        assert r["kill_interrupted"] and r["kill_keeps_previous"]

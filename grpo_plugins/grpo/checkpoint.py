@@ -6,7 +6,8 @@ adapter plus ``model.pt``, the full state it resumes from), ``optimizer.pt`` (or
 ``optimizer-RANK.pt`` per process under ZeRO-3, whose optimizer state is partitioned),
 ``scheduler.pt``, ``rng-RANK.pt`` and ``state.json`` (step, data position, token, rollout and
 continuation counts, metrics of the last step); ``RUN_DIR/latest`` names the newest. Model and optimizer state come whole through the
-engine's state-dict API (sharding.py), so an FSDP2 checkpoint loads at any world size. Runs written
+engine's state-dict API (sharding.py), so an FSDP2 checkpoint loads at any world size; resume
+loads the save_pretrained weights of a sharded model through the same API (read on rank 0, broadcast). Runs written
 before this layout (``RUN_DIR/checkpoints/step-N/model.pt``) still resume. A checkpoint is written
 into a temporary folder, flushed to disk and renamed into place; ``latest`` is then replaced
 atomically. A kill at any moment leaves either the previous or the new checkpoint, never a
@@ -82,7 +83,8 @@ def _save_pretrained(model, tokenizer, path: Path, state_dict) -> None:
     bar = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        model.save_pretrained(path, state_dict=state_dict)
+        # a copy: transformers empties the dict it is handed while writing shards
+        model.save_pretrained(path, state_dict=None if state_dict is None else dict(state_dict))
         if tokenizer is not None:
             tokenizer.save_pretrained(path)
     finally:
@@ -151,11 +153,8 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return None
 
 
-def _load_model_state(path: Path, model, map_location) -> None:
-    """model.pt when present; else the save_pretrained safetensors (shards too), tied weights re-tied."""
-    if (path / "model.pt").exists():
-        model.load_state_dict(torch.load(path / "model.pt", map_location=map_location, weights_only=True))
-        return
+def _read_pretrained(path: Path, map_location) -> dict[str, torch.Tensor]:
+    """The save_pretrained safetensors of ``path`` (one file or an index of shards) as one state dict."""
     from safetensors.torch import load_file
 
     index = path / "model.safetensors.index.json"
@@ -163,6 +162,33 @@ def _load_model_state(path: Path, model, map_location) -> None:
     sd: dict[str, torch.Tensor] = {}
     for f in files:
         sd.update(load_file(str(path / f), device=str(map_location)))
+    return sd
+
+
+def _with_tied(model, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``sd`` plus the tied names save_pretrained wrote once (the same Parameter under several names)."""
+    names: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    out = dict(sd)
+    for group in names.values():
+        have = [n for n in group if n in sd]
+        for n in group:
+            if have and n not in out:
+                out[n] = sd[have[0]]
+    return out
+
+
+def _load_model_state(path: Path, model, map_location) -> None:
+    """The save_pretrained safetensors (shards too), tied weights re-tied; a sharded model (FSDP2,
+    ZeRO-3) takes them through the engine's state-dict API, read on rank 0 only and broadcast."""
+    from .sharding import is_fsdp2, is_zero3, load_model_state
+
+    if is_fsdp2(model) or is_zero3(model):
+        rank0 = torch.distributed.get_rank() == 0
+        load_model_state(model, _with_tied(model, _read_pretrained(path, map_location)) if rank0 else {})
+        return
+    sd = _read_pretrained(path, map_location)
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if hasattr(model, "tie_weights"):
         model.tie_weights()

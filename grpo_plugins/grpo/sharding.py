@@ -179,4 +179,7 @@ def load_optimizer_state(model, optimizer, state: dict) -> None:
         set_optimizer_state_dict(model, inner, state if rank0 else {},
                                  options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
         return
+    if is_zero3(model):  # stage 3 takes every rank's saved partition and picks its own by rank
+        optimizer.load_state_dict([state] * torch.distributed.get_world_size())
+        return
     optimizer.load_state_dict(state)
