@@ -16,6 +16,7 @@ from .errors import UserError, require
 from .host import RewardError, RewardHost
 from .io import AtomicJsonlWriter, finite_or_none, iter_jsonl
 from .manager import PluginManager, get_plugin_manager
+from .monitors.cli import add_monitor_command
 from .replay.cli import add_buffer_group
 from .rewards import RewardConfig, options_schema, sample_from_record
 
@@ -426,6 +427,7 @@ def attach_plugin_commands(group: click.Group, manager: PluginManager) -> None:
 
 
 add_buffer_group(cli)
+add_monitor_command(cli)
 
 
 def build_cli(manager: PluginManager) -> click.Group:

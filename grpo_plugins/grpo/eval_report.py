@@ -1,5 +1,6 @@
 """``grpo-plugins eval``: evaluate saved policies on the held-out prompts with the trainer's rollout
-path, then write eval.json, a PNG of pass@k and maj@k against k (one line per model) and a table."""
+path, then write eval.json, a PNG of pass@k and maj@k against k (one line per model) and a table,
+with the training run's monitor alerts (RUN_DIR/alerts.jsonl) when it has any."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import SettingError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, read_log_jsonl
 from .config import TrainConfig
 from .evaluate import bootstrap_interval, greedy_correct, paired_difference, progress_printer, sampled_eval
 
@@ -66,7 +67,32 @@ def evaluate_models(cfg: TrainConfig, manager, models: Sequence[str], samples: i
                                  **result, "seconds": time.perf_counter() - t0})
     report["seconds"] = time.perf_counter() - t_all
     report["differences"] = differences(report, cfg.train.seed)
+    report["alerts"] = run_alerts(cfg.log.run_dir)
     return report
+
+
+MAX_ALERT_LINES = 20  # a run that alerted every step still gets a readable report
+
+
+def run_alerts(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The alerts the run's monitors raised (``RUN_DIR/alerts.jsonl``); [] when none fired or there is no run."""
+    from ..monitors import ALERTS_FILE
+
+    return read_log_jsonl(Path(run_dir) / ALERTS_FILE)
+
+
+def format_alerts(alerts: list[dict[str, Any]]) -> list[str]:
+    """The report's alerts section: a heading, then one line per alert (``alert step 23 [warning] ...``)."""
+    if not alerts:
+        return []
+    monitors = sorted({str(a.get("monitor")) for a in alerts})
+    lines = ["", f"monitor alerts during training (RUN_DIR/alerts.jsonl): {len(alerts)} from {', '.join(monitors)}"]
+    for a in alerts[:MAX_ALERT_LINES]:
+        action = "" if a.get("action", "warn") == "warn" else f" (action: {a['action']})"
+        lines.append(f"  step {a.get('step')} [{a.get('severity')}] {a.get('monitor')}: {a.get('message')}{action}")
+    if len(alerts) > MAX_ALERT_LINES:
+        lines.append(f"  ... and {len(alerts) - MAX_ALERT_LINES} more")
+    return lines
 
 
 def differences(report: dict[str, Any], seed: int = 0) -> list[dict[str, Any]]:
@@ -173,4 +199,5 @@ def format_table(report: dict[str, Any]) -> str:
             mean = "-" if r["mean"] is None else f"{r['mean']:.3f}"
             parts.append(f"{lab} mean {mean}" + (f" ({shares})" if shares else ""))
         lines.append(f"{m['model']}: " + "; ".join(parts) + f"; {m['seconds']:.0f}s")
+    lines += format_alerts(report.get("alerts") or [])
     return "\n".join(lines)

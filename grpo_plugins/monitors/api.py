@@ -100,6 +100,10 @@ class Monitor:
         """Look at one scored batch; return the alerts it raises ([] when all is well)."""
         raise NotImplementedError
 
+    def watched(self, row: dict[str, Any]) -> list[str]:
+        """The metric keys this monitor reads, given a metrics row (what ``grpo-plugins monitor`` plots)."""
+        return []
+
     def alert(self, message: str, value: float | None = None, severity: Severity = "warning") -> Alert:
         """An Alert from this monitor (its config label)."""
         return Alert(self.label, message, severity, value)

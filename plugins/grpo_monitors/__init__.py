@@ -1,6 +1,7 @@
 """Built-in ``monitors`` plugin: reward-hacking monitors over each step's metrics and scored samples."""
 
 from grpo_plugins import hookimpl
+from grpo_plugins.monitors import monitor_registry
 
 from .disagreement import Disagreement
 from .divergence import Divergence
@@ -16,3 +17,15 @@ BUILTIN = (Divergence, Dominance, LengthDrift, Disagreement, Inconsistency, Form
 def register_monitors(register):
     for cls in BUILTIN:
         register(cls)
+
+
+@hookimpl
+def describe_plugins(manager):
+    """``grpo-plugins plugins`` lists each plugin's monitors (every plugin's, not only these)."""
+    reg = monitor_registry(manager)
+    out: dict = {}
+    for name, entry in sorted(reg.monitors.items()):
+        out.setdefault(entry.plugin, {"monitors": []})["monitors"].append(name)
+    for plugin, error in reg.failures.items():
+        out.setdefault(plugin, {"monitors": []})["monitor_error"] = error
+    return out

@@ -69,6 +69,14 @@ class Divergence(Monitor):
         super().__init__(options, label)
         self.firing: set[str] = set()  # watched metrics alerted on and not cleared since
 
+    def watched(self, row):
+        labels = reward_labels(row)
+        outcome = self.options.outcome or next((lab for lab in labels if not is_step_reward(row, lab)), None)
+        if outcome is None:
+            return []
+        watch = self.options.watch if self.options.watch is not None else [lab for lab in labels if lab != outcome]
+        return [metric_of(row, outcome)] + [metric_of(row, name) for name in watch]
+
     def observe(self, batch):
         o, row = self.options, batch.metrics
         labels = reward_labels(row)

@@ -46,6 +46,9 @@ class Dominance(Monitor):
         super().__init__(options, label)
         self.firing = False
 
+    def watched(self, row):
+        return [PROCESS, OUTCOME]
+
     def observe(self, batch):
         o = self.options
         ratios = [(r["step"], x) for r in batch.history if (x := ratio(r, o.as_trained)) is not None][-o.window:]

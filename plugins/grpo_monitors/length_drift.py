@@ -40,6 +40,9 @@ class LengthDrift(Monitor):
         super().__init__(options, label)
         self.firing = False
 
+    def watched(self, row):
+        return [self.options.length, metric_of(row, self.options.reward)]
+
     def observe(self, batch):
         o = self.options
         steps, lengths = batch.series(o.length)
