@@ -78,8 +78,9 @@ def test_bad_rows_on_a_200_are_logged_row_by_row_and_counted(caplog):
         c = counters(url)
     seen = serve_lines(caplog)
     assert r.status_code == 200 and r.json()["status"] == ["ok", "no_label", "ok"]
-    assert seen == ["request orlhf-1 /get_reward 200 row 1 no_label: row 1: no gold answer (column 'answer' "
-                    "missing or null); rewards that score such rows: serve.pay_without_label = []"]
+    assert seen == ["request orlhf-1 /get_reward 200 row 1 no_label: row 1: no gold answer (field 'labels' "
+                    "missing or null; it fills column 'answer'); rewards that score such rows: "
+                    "serve.pay_without_label = []"]
     rows = {k[1]: v for k, v in c.items() if k[0] == "grpo_serve_rows_total"}
     assert rows == {(("route", "/get_reward"), ("status", "ok")): 2.0,
                     (("route", "/get_reward"), ("status", "no_label")): 1.0}

@@ -5,6 +5,7 @@ taken from a tokenizer on disk, bad rows answered without a retry storm, and err
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -109,9 +110,12 @@ def test_a_row_without_gold_pays_nothing_by_default_with_a_200(math_policy):
     assert s[0]["reward"] == 0.0 and s[0]["status"] == "no_label" and "no gold answer" in s[0]["error"]
     assert s[1]["reward"] == pytest.approx(1.1) and s[1]["status"] == "ok" and "error" not in s[1]
     assert o["rewards"] == pytest.approx([1.1, 0.0, 1.1]) and o["status"] == ["ok", "no_label", "ok"]
-    assert o["errors"][0] is None and "row 1: no gold answer (column 'answer' missing or null)" in o["errors"][1]
+    assert o["errors"][0] is None and ("row 1: no gold answer (field 'labels' missing or null; it fills column "
+                                       "'answer')") in o["errors"][1]
+    assert "(field 'label' missing or null; it fills column 'answer')" in s[0]["error"]
     assert all(isinstance(v, float) for vals in o["extra_logs"].values() for v in vals)  # OpenRLHF tensors them
-    assert unlabelled["rewards"] == [0.0] and "row 0: no gold answer" in unlabelled["errors"][0]
+    # a request without labels at all (OpenRLHF without --data.label_key) is told the field's name
+    assert unlabelled["rewards"] == [0.0] and "row 0: no gold answer (field 'labels'" in unlabelled["errors"][0]
 
 
 def test_pay_without_label_names_the_rewards_that_still_score():
@@ -156,3 +160,16 @@ def test_a_bad_gold_is_named_once_with_its_row():
     # one index, the host's: the reward scored the row alone and no longer adds its own "sample 0"
     assert r.json()["error"] == ("reward 'math' (plugin 'math') failed on sample 1: ValueError: column 'answer': "
                                  "gold answer must be a number or a string, got list")
+
+
+@pytest.mark.parametrize("route", ["/get_reward", "/slime"])
+@pytest.mark.parametrize("body, needle", [(b'{"query": [', "malformed JSON at line 1 column 12"),
+                                          (b"query=a&labels=b", "malformed JSON at line 1 column 1"),
+                                          (b"\xff\xfe{}", "request body is not UTF-8 JSON (byte 0)")])
+def test_an_unreadable_peer_body_is_a_400_with_one_line(caplog, route, body, needle):
+    caplog.set_level(logging.INFO, logger="grpo_plugins.serve")
+    with running(EOS_CFG) as url:
+        r = httpx.post(url + route, timeout=30, content=body, headers={"content-type": "application/json"})
+    lines = [x.getMessage() for x in caplog.records if x.name == "grpo_plugins.serve"]
+    assert r.status_code == 400 and needle in r.json()["error"] and "\n" not in r.json()["error"]
+    assert len(lines) == 1 and f"{route} 400" in lines[0] and needle in lines[0] and "\n" not in lines[0]

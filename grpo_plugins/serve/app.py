@@ -135,7 +135,8 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
             return None
         return fail(request, 401, {"error": "missing or wrong bearer token"}, {"WWW-Authenticate": "Bearer"})
 
-    async def handle(request: Request, to_rows, respond, peer: bool = False) -> Response:
+    async def handle(request: Request, to_rows, respond, peer: bool = False,
+                     gold_field: str | None = None) -> Response:
         if (refused := denied(request)) is not None:
             return refused
         try:
@@ -149,7 +150,7 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
         except p.BadRequest as exc:
             return fail(request, exc.status, exc.body())
         try:
-            scores, statuses = await admission.run(lambda: rows_scorer.score(samples, rows, peer),
+            scores, statuses = await admission.run(lambda: rows_scorer.score(samples, rows, peer, gold_field),
                                                    opts.request_timeout)
         except Busy:
             return fail(request, 503, {"error": f"server busy: {admission.active} scoring, {admission.waiting} queued; "
@@ -172,12 +173,14 @@ def create_app(cfg: ServeConfig, manager: PluginManager | None = None, token: st
     @app.post("/get_reward")
     async def get_reward(request: Request):
         return await handle(request, lambda b: p.rows_from_openrlhf(b, opts.max_rows, opts.label_column, eos),
-                            lambda s, n, st: p.openrlhf_response(s, n, opts.none_reward, st), peer=True)
+                            lambda s, n, st: p.openrlhf_response(s, n, opts.none_reward, st), peer=True,
+                            gold_field="labels")
 
     @app.post("/slime")
     async def slime(request: Request):
         return await handle(request, lambda b: p.row_from_slime(b, opts.label_column, eos),
-                            lambda s, n, st: p.slime_response(s, opts.none_reward, st), peer=True)
+                            lambda s, n, st: p.slime_response(s, opts.none_reward, st), peer=True,
+                            gold_field="label")
 
     @app.get("/health")
     async def health():

@@ -56,8 +56,12 @@ class RowScorer:
         self.pay_host = pay_host  # the host of the rewards in pay_without_label (None when none)
         self.reads_gold = [label for label, cols in needed.items() if label_column in cols]
 
-    def score(self, samples: list[Sample], rows: list[dict[str, Any]], peer: bool) -> tuple[Scores, list[RowStatus]]:
+    def score(self, samples: list[Sample], rows: list[dict[str, Any]], peer: bool,
+              gold_field: str | None = None) -> tuple[Scores, list[RowStatus]]:
         """Scores for every row and each row's status; raises RewardError only where ``peer`` is False."""
+        # a peer's user knows the request field its --label-key fills (OpenRLHF's labels, slime's label)
+        absent = (f"field {gold_field!r} missing or null; it fills column {self.label_column!r}" if gold_field
+                  else f"column {self.label_column!r} missing or null")
         n = len(samples)
         missing = [i for i, r in enumerate(rows) if self.reads_gold and gold_missing(r, self.label_column)]
         gone = set(missing)
@@ -71,7 +75,7 @@ class RowScorer:
             if self.pay_host is not None:
                 self._into(self.pay_host, [samples[i] for i in missing], missing, results, statuses, peer)
             for i in missing:
-                message = (f"row {i}: no gold answer (column {self.label_column!r} missing or null); rewards "
+                message = (f"row {i}: no gold answer ({absent}); rewards "
                            f"that score such rows: serve.pay_without_label = {self.pay}")
                 statuses[i] = RowStatus("no_label", message)
                 for cfg in self.host.configs:
