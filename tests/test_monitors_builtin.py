@@ -164,3 +164,34 @@ def test_defaults_are_silent_on_the_recorded_trainer_demo(name):
     rows = [json.loads(x) for x in (DATA / f"{name}.jsonl").read_text().splitlines()]
     assert len(rows) == 80 and "completions/mean_length" in rows[0]
     assert host(*({"name": n} for n in BUILTIN)).replay(rows) == []
+
+
+# --- the docs' plugin example ------------------------------------------------------------------
+
+
+def doc_plugin() -> str:
+    """The complete plugin file of docs/monitors.md ("Writing a monitor plugin"), as the doc shows it."""
+    doc = (Path(__file__).parent.parent / "docs" / "monitors.md").read_text()
+    section = doc[doc.index("## Writing a monitor plugin"):]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_docs_plugin_is_under_30_lines_and_fires_through_the_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from grpo_plugins.cli import build_cli
+
+    code = doc_plugin()
+    assert len(code.strip().splitlines()) < 30
+    (tmp_path / "long_answers.py").write_text(code)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "completions/mean_length": 60.0 * s}) + "\n"
+                                               for s in (1, 2, 3, 4)))
+    manager = PluginManager(load_entrypoints=False)
+    res = CliRunner().invoke(build_cli(manager), ["--plugin", str(tmp_path / "long_answers.py"), "monitor", str(run),
+                                                  "--monitor", "long_answers"], obj={"manager": manager})
+    assert res.exit_code == 1, res.output
+    row = res.output.splitlines()[1].split()
+    assert row[:4] == ["long_answers", "FIRED", "4", "240"]  # 240 > 200, its default max_length
+    assert (run / "monitors.png").exists()
