@@ -39,6 +39,46 @@ def engine(accelerator) -> str:
     return "ddp" if accelerator.num_processes > 1 else "single"
 
 
+def configure_zero3(accelerator, micro_batch_size: int, micro_batches: int, bf16: bool) -> dict:
+    """Concrete batch sizes (and bf16 autocast) in the DeepSpeed config, before ``prepare``.
+
+    accelerate fills ``"auto"`` micro-batch sizes from a DataLoader, and the trainer prepares none;
+    one GRPO update is ``micro_batches`` engine backwards, so DeepSpeed accumulates over them and
+    steps once. The engine's forward turns the caller's autocast off: with ``bf16`` the engine runs
+    its own (``torch_autocast``), over the float32 master weights, as reference and rollout do."""
+    cfg = accelerator.state.deepspeed_plugin.deepspeed_config
+    cfg["train_micro_batch_size_per_gpu"] = micro_batch_size
+    cfg["gradient_accumulation_steps"] = micro_batches
+    cfg.pop("train_batch_size", None)  # DeepSpeed derives it from these and its own world size
+    precision = [k for k in ("bf16", "fp16", "torch_autocast") if cfg.get(k, {}).get("enabled") not in (None, False, "auto")]
+    if bf16 and not precision:
+        cfg["torch_autocast"] = {"enabled": True, "dtype": "bfloat16"}
+    accelerator.gradient_accumulation_steps = micro_batches
+    return cfg
+
+
+@contextlib.contextmanager
+def micro_batch(accelerator, model, k: int, n: int):
+    """The context of micro-batch ``k`` of ``n``: gradients sync only at the last one (DDP's
+    ``no_sync`` before it); under ZeRO-3 ``sync_gradients`` is False until then, so the engine
+    accumulates and steps once per update, not once per micro-batch."""
+    if getattr(accelerator.state, "deepspeed_plugin", None) is not None:
+        accelerator.step = k  # accumulate() counts from here: sync exactly at k == n - 1
+        with accelerator.accumulate(model):
+            yield
+    elif k == n - 1:
+        yield
+    else:
+        with accelerator.no_sync(model):
+            yield
+
+
+def backward_kwargs(accelerator) -> dict:
+    """DeepSpeed divides each backward's loss by its accumulation count; the trainer's loss is already
+    normalised over the whole batch, so that scaling is turned off."""
+    return {"scale_wrt_gas": False} if getattr(accelerator.state, "deepspeed_plugin", None) is not None else {}
+
+
 def is_fsdp2(model) -> bool:
     """The model's parameters are DTensor shards (``fully_shard`` ran on it)."""
     return any(hasattr(p, "full_tensor") for p in model.parameters())

@@ -111,6 +111,10 @@ class GRPOTrainer:
                                            lr=t.learning_rate, betas=t.adam_betas, weight_decay=t.weight_decay)
         total_updates = t.steps * t.num_iterations
         self.scheduler = make_scheduler(self.optimizer, t.lr_scheduler, t.warmup_steps, total_updates)
+        if self.engine == "zero3":  # concrete sizes: accelerate infers "auto" ones from a DataLoader, and there is none
+            rows = t.prompts_per_step // self.world * cfg.rollout.num_generations
+            mb = min(t.micro_batch_size or rows, rows)
+            sharding.configure_zero3(self.accelerator, mb, -(-rows // mb), bf16=self.autocast is not contextlib.nullcontext)
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         self.vllm = self._start_vllm() if cfg.rollout.backend == "vllm" else None
         self.generator = Generator(tokenizer, cfg.rollout, cfg.data, self.device, self.autocast, self.vllm)
@@ -325,15 +329,14 @@ class GRPOTrainer:
         for it in range(t.num_iterations):
             total = 0.0
             for k, (idx, ids, am, Tc) in enumerate(micro):
-                # gradients sync across processes only at the last micro-batch
-                sync = contextlib.nullcontext() if k == len(micro) - 1 else self.accelerator.no_sync(self.model)
-                with sync, self.autocast():
+                # gradients sync across processes (and ZeRO-3 steps) only at the last micro-batch
+                with sharding.micro_batch(self.accelerator, self.model, k, len(micro)), self.autocast():
                     logp, ent = token_logprobs(self.model, ids, am, Tc, cfg.rollout.temperature,
                                                with_entropy=(it == 0))  # [b, Tc]
                     loss, m = grpo_loss(logp, _rows(old_logp, idx, Tc), _rows(ref_logp, idx, Tc), adv[idx, :Tc],
                                         mask[idx, :Tc], beta=t.beta, epsilon=t.epsilon, epsilon_high=t.epsilon_high,
                                         loss_type=t.loss_type, norm=norm, weights=_rows(is_w, idx, Tc))
-                    self.accelerator.backward(loss)
+                    self.accelerator.backward(loss, **sharding.backward_kwargs(self.accelerator))
                 total += float(loss.detach())
                 for key, v in m.items():
                     sums[key] = sums.get(key, 0.0) + float(v)

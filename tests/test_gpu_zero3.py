@@ -1,0 +1,118 @@
+"""DeepSpeed ZeRO-3 on CPU (DeepSpeed's CPU accelerator, gloo, two processes) through accelerate.
+
+Run as a script under torchrun, this file prepares the tiny model the way the trainer does (a
+DeepSpeed config with ``"auto"`` batch sizes and no DataLoader: ``sharding.configure_zero3``), runs
+one GRPO-style update of two micro-batches through ``sharding.micro_batch`` and counts the engine's
+optimizer steps, then compares the update with plain SGD on the whole batch. Skipped without
+deepspeed (not in CI installs); ``pip install deepspeed==0.19.8`` with ``DS_BUILD_OPS=0`` suffices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _model():
+    import torch
+
+    from grpo_plugins.grpo import tiny
+
+    m = tiny.build_model(tiny.build_tokenizer(), hidden_size=32, layers=2, heads=2, seed=0)
+    return m.to(torch.float32)
+
+
+def _loss(model, ids):
+    return model(input_ids=ids, labels=ids).loss / 2  # two micro-batches, normalised over the batch
+
+
+def main(out: Path) -> None:
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import DeepSpeedPlugin
+
+    from grpo_plugins.grpo import sharding
+
+    ds = DeepSpeedPlugin(hf_ds_config={"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": "auto",
+                                       "gradient_accumulation_steps": "auto", "gradient_clipping": 0.0})
+    acc = Accelerator(deepspeed_plugin=ds)
+    rank = torch.distributed.get_rank()
+    res: dict = {"engine": sharding.engine(acc), "world": torch.distributed.get_world_size()}
+    model = _model()
+    ids = torch.randint(3, 50, (4, 8), generator=torch.Generator().manual_seed(1))
+    want = _model()
+    ref_opt = torch.optim.SGD(want.parameters(), lr=1.0)  # SGD: a gradient scaled twice would show
+    (_loss(want, ids[:2]) + _loss(want, ids[2:])).backward()
+    ref_opt.step()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    # with these "auto" and no DataLoader accelerate's prepare raises ValueError (issue 27)
+    res["auto_before"] = ds.is_auto("train_micro_batch_size_per_gpu")
+    cfg = sharding.configure_zero3(acc, 2, 2, bf16=True)
+    res["config"] = json.loads(json.dumps({k: cfg.get(k) for k in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps",
+                                             "train_batch_size", "torch_autocast")}))
+    cfg["torch_autocast"]["enabled"] = False  # the float32 comparison below
+    model, opt = acc.prepare(model, opt)
+    engine = acc.deepspeed_engine_wrapped.engine
+    steps, syncs = [], []
+    real_step = engine.step
+
+    def counted(*a, **k):
+        steps.append(1)
+        return real_step(*a, **k)
+
+    engine.step = counted
+    for k, chunk in enumerate((ids[:2], ids[2:])):
+        with sharding.micro_batch(acc, model, k, 2):
+            syncs.append(acc.sync_gradients)
+            acc.backward(_loss(model, chunk), **sharding.backward_kwargs(acc))
+    opt.step()
+    opt.zero_grad()
+    res["syncs"], res["engine_steps"] = syncs, len(steps)
+    res["train_batch_size"] = engine.train_batch_size()
+    got = sharding.model_state(engine.module)
+    res["update_max_diff"] = max(float((got[n] - p.detach()).abs().max()) for n, p in want.named_parameters())
+    (out / f"rank{rank}.json").write_text(json.dumps(res))
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    pytest.importorskip("deepspeed")
+    from grpo_plugins.grpo.vllm import free_port
+
+    out = tmp_path_factory.mktemp("zero3")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(DS_ACCELERATOR="cpu", ACCELERATE_USE_DEEPSPEED="true")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           str(free_port()), __file__, str(out)], capture_output=True, text=True, timeout=400, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_prepare_with_auto_batch_sizes_needs_concrete_ones(ranks):
+    for r in ranks:
+        assert r["engine"] == "zero3"
+        assert r["auto_before"]
+        assert r["config"] == {"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2,
+                               "train_batch_size": None, "torch_autocast": {"enabled": True, "dtype": "bfloat16"}}
+
+
+def test_one_engine_step_per_update_not_per_micro_batch(ranks):
+    for r in ranks:
+        assert r["syncs"] == [False, True]
+        assert r["engine_steps"] == 1
+        assert r["world"] == 2 and r["train_batch_size"] == 8  # 2 rows x 2 micro-batches x 2 processes
+
+
+def test_the_accumulated_update_equals_sgd_on_the_whole_batch(ranks):
+    for r in ranks:
+        assert r["update_max_diff"] < 1e-5  # a step per micro-batch or a loss divided by 2 again: ~1e-1
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
