@@ -25,7 +25,8 @@ class MonitorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="registered monitor name (grpo_monitors: divergence, dominance)")
+    name: str = Field(description="registered monitor name (grpo_monitors: divergence, dominance, length_drift, "
+                                                  "disagreement, inconsistency, format_collapse)")
     options: dict[str, Any] = Field(default_factory=dict, description="the monitor's own options")
     action: Action = Field("warn", description="warn: log it; checkpoint: also save a checkpoint; "
                                                "stop: save a checkpoint and end the run")
