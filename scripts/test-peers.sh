@@ -4,7 +4,8 @@
 # copy in third_party/slime_rm_hub (PROVENANCE). A separate venv that sees the main install's
 # packages (grpo-plugins, torch, transformers, aiohttp, fastapi), reused when present; each peer is
 # installed --no-deps plus only the modules its client code imports: their full dependency sets
-# (vllm, deepspeed, flash-attn) need a GPU and pin another torch. About a minute once installed.
+# (vllm, deepspeed, flash-attn) need a GPU and pin another torch. About a minute once installed
+# (veRL's reward loop starts a local CPU-only Ray), a little more the first time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

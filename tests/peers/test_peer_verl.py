@@ -1,5 +1,6 @@
-"""veRL 0.9.1's own reward path, in process: ``RewardLoopWorker.compute_score_batch`` (the reward
-loop's worker, built from its config as veRL builds it, here without its Ray actor wrapper) with
+"""veRL 0.9.1's own reward path: ``RewardLoopWorker.compute_score_batch`` (the reward loop's worker,
+built from its config as veRL builds it, in process) and ``RewardLoopManager.compute_rm_score`` (the
+same worker as a Ray actor on a local CPU-only Ray), with
 ``reward.custom_reward_function`` pointing at ``pkg://grpo_plugins.verl``. The legacy
 ``NaiveRewardManager`` / ``BatchRewardManager`` run in tests/test_verl.py, which the peer script
 runs in this venv too."""
@@ -14,7 +15,8 @@ import torch
 from omegaconf import OmegaConf
 
 from verl import DataProto
-from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
+from verl.experimental.reward_loop.reward_loop import RewardLoopManager, RewardLoopWorker
+from verl.utils import hf_tokenizer
 
 from grpo_plugins.verl import GroundTruthError
 
@@ -39,15 +41,19 @@ def tok_dir(tmp_path_factory):
     return path
 
 
-def worker(tok_dir, tmp_path):
+def verl_config(tok_dir, tmp_path):
+    """The parts of veRL's trainer config that the reward loop reads: the reward section, the tokenizer."""
     (tmp_path / "verl-rewards.yaml").write_text(VERL_CONFIG)
-    config = OmegaConf.create({
+    return OmegaConf.create({
         "actor_rollout_ref": {"model": {"path": str(tok_dir), "tokenizer_path": None}},
-        "reward": {"reward_model": {"enable": False},
+        "reward": {"num_workers": 1, "reward_model": {"enable": False},
                    "reward_manager": {"source": "register", "name": "naive"},
                    "custom_reward_function": {"path": "pkg://grpo_plugins.verl", "name": "compute_score",
                                               "reward_kwargs": {"config": str(tmp_path / "verl-rewards.yaml")}}}})
-    return RewardLoopWorker(config)
+
+
+def worker(tok_dir, tmp_path):
+    return RewardLoopWorker(verl_config(tok_dir, tmp_path))
 
 
 def batch(tok, responses, truths, source="openai/gsm8k"):
@@ -81,3 +87,22 @@ def test_a_none_ground_truth_names_reward_model_ground_truth(tok_dir, tmp_path):
     data = batch(w.input_tokenizer, ["<answer>72</answer>"], [None])
     with pytest.raises(GroundTruthError, match=r"reward_model\.ground_truth is None \(data_source 'openai/gsm8k'\)"):
         w.loop.run_until_complete(w.compute_score_batch(data))
+
+
+def test_compute_rm_score_on_a_local_ray(tok_dir, tmp_path):
+    """RewardLoopManager as veRL's trainer drives it: RewardLoopWorker as a Ray actor on a local,
+    CPU-only Ray (about 15 s to start here), the scores assembled onto the last response token."""
+    import ray
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        manager = RewardLoopManager(verl_config(tok_dir, tmp_path))
+        data = batch(hf_tokenizer(str(tok_dir)), ["<answer>72</answer>", "<answer>71</answer>"], ["72", "72"])
+        out = manager.compute_rm_score(data)
+    finally:
+        ray.shutdown()
+    scores = out.batch["rm_scores"]
+    last = data.batch["attention_mask"][:, -data.batch["responses"].shape[1]:].sum(1) - 1
+    assert [scores[i, last[i]].item() for i in range(2)] == pytest.approx([1.1, 0.1])
+    assert scores.sum().item() == pytest.approx(1.2)
+    assert list(out.non_tensor_batch["math"]) == [1.0, 0.0]
