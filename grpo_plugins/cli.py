@@ -18,6 +18,7 @@ from .io import AtomicJsonlWriter, finite_or_none, iter_jsonl
 from .manager import PluginManager, get_plugin_manager
 from .monitors.cli import add_monitor_command
 from .replay.cli import add_buffer_group
+from .rescore import add_rescore_command
 from .rewards import RewardConfig, options_schema, sample_from_record
 
 TRAIN_EXTRA = "pip install 'grpo-plugins[train]'"
@@ -427,6 +428,7 @@ def attach_plugin_commands(group: click.Group, manager: PluginManager) -> None:
 
 
 add_buffer_group(cli)
+add_rescore_command(cli)
 add_monitor_command(cli)
 
 

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from .errors import UserError
 from .manager import PluginManager, get_plugin_manager
+from .provenance import reward_provenance
 from .rewards import Reward, RewardConfig, RewardResult, Sample, run_score
 
 
@@ -40,9 +41,12 @@ class Scores:
     metrics: dict[str, float]
     granularity: dict[str, str] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
+    #: {label: {plugin, version, reward, options}} (grpo_plugins/provenance.py), one per reward, not per row
+    provenance: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def record(self, i: int) -> dict[str, Any]:
-        """The JSON fields ``grpo-plugins score`` adds to input line ``i``: reward, rewards, steps, info."""
+        """The JSON fields ``grpo-plugins score`` adds to input line ``i``: reward, rewards, steps, info,
+        provenance (when known)."""
         rewards, steps, info = {}, {}, {}
         for label, res in self.results.items():
             r = res[i]
@@ -50,7 +54,10 @@ class Scores:
             if self.granularity.get(label) == "step" or r.steps is not None:
                 steps[label] = [list(s) for s in (r.steps or [])]
             info[label] = r.info
-        return {"reward": self.totals[i], "rewards": rewards, "steps": steps, "info": info}
+        out = {"reward": self.totals[i], "rewards": rewards, "steps": steps, "info": info}
+        if self.provenance:
+            out["provenance"] = self.provenance
+        return out
 
 
 def _in_thread(fn, *args) -> cf.Future:
@@ -128,6 +135,8 @@ class RewardHost:
         self.entries = {c.label: self.manager.reward_entry(c.name) for c in self.configs}
         # each config's options as parsed once (by config loading, or here on first use)
         self.rewards: dict[str, Reward] = {c.label: self.manager.create_reward(c) for c in self.configs}
+        self.provenance = {c.label: reward_provenance(self.manager, c, self.entries[c.label],
+                                                      self.rewards[c.label].options) for c in self.configs}
         self._procs = {c.label: _ProcessRunner(process_workers, self.manager.local_files) for c in self.configs
                        if self.rewards[c.label].executor == "process"}
 
@@ -262,7 +271,7 @@ class RewardHost:
         metrics["reward_host/seconds"] = time.monotonic() - t0
         scores = Scores(results, totals, metrics,
                         granularity={c.label: self.granularity(c.label) for c in self.configs},
-                        weights={c.label: c.weight for c in self.configs})
+                        weights={c.label: c.weight for c in self.configs}, provenance=self.provenance)
         self.manager.hook.on_batch_scored(samples=samples, results=results, metrics=metrics, step=step)
         return scores
 

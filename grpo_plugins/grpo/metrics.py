@@ -109,11 +109,21 @@ def _step_reward_metrics(scores) -> dict[str, float]:
     return out
 
 
-def sample_rows(rollouts) -> list[dict[str, Any]]:
-    """``samples.jsonl`` rows of scored rollouts: the user's prompt, completion, rewards, total, advantage."""
-    return [{"prompt": r.prompt if isinstance(r.prompt, str) else message_text(r.prompt, roles=("user",)),
-             "completion": r.text, "rewards": r.rewards, "reward": r.reward, "advantage": r.advantage}
-            for r in rollouts]
+def sample_rows(rollouts, host=None) -> list[dict[str, Any]]:
+    """``samples.jsonl`` rows of scored rollouts: the user's prompt, completion, rewards, total, advantage;
+    with ``host``, also the columns its rewards require (the gold), each reward's status and provenance,
+    so ``grpo-plugins rescore`` can score the row again."""
+    gold = [] if host is None else [c for r in host.rewards.values() for c in r.required_columns() or ()]
+    rows = []
+    for r in rollouts:
+        row = {**{c: r.columns.get(c) for c in gold},
+               "prompt": r.prompt if isinstance(r.prompt, str) else message_text(r.prompt, roles=("user",)),
+               "completion": r.text, "rewards": r.rewards, "reward": r.reward, "advantage": r.advantage}
+        if host is not None:
+            row["status"] = {k: (v or {}).get("status") for k, v in r.info.items()}
+            row["provenance"] = host.provenance
+        rows.append(row)
+    return rows
 
 
 class MetricsLogger:

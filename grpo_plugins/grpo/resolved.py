@@ -12,6 +12,7 @@ from ..errors import UserError
 from ..io import atomic_write_text
 
 FILE = "config.yaml"
+PROVENANCE = "reward_provenance"  # a record of what scored the run, not a setting: a resume rewrites it
 
 # Keys a resume may change: how long to run and how to report, never what is learned per step.
 RESUMABLE = (
@@ -39,11 +40,15 @@ def resolved(cfg) -> dict[str, Any]:
     return cfg.model_dump(mode="json")
 
 
-def write_resolved(cfg, run_dir: str | Path) -> Path:
-    """Write ``RUN_DIR/config.yaml`` (atomically): what this run was started or last resumed with."""
+def write_resolved(cfg, run_dir: str | Path, provenance: dict[str, dict[str, str]] | None = None) -> Path:
+    """Write ``RUN_DIR/config.yaml`` (atomically): what this run was started or last resumed with, and
+    under ``reward_provenance`` each reward's plugin, version and options hash (grpo_plugins/provenance.py)."""
     path = Path(run_dir) / FILE
+    data = resolved(cfg)
+    if provenance:
+        data[PROVENANCE] = provenance
     atomic_write_text(path, "# resolved config of this run (every default filled in)\n"
-                      + yaml.safe_dump(resolved(cfg), sort_keys=False))
+                      + yaml.safe_dump(data, sort_keys=False))
     return path
 
 
@@ -56,7 +61,7 @@ def resume_diff(cfg, run_dir: str | Path) -> list[str]:
     new = _flat(resolved(cfg))
     out = []
     for key in sorted(set(old) | set(new)):
-        if any(key == r or key.startswith(r + ".") for r in RESUMABLE):
+        if any(key == r or key.startswith(r + ".") for r in (*RESUMABLE, PROVENANCE)):
             continue
         a, b = old.get(key, "(unset)"), new.get(key, "(unset)")
         if a != b:

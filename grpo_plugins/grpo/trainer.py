@@ -227,7 +227,7 @@ class GRPOTrainer:
             from .resolved import write_resolved
 
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_resolved(cfg, self.run_dir)
+            write_resolved(cfg, self.run_dir, self.host.provenance)
         if ckpt is None:
             if cfg.sft.steps:
                 self.sft()
@@ -361,7 +361,7 @@ class GRPOTrainer:
             times=(t0, t_gen, t_score, time.perf_counter()), is_weights=is_w)
         if self.logger is not None and cfg.log.samples:
             every = cfg.log.print_samples_every
-            self.logger.samples(self.step + 1, sample_rows(batch.rollouts[: cfg.log.samples]),
+            self.logger.samples(self.step + 1, sample_rows(batch.rollouts[: cfg.log.samples], self.host),
                                 print_table=bool(every) and (self.step + 1) % every == 0)
         # 7. monitors (docs/monitors.md): alerts on this scored batch; train() acts on them
         self.alerts = self.monitors.observe(self.step + 1, metrics, samples=batch.rollouts, results=scores.results,

@@ -99,7 +99,7 @@ class RowScorer:
         metrics["serve/row_errors"] = float(sum(s.status == "error" for s in statuses))
         scores = Scores(done, self.host.combine(done, n), metrics,
                         granularity={c.label: self.host.granularity(c.label) for c in self.host.configs},
-                        weights={c.label: c.weight for c in self.host.configs})
+                        weights={c.label: c.weight for c in self.host.configs}, provenance=self.host.provenance)
         return scores, statuses
 
     def _into(self, host: RewardHost, samples: list[Sample], where: list[int],
