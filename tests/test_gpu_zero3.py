@@ -76,7 +76,47 @@ def main(out: Path) -> None:
     res["train_batch_size"] = engine.train_batch_size()
     got = sharding.model_state(engine.module)
     res["update_max_diff"] = max(float((got[n] - p.detach()).abs().max()) for n, p in want.named_parameters())
+    res.update(_resume(out, cfg, ids))
     (out / f"rank{rank}.json").write_text(json.dumps(res))
+
+
+def _resume(out: Path, cfg: dict, ids) -> dict:
+    """Save a ZeRO-3 AdamW engine as the trainer does (save_pretrained + per-rank optimizer), resume a
+    fresh engine from it: the next step's loss and update must be the same."""
+    import deepspeed
+    import torch
+
+    from grpo_plugins.grpo import sharding
+    from grpo_plugins.grpo.checkpoint import load_checkpoint, save_checkpoint
+
+    rank = torch.distributed.get_rank()
+    cfg = {**cfg, "gradient_accumulation_steps": 1}
+
+    def engine():
+        m = _model()
+        return deepspeed.initialize(model=m, optimizer=torch.optim.AdamW(m.parameters(), lr=1e-2), config=cfg)[:2]
+
+    def step(e):
+        loss = e(input_ids=ids, labels=ids).loss
+        e.backward(loss)
+        e.step()
+        return float(loss.detach())
+
+    (a, opt_a), (b, opt_b) = engine(), engine()
+    step(a)
+
+    def sched():  # the scheduler only travels through the checkpoint here
+        return torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)]), lambda s: 1.0)
+
+    ostate, per_rank = sharding.optimizer_state(a.module, opt_a)
+    path = save_checkpoint(out / "ckpt", 1, sharding.model_state(a.module), ostate, sched(), {}, is_main=rank == 0,
+                           rank=rank, model=a.module, barrier=torch.distributed.barrier, per_rank_optimizer=per_rank)
+    torch.distributed.barrier()
+    load_checkpoint(path, b.module, opt_b, sched(), rank=rank)
+    losses = [step(a), step(b)]
+    sa, sb = sharding.model_state(a.module), sharding.model_state(b.module)
+    return {"resume_next_loss": losses, "resume_files": sorted(p.name for p in path.iterdir()),
+            "resume_step_max_diff": max(float((sa[k] - sb[k]).abs().max()) for k in sa)}
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +152,14 @@ def test_one_engine_step_per_update_not_per_micro_batch(ranks):
 def test_the_accumulated_update_equals_sgd_on_the_whole_batch(ranks):
     for r in ranks:
         assert r["update_max_diff"] < 1e-5  # a step per micro-batch or a loss divided by 2 again: ~1e-1
+
+
+def test_resume_gives_the_same_next_step(ranks):
+    for r in ranks:
+        a, b = r["resume_next_loss"]
+        assert a == b and r["resume_step_max_diff"] == 0.0
+        assert {"model.safetensors", "optimizer-0.pt", "optimizer-1.pt"} <= set(r["resume_files"])
+        assert "model.pt" not in r["resume_files"]
 
 
 if __name__ == "__main__":

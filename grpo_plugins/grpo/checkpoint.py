@@ -201,7 +201,7 @@ def _load_model_state(path: Path, model, map_location) -> None:
 
 def load_checkpoint(path: Path, model, optimizer, scheduler, rank: int = 0, map_location="cpu") -> dict[str, Any]:
     """Restore model, optimiser, scheduler and this rank's RNG; return state.json's contents."""
-    from .sharding import load_model_state, load_optimizer_state
+    from .sharding import load_model_state, load_optimizer_state, optimizer_globals
 
     path = Path(path)
     if (path / "model.pt").exists():
@@ -214,7 +214,9 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, rank: int = 0, map_
             raise ValueError(f"{path}: the optimizer state is partitioned per process (ZeRO-3) and has no "
                              f"optimizer-{rank}.pt: resume with the world size it was saved at")
         opt_file = path / "optimizer.pt"
-    load_optimizer_state(model, optimizer, torch.load(opt_file, map_location=map_location, weights_only=True))
+    allowed = optimizer_globals() if opt_file.name != "optimizer.pt" else []  # ZeRO-3's partition pickles enums
+    with torch.serialization.safe_globals(allowed):
+        load_optimizer_state(model, optimizer, torch.load(opt_file, map_location=map_location, weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location=map_location, weights_only=True))
     rng_file = path / f"rng-{rank}.pt"
     if not rng_file.exists():

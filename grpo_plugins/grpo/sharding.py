@@ -209,6 +209,14 @@ def optimizer_state(model, optimizer) -> tuple[dict, bool]:
     return optimizer.state_dict(), is_zero3(model)
 
 
+def optimizer_globals() -> list:
+    """The DeepSpeed classes a ZeRO-3 optimizer partition pickles, allowed for a ``weights_only`` load."""
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+
+    return [ZeroStageEnum, LossScaler, DynamicLossScaler]
+
+
 def load_optimizer_state(model, optimizer, state: dict) -> None:
     """Restore what ``optimizer_state`` returned."""
     inner = getattr(optimizer, "optimizer", optimizer)
