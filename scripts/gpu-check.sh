@@ -12,6 +12,9 @@ PY=${PYTHON:-python3}
 OUT=${1:-runs/gpu-check}
 "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else "gpu-check: no CUDA device (torch.cuda.is_available() is False)")'
 "$PY" -c 'import trl, peft, accelerate' || { echo "gpu-check: pip install -e '.[dev]' first (and '.[vllm]' for the vllm backend)"; exit 1; }
+# vLLM and ZeRO-3 are part of what the check claims: missing, it fails rather than skipping them
+"$PY" -c 'import vllm' || { echo "gpu-check: FAIL: vllm is not installed (docs/gpu.md, the GPU + vLLM install line)"; exit 1; }
+"$PY" -c 'import deepspeed' || { echo "gpu-check: FAIL: deepspeed is not installed (pip install deepspeed==0.19.8)"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 "$PY" -c 'import torch, transformers, accelerate, trl; print("torch", torch.__version__, "transformers", transformers.__version__, "accelerate", accelerate.__version__, "trl", trl.__version__)'
 start=$(date +%s)
