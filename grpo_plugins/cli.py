@@ -428,7 +428,7 @@ def attach_plugin_commands(group: click.Group, manager: PluginManager) -> None:
 
 
 add_buffer_group(cli)
-add_rescore_command(cli)
+add_rescore_command(cli, _manager)
 add_monitor_command(cli)
 
 

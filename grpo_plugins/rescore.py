@@ -248,8 +248,8 @@ def parse_options(items: Iterable[str], reward: str) -> dict[str, Any]:
     return out
 
 
-def add_rescore_command(cli: click.Group) -> None:
-    """Attach ``rescore`` to the ``grpo-plugins`` group."""
+def add_rescore_command(cli: click.Group, manager_of) -> None:
+    """Attach ``rescore`` to the ``grpo-plugins`` group; ``manager_of(ctx)`` is the CLI's plugin manager."""
 
     @cli.command("rescore")
     @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
@@ -264,8 +264,6 @@ def add_rescore_command(cli: click.Group) -> None:
     @click.pass_context
     def rescore_cmd(ctx, run_dir, reward, options, cache_path, no_cache, batch_size, as_json):
         """Score a run's stored rollouts (samples.jsonl) again with the current verifier; print what changed."""
-        from .cli import _manager
-
-        report = rescore(run_dir, reward, parse_options(options, reward), _manager(ctx),
+        report = rescore(run_dir, reward, parse_options(options, reward), manager_of(ctx),
                          False if no_cache else cache_path, batch_size)
         click.echo(json.dumps(report.as_dict(), indent=1, default=str) if as_json else format_report(report))
