@@ -78,6 +78,33 @@ def main() -> None:
     res["gen_lengths"] = [int(w), int(got_ids.shape[1])]  # (alone, synced): the early rank kept stepping
     res["gen_equal"] = bool(torch.equal(got_ids[:, :w], want_ids) and (got_ids[:, w:] == 0).all())
 
+    # FSDP2 + LoRA + backend generate: PeftModel.generate skips the root's pre-forward unless registered
+    from peft import LoraConfig, get_peft_model
+
+    def lora(m):
+        return get_peft_model(m, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+
+    def peft_generate(m):
+        torch.manual_seed(0)
+        with torch.no_grad(), sharding.for_generation(m):
+            return m.generate(input_ids=enc.input_ids, attention_mask=enc.attention_mask, max_new_tokens=3,
+                              do_sample=False, pad_token_id=0, eos_token_id=None)
+
+    torch.manual_seed(0)
+    plain_lora = lora(build())
+    torch.manual_seed(0)
+    sharded_lora = lora(build())
+    for layer in sharded_lora.base_model.model.model.layers:
+        fully_shard(layer)
+    fully_shard(sharded_lora)
+    try:
+        peft_generate(sharded_lora)
+        res["lora_generate_unregistered_fails"] = False
+    except Exception:  # DTensor shards meet whole tensors in the embedding / lm_head
+        res["lora_generate_unregistered_fails"] = True
+    sharding.register_generate(sharded_lora)
+    res["lora_generate_equal"] = bool(torch.equal(peft_generate(sharded_lora), peft_generate(plain_lora)))
+
     # the sharded reference computes the unsharded model's log-probs
     ids = torch.cat([enc.input_ids, want_ids], 1)
     am = torch.ones_like(ids)

@@ -73,3 +73,9 @@ def test_checkpoint_round_trip_through_the_full_state_dict(ranks):
 def test_a_save_killed_midway_keeps_the_previous_checkpoint(ranks):
     for r in ranks:
         assert r["kill_interrupted"] and r["kill_keeps_previous"]
+
+
+def test_lora_generate_under_fsdp2_runs_the_root_all_gather(ranks):
+    for r in ranks:
+        assert r["lora_generate_unregistered_fails"]  # why sharding.register_generate exists
+        assert r["lora_generate_equal"]

@@ -119,6 +119,16 @@ def for_generation(model):
         yield
 
 
+def register_generate(model) -> None:
+    """FSDP2: ``model.generate`` runs the root's all-gather hooks, as a forward does (transformers'
+    Trainer does this); ``PeftModel.generate`` calls the base model's and would skip the root's, so
+    embeddings and lm_head would stay sharded. A no-op on any other model."""
+    if is_fsdp2(model):
+        from torch.distributed.fsdp import register_fsdp_forward_method
+
+        register_fsdp_forward_method(model, "generate")
+
+
 def synced(model) -> bool:
     """Generation must keep every process stepping together (sharded parameters, more than one process)."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
