@@ -419,7 +419,22 @@ def remote_op(op, i, **kw):
 
 
 _MISSING = object()
-_env_stack = []
+_env0 = []  # our environment before the first change the tester sent
+
+
+def _set_env(values, removed):
+    if not _env0:
+        _env0.append(dict(os.environ))
+    if type(values) is not dict or type(removed) is not list:
+        raise TypeError("malformed environment")
+    new = dict(_env0[0])
+    new.update(values)
+    for k in removed:
+        new.pop(k, None)
+    os.environ.clear()
+    os.environ.update(new)
+
+
 _patched = {}  # (id(target), name) -> (target, stack of the values it held before each patch)
 
 
@@ -544,17 +559,8 @@ def answer(req, handles, mod):
         return _patch(req, mod)
     if op == "builtins":
         return _set_builtins(req["values"])
-    if op == "patch_env":  # a test's patch.dict(os.environ, ...): ours follows, and comes back after
-        _env_stack.append(dict(os.environ))
-        os.environ.clear()
-        os.environ.update(req["values"])
-        return None
-    if op == "unpatch_env":
-        if _env_stack:
-            saved = _env_stack.pop()
-            os.environ.clear()
-            os.environ.update(saved)
-        return None
+    if op == "env":  # the test's os.environ changed: ours is our starting one with the same changes
+        return _set_env(req["values"], req["removed"])
     obj = handles.get(req["h"])
     if op == "call":
         return obj(*req.get("args", ()), **req.get("kw", {}))
@@ -606,7 +612,7 @@ def answer(req, handles, mod):
 
 
 OPERATORS = frozenset(("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "lshift", "rshift",
-                       "and_", "or_", "xor", "lt", "le", "gt", "ge", "neg", "pos", "abs", "invert"))
+                       "and_", "or_", "xor", "lt", "le", "gt", "ge", "eq", "ne", "neg", "pos", "abs", "invert"))
 
 
 class Raw(list):

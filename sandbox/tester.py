@@ -76,6 +76,8 @@ class Channel:
         self.builtins0 = {n: getattr(builtins, n) for n in PATCHABLE_BUILTINS}
         self.builtins_sent: dict = {}
         self.subclass_bases: dict[int, type] = {}
+        self.env0 = dict(os.environ)
+        self.env_sent = self.env0
 
     def _persistent_id(self, obj):
         if isinstance(obj, Proxy):
@@ -110,6 +112,7 @@ class Channel:
         if self.gone:
             raise CandidateGone(self.gone)
         self._sync_builtins()
+        self._sync_env()
         rid = os.urandom(6).hex()  # answers must echo it: stray lines from the candidate's threads break the run
         cap = [sys.stdout is not self.streams[0], sys.stderr is not self.streams[1]]
         self._send({"op": op, "rid": rid, **({"cap": cap} if any(cap) else {}), **kw})
@@ -146,6 +149,15 @@ class Channel:
         if now.keys() != self.builtins_sent.keys() or any(now[n] is not self.builtins_sent[n] for n in now):
             self.builtins_sent = now
             self.request("builtins", values=now)
+
+    def _sync_env(self) -> None:
+        """The test changed ``os.environ`` (monkeypatch.setenv/delenv, patch.dict, assignment): the
+        candidate's environment follows before it runs again, as changes to its own starting one."""
+        now = dict(os.environ)
+        if now != self.env_sent:
+            self.env_sent = now
+            self.request("env", values={k: v for k, v in now.items() if self.env0.get(k) != v},
+                         removed=[k for k in self.env0 if k not in now])
 
     def _write_back(self, args, kw, after) -> None:
         """A call changed mutable arguments in place (``nums[:] = ...``): change ours the same way,
@@ -352,23 +364,7 @@ def forward_patches(ch: Channel) -> None:
         return exit_(self, *exc_info)
 
     mock._patch.__enter__, mock._patch.__exit__ = patched_enter, patched_exit
-
-    # patch.dict(os.environ, ...): the candidate's environment follows (decorator and context forms
-    # both go through these two methods)
-    patch_dict, unpatch_dict = mock._patch_dict._patch_dict, mock._patch_dict._unpatch_dict
-
-    def patched_patch_dict(self):
-        patch_dict(self)
-        if self.in_dict is os.environ:
-            ch.request("patch_env", values=dict(os.environ))
-            self._grpo_env = True
-
-    def patched_unpatch_dict(self):
-        unpatch_dict(self)
-        if self.__dict__.pop("_grpo_env", False):
-            ch.request("unpatch_env")
-
-    mock._patch_dict._patch_dict, mock._patch_dict._unpatch_dict = patched_patch_dict, patched_unpatch_dict
+    # patch.dict(os.environ, ...) needs nothing here: Channel._sync_env carries any change over
 
 
 def _patch_target(obj):
@@ -492,11 +488,22 @@ class Proxy:
     def __subclasscheck__(self, cls):
         return self._ch.request("issubclass", h=self._id, obj=cls) is True
 
+    # == between two candidate objects is the candidate class's own __eq__ (identity when it has
+    # none), as in plain Python; against a test-side value it stays identity, so a candidate object
+    # that equals everything never matches the test's expected data. Only a real bool counts.
     def __eq__(self, other):
-        return self is other
+        if self is other:
+            return True
+        if not isinstance(other, Proxy):
+            return False
+        return self._ch.request("operator", h=self._id, name="eq", args=(other,)) is True
 
     def __ne__(self, other):
-        return self is not other
+        if self is other:
+            return False
+        if not isinstance(other, Proxy):
+            return True
+        return self._ch.request("operator", h=self._id, name="ne", args=(other,)) is not False
 
     def __hash__(self):
         return hash((Proxy, self._id))

@@ -163,6 +163,98 @@ LEGIT = {
                 assert fh.read() == 'x'
             os.remove('rel.txt')  # the candidate's file: /work has no sticky bit
     """)),
+    # 5. == between candidate objects runs the candidate class's __eq__ (identity when it has none)
+    "candidate_eq_between_candidate_objects": (
+        "class Money:\n    def __init__(self, c):\n        self.c = c\n"
+        "    def __add__(self, o):\n        return Money(self.c + o.c)\n"
+        "    def __eq__(self, o):\n        return isinstance(o, Money) and o.c == self.c\n"
+        "    def __hash__(self):\n        return hash(self.c)\n"
+        "class Plain:\n    pass\n", _pytest("""
+        from solution import Money, Plain
+        def test_eq():
+            assert Money(2) + Money(1) == Money(3)
+            assert Money(2) != Money(0)
+            assert not (Money(2) == Money(5))
+        def test_identity_without_eq():
+            a = Plain()
+            assert a == a and Plain() != Plain()
+    """)),
+    # 6. pytest monkeypatch of os.environ reaches the candidate, and is undone after the test
+    "monkeypatch_setenv": ("import os\ndef mode():\n    return os.environ.get('APP_MODE', 'dev')\n", _pytest("""
+        import os
+        from solution import mode
+        def test_set(monkeypatch):
+            monkeypatch.setenv('APP_MODE', 'prod')
+            assert mode() == 'prod'
+            monkeypatch.delenv('APP_MODE')
+            assert mode() == 'dev'
+            monkeypatch.setenv('APP_MODE', 'x')
+        def test_undone():
+            assert 'APP_MODE' not in os.environ
+            assert mode() == 'dev'
+        def test_direct():
+            os.environ['APP_MODE'] = 'direct'
+            try:
+                assert mode() == 'direct'
+            finally:
+                del os.environ['APP_MODE']
+            assert mode() == 'dev'
+    """)),
+    # 7. dataclasses.asdict / astuple of a candidate dataclass instance
+    "dataclass_asdict": ("from dataclasses import dataclass, field\n@dataclass\nclass Item:\n"
+                         "    name: str\n    price: int\n    tags: list = field(default_factory=list)\n"
+                         "@dataclass\nclass Box:\n    item: Item\n    n: int = 1\n"
+                         "def make(k):\n    return Box(Item(f'i{k}', k * 10))\n", _pytest("""
+        import dataclasses
+        from dataclasses import asdict, astuple
+        from solution import make
+        def test_asdict():
+            assert asdict(make(2)) == {'item': {'name': 'i2', 'price': 20, 'tags': []}, 'n': 1}
+            assert asdict(make(2).item) == {'name': 'i2', 'price': 20, 'tags': []}
+            assert astuple(make(3).item) == ('i3', 30, [])
+            assert dataclasses.is_dataclass(make(1))
+    """)),
+    # 8. the solution's own exception classes in pytest.raises / assertRaises / except, with their MRO
+    "solution_exception_classes_pytest": (
+        "class AppError(Exception):\n    pass\nclass Funds(AppError, ValueError):\n    pass\n"
+        "def withdraw(b, x):\n    if x > b:\n        raise Funds(f'need {x - b} more')\n    return b - x\n"
+        "def boom():\n    raise AppError('boom')\n", _pytest("""
+        import pytest
+        from solution import AppError, Funds, withdraw, boom
+        def test_raises():
+            with pytest.raises(Funds, match='need 1'):
+                withdraw(2, 3)
+            with pytest.raises(AppError):
+                withdraw(2, 3)
+            with pytest.raises(ValueError):
+                withdraw(2, 3)
+            with pytest.raises(AppError):
+                boom()
+        def test_except():
+            try:
+                withdraw(0, 1)
+            except AppError as e:
+                assert isinstance(e, Funds) and 'need 1' in str(e)
+            assert issubclass(Funds, AppError) and not issubclass(AppError, Funds)
+        def test_wrong_class_not_caught():
+            with pytest.raises(AppError) as info:
+                with pytest.raises(Funds):
+                    boom()
+            assert not isinstance(info.value, Funds)
+    """)),
+    "solution_exception_classes_unittest": (
+        "class AppError(Exception):\n    pass\n"
+        "def task_func(x):\n    if x < 0:\n        raise AppError(f'bad {x}')\n    return x\n",
+        {"kind": "unittest", "code": textwrap.dedent("""
+        import unittest
+        class T(unittest.TestCase):
+            def test_raises(self):
+                with self.assertRaises(AppError) as cm:
+                    task_func(-2)
+                self.assertIn('-2', str(cm.exception))
+                self.assertRaises(AppError, task_func, -1)
+                self.assertEqual(task_func(3), 3)
+    """)}),
 }
 
 
