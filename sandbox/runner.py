@@ -602,6 +602,10 @@ def answer(req, handles, mod):
 
         return [id(type(obj)), [getattr(obj, f.name) for f in dataclasses.fields(obj) if f.compare],
                 bool(obj.__dataclass_params__.frozen or obj.__dataclass_params__.unsafe_hash)]
+    if op == "dcconvert":  # dataclasses.asdict / astuple in a test
+        import dataclasses
+
+        return dataclasses.asdict(obj) if req.get("how") == "dict" else dataclasses.astuple(obj)
     if op == "members":  # a candidate class's public attributes, for a test-defined subclass of it
         return [[n, callable(getattr(obj, n, None))] for n in dir(obj) if not n.startswith("_")]
     if op == "isinstance":

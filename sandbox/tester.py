@@ -367,6 +367,28 @@ def forward_patches(ch: Channel) -> None:
     # patch.dict(os.environ, ...) needs nothing here: Channel._sync_env carries any change over
 
 
+def dataclass_helpers(ch: Channel) -> None:
+    """``dataclasses.asdict`` / ``astuple`` / ``is_dataclass`` accept a candidate dataclass instance:
+    the conversion runs where the instance lives and comes back as data (nested handles stay handles)."""
+    import dataclasses
+
+    asdict, astuple, is_dataclass = dataclasses.asdict, dataclasses.astuple, dataclasses.is_dataclass
+
+    def convert(how, orig):
+        @functools.wraps(orig)
+        def wrapped(obj, **kw):
+            if not isinstance(obj, DataclassProxy):
+                return orig(obj, **kw)
+            got = ch.request("dcconvert", h=obj._id, how=how)
+            factory = kw.get("dict_factory" if how == "dict" else "tuple_factory")
+            return got if factory is None else factory(list(got.items()) if how == "dict" else got)
+        return wrapped
+
+    dataclasses.asdict, dataclasses.astuple = convert("dict", asdict), convert("tuple", astuple)
+    dataclasses.is_dataclass = functools.wraps(is_dataclass)(
+        lambda obj: isinstance(obj, DataclassProxy) or is_dataclass(obj))
+
+
 def _patch_target(obj):
     """How the candidate's side finds the object a patch targets; None when it lives only here."""
     if isinstance(obj, Proxy):
@@ -983,6 +1005,8 @@ def main():
     try:
         if "mock" in job["code"] or "patch" in job["code"]:  # unittest.mock costs 26 ms to import
             forward_patches(ch)
+        if "dataclass" in job["code"]:
+            dataclass_helpers(ch)
         RUNNERS[job["kind"]](job, ch, report)
         report.send({"done": True})
     except CandidateGone as exc:
