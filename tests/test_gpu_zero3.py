@@ -113,10 +113,23 @@ def _resume(out: Path, cfg: dict, ids) -> dict:
                            rank=rank, model=a.module, barrier=torch.distributed.barrier, per_rank_optimizer=per_rank)
     torch.distributed.barrier()
     load_checkpoint(path, b.module, opt_b, sched(), rank=rank)
+    # generation lifts the per-module hooks inside the one gather and puts them back after
+    from grpo_plugins.grpo.generation import sample
+
+    sharding.after_prepare(a.module, a)
+    off = a.module._zero3_offload
+    before = len(off.forward_hooks)
+    with torch.no_grad():
+        with sharding.gather(a.module.parameters()):
+            hooked = sample(a.module, ids[:, :4], torch.ones_like(ids[:, :4]), 3, [-1], pad_id=0, greedy=True)
+        with sharding.for_generation(a.module):
+            inside = len(off.forward_hooks)
+            lifted = sample(a.module, ids[:, :4], torch.ones_like(ids[:, :4]), 3, [-1], pad_id=0, greedy=True)
+    gen = {"gen_hooks": [before, inside, len(off.forward_hooks)], "gen_equal": bool(torch.equal(hooked, lifted))}
     losses = [step(a), step(b)]
     sa, sb = sharding.model_state(a.module), sharding.model_state(b.module)
     return {"resume_next_loss": losses, "resume_files": sorted(p.name for p in path.iterdir()),
-            "resume_step_max_diff": max(float((sa[k] - sb[k]).abs().max()) for k in sa)}
+            "resume_step_max_diff": max(float((sa[k] - sb[k]).abs().max()) for k in sa), **gen}
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +173,13 @@ def test_resume_gives_the_same_next_step(ranks):
         assert a == b and r["resume_step_max_diff"] == 0.0
         assert {"model.safetensors", "optimizer-0.pt", "optimizer-1.pt"} <= set(r["resume_files"])
         assert "model.pt" not in r["resume_files"]
+
+
+def test_generation_lifts_the_zero3_hooks_inside_the_gather_and_restores_them(ranks):
+    for r in ranks:
+        before, inside, after = r["gen_hooks"]
+        assert before > 0 and inside == 0 and after == before
+        assert r["gen_equal"]  # and training after it resumes exactly (test_resume_gives_the_same_next_step)
 
 
 if __name__ == "__main__":

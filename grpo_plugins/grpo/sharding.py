@@ -99,13 +99,39 @@ def gather(params):
     return contextlib.nullcontext()
 
 
+def after_prepare(policy, prepared) -> None:
+    """What generation needs once accelerate has prepared the model: FSDP2's ``generate`` registered
+    as a forward (``register_generate``); ZeRO-3's parameter-offload hooks reachable from the module,
+    so ``for_generation`` can lift them while the parameters are gathered."""
+    register_generate(policy)
+    off = getattr(getattr(prepared, "optimizer", None), "parameter_offload", None)
+    if off is not None:
+        policy._zero3_offload = off
+
+
+def _remove_zero3_hooks(off) -> None:
+    """TRL's ``remove_hooks`` (trl/models/utils.py): the per-module fetch/release hooks of ZeRO-3."""
+    for p in off.module.parameters(recurse=True):
+        p.ds_active_sub_modules.clear()
+    for hook in off.forward_hooks + off.backward_hooks:
+        hook.remove()
+    off.forward_hooks, off.backward_hooks = [], []
+
+
 @contextlib.contextmanager
 def for_generation(model):
     """Whole parameters for a rollout under ZeRO-3 (one gather, not one per forward); FSDP2 gathers per
     forward, and is resharded after: a no-grad forward leaves the root unsharded (no backward follows)."""
     if is_zero3(model):
+        off = getattr(model, "_zero3_offload", None)
         with gather(model.parameters()):
-            yield
+            if off is not None:  # else every forward re-gathers each layer, token by token (TRL removes them too)
+                _remove_zero3_hooks(off)
+            try:
+                yield
+            finally:
+                if off is not None:
+                    off._register_deepspeed_module(off.module)
     elif is_fsdp2(model):
         from torch.distributed.fsdp import FSDPModule
 

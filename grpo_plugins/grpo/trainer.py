@@ -116,7 +116,7 @@ class GRPOTrainer:
             mb = min(t.micro_batch_size or rows, rows)
             sharding.configure_zero3(self.accelerator, mb, -(-rows // mb), bf16=self.autocast is not contextlib.nullcontext)
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
-        sharding.register_generate(self.policy)  # FSDP2: generate() all-gathers as forward does (LoRA's skips it)
+        sharding.after_prepare(self.policy, self.model)  # FSDP2's generate() as a forward; ZeRO-3's hooks for rollouts
         self.vllm = self._start_vllm() if cfg.rollout.backend == "vllm" else None
         self.generator = Generator(tokenizer, cfg.rollout, cfg.data, self.device, self.autocast, self.vllm)
         self.weights_version = 0  # bumped by every optimizer update, so vLLM gets each new policy once
