@@ -5,10 +5,13 @@ and whole-tensor checkpoints written through the engine's own state-dict API.
 - FSDP2 (``fully_shard``; configs/accelerate-fsdp2.yaml): parameters are DTensor shards. A forward
   all-gathers each layer, so every process must run the same number of forwards: generation is
   *synced* (a process whose rows are done keeps stepping until all are, like transformers'
-  ``synced_gpus``). The vLLM push calls ``full_tensor()`` per weight. Checkpoints use
+  ``synced_gpus``); ``generate`` is registered as an FSDP forward (a PeftModel's skips the root's
+  all-gather). The vLLM push calls ``full_tensor()`` per weight. Checkpoints use
   ``torch.distributed.checkpoint.state_dict`` with full state dicts (model and optimizer).
 - ZeRO-3 (configs/accelerate-zero3.yaml): parameters are partitioned. Generation runs inside
-  ``deepspeed.zero.GatheredParameters`` over the whole model (TRL's ``ds3_gather_for_generation``),
+  ``deepspeed.zero.GatheredParameters`` over the whole model with the engine's per-module hooks
+  lifted (TRL's ``ds3_gather_for_generation`` and ``remove_hooks``); the DeepSpeed config gets
+  concrete batch sizes and the micro-batches accumulate into one engine step (``configure_zero3``),
   the vLLM push gathers one weight at a time, the model checkpoint is gathered in float32 and the
   optimizer's partition is saved per rank (``optimizer-RANK.pt``), resumable at the same world size.
 - The reference model (beta > 0, no LoRA) is sharded the same way, never a whole copy per process.
