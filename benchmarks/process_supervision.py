@@ -6,15 +6,17 @@ continuation labels, at an equal rollout budget (continuations charged), several
 The task: running sums of K steps (K=5; K=2 is the short control) on the tiny character-level Llama
 of grpo_plugins.grpo.tiny, ``23+7+15=?`` -> ``<think>23+7=30, 30+15=45</think><answer>45</answer>``.
 The supervised warm-up's worked solutions slip with probability ``--slip``: one step's result is
-off by one and every later step carries the slipped value on, so the answer follows the steps and a
-wrong answer is localised in one step that the checked reward flags.
+off by one and every later step carries the slipped value on, so in the data the answer follows the
+steps and a wrong answer is localised in one step that the checked reward flags. (The warm-ups do not
+inherit that property: benchmarks/process_diagnosis.py measures how often they do not.)
 
     python benchmarks/process_supervision.py --gate-only                      # the gate, before any RL
     python benchmarks/process_supervision.py --lr-sweep 3e-5,1e-4,3e-4        # outcome, seed 0
     python benchmarks/process_supervision.py --arms outcome,checked --seeds 0,1 --out DIR
     python benchmarks/process_supervision.py --publish                        # the full table -> docs
 
-Every finished cell (arm, seed) is kept in DIR/ARM-sSEED/result.json and skipped on a rerun; an arm
+Every seed is warmed up and gated before any arm runs (``gate``, ``learnability``); arms run only on
+seeds that pass, unless ``--ignore-gate``. Every finished cell (arm, seed) is kept in DIR/ARM-sSEED/result.json and skipped on a rerun; an arm
 whose reward or trainer option is missing fails with one line and the others still run. Greedy
 accuracy on 500 held-out prompts; pass@1, pass@8 and maj@8 from 8 samples at T=1 (evaluate.py's
 estimators).
@@ -299,13 +301,66 @@ def warm_up_once(task: Path, out: Path, seed: int, a) -> Path:
     return out
 
 
-def gate(start: dict) -> dict:
-    """The gate before any RL: >= 80% of wrong greedy answers hold a flagged step; sampled pass@1 in [0.2, 0.5]."""
+def gate(start: dict, learn: dict | None = None) -> dict:
+    """The gate before any RL: >= 80% of wrong greedy answers hold a flagged step; sampled pass@1 in [0.2, 0.5];
+    and, when ``learn`` (``learnability``) is given, outcome credit can learn on this warm-up."""
     ok_flag = start["wrong_flagged_checked"] >= 0.8
     ok_pass = 0.2 <= start["pass1"] <= 0.5
-    return {"passed": ok_flag and ok_pass, "wrong_flagged_checked": start["wrong_flagged_checked"],
-            "wrong_flagged_unchecked": start["wrong_flagged_unchecked"], "pass1": start["pass1"],
-            "greedy": start["accuracy"], "wrong": start["wrong"], "pass8": start["pass8"], "maj8": start["maj8"]}
+    out = {"passed": ok_flag and ok_pass, "wrong_flagged_checked": start["wrong_flagged_checked"],
+           "wrong_flagged_unchecked": start["wrong_flagged_unchecked"], "pass1": start["pass1"],
+           "greedy": start["accuracy"], "wrong": start["wrong"], "pass8": start["pass8"], "maj8": start["maj8"]}
+    if learn is not None:
+        out.update(paid_false_step=learn["paid_false_step"], ascent=learn["ascent"], step_delta=learn["step_delta"])
+        out["passed"] = out["passed"] and learn["paid_false_step"] <= MAX_PAID_FALSE_STEP and learn["ascent"]
+    return out
+
+
+# Added 2026-12-07 after the outcome arm missed its sanity target, before any new arm ran (issue 24;
+# docs/benchmarks/process.md "Why outcome-only does not learn"): on the gated seed-0 warm-up 41% of the
+# completions the outcome reward paid had a false step, and no step along the outcome gradient raised
+# the expected reward, while on the trainer demo's warm-up steps up to eta 0.3 did.
+MAX_PAID_FALSE_STEP = 0.10
+ASCENT_ETAS = (0.03, 0.1, 0.3)
+
+
+def learnability(warmup: Path, task: Path, seed: int, work: Path, max_new_tokens: int | None = None) -> dict:
+    """Can outcome credit learn from this warm-up? (cached in warmup/learnable.json): the share of paid sampled
+    completions with a false step, and whether one SGD step along the outcome gradient (4,096 rollouts)
+    raises the expected sampled reward under both common-random-number seeds at some eta in ASCENT_ETAS."""
+    done = warmup / "learnable.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    import process_diagnosis as diag
+
+    ns = argparse.Namespace(pilot=warmup.parent, work=work, seed=seed, arm="outcome", sign=None, batches=8,
+                            eta=list(ASCENT_ETAS), demo_model=None, demo_task=None,
+                            max_new_tokens=max_new_tokens or 64)
+    cons, step = diag.consistency(ns), diag.step(ns)
+    out = {"paid_false_step": cons["sampled"]["share"], "step_delta": step["delta"],
+           "ascent": any(min(d) > 0 for d in step["delta"].values())}
+    done.write_text(json.dumps(out) + "\n")
+    return out
+
+
+def gates_for(a, task: Path) -> dict[str, dict]:
+    """Warm up every seed (in parallel) and gate each one: {seed: gate}; also written to OUT/gate.json."""
+    with ProcessPoolExecutor(min(a.workers, len(a.seeds))) as pool:
+        list(pool.map(warm_up_once, [task] * len(a.seeds), [a.out / f"warmup-s{s}" for s in a.seeds],
+                      a.seeds, [a] * len(a.seeds)))
+    gates = {}
+    for s in a.seeds:
+        w = a.out / f"warmup-s{s}"
+        start = json.loads((w / "start.json").read_text())
+        learn = None if a.skip_learnability else learnability(w, task, s, a.out / "diagnosis", a.max_new_tokens)
+        gates[str(s)] = gate(start, learn)
+    (a.out / "gate.json").write_text(json.dumps({"settings": task_settings(a), "gate": gates}, indent=1))
+    for s, g in gates.items():
+        learn = (f", paid completions with a false step {g['paid_false_step']:.3f} (<= {MAX_PAID_FALSE_STEP}), "
+                 f"outcome ascent {'yes' if g['ascent'] else 'no'} {g['step_delta']}") if "ascent" in g else ""
+        print(f"gate seed {s}: {'PASSED' if g['passed'] else 'FAILED'}: wrong greedy answers with a flagged step "
+              f"{g['wrong_flagged_checked']:.3f} (>= 0.8; unchecked statuses {g['wrong_flagged_unchecked']:.3f}) "
+              f"of {g['wrong']}, sampled pass@1 {g['pass1']:.3f} (0.2-0.5), greedy {g['greedy']:.3f}{learn}", flush=True)
+    return gates
 
 
 # --- one cell ------------------------------------------------------------------------------
@@ -573,6 +628,9 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=None, help=f"learning rate (default {LEARNING_RATE}, the sweep's choice)")
     p.add_argument("--lr-sweep", type=csv(float), default=None, help="outcome arm, first seed, each lr: OUT/lr/")
     p.add_argument("--gate-only", action="store_true", help="warm up the seeds, print and save the gate, stop")
+    p.add_argument("--ignore-gate", action="store_true", help="run the arms on seeds that fail the gate too (marked)")
+    p.add_argument("--skip-learnability", action="store_true",
+                   help="gate on flagged errors and pass@1 only (the gate before 2026-12-07)")
     p.add_argument("--slip", type=float, default=0.3, help="share of warm-up solutions with one slipped step")
     p.add_argument("--max-number", type=int, default=20, help="numbers of a chain are drawn from 1..N")
     p.add_argument("--sft-steps", type=int, default=800)
@@ -606,27 +664,26 @@ def main(argv=None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     task = build_task(a.out / "task", a.k, a.slip, a.max_number)
     t0 = time.perf_counter()
-    if a.gate_only:
-        with ProcessPoolExecutor(min(a.workers, len(a.seeds))) as pool:
-            list(pool.map(warm_up_once, [task] * len(a.seeds), [a.out / f"warmup-s{s}" for s in a.seeds],
-                          a.seeds, [a] * len(a.seeds)))
-        gates = {str(s): gate(json.loads((a.out / f"warmup-s{s}" / "start.json").read_text())) for s in a.seeds}
-        (a.out / "gate.json").write_text(json.dumps({"settings": task_settings(a), "gate": gates}, indent=1))
-        for s, g in gates.items():
-            print(f"gate seed {s}: {'PASSED' if g['passed'] else 'FAILED'}: wrong greedy answers with a flagged step "
-                  f"{g['wrong_flagged_checked']:.3f} (>= 0.8; unchecked statuses {g['wrong_flagged_unchecked']:.3f}) "
-                  f"of {g['wrong']}, sampled pass@1 {g['pass1']:.3f} (0.2-0.5), greedy {g['greedy']:.3f}")
-        print(f"wall {time.perf_counter() - t0:.0f}s")
-        return 0
     if a.lr_sweep:
         return lr_sweep(a, task)
-    jobs = [(arm, s, task, a) for s in a.seeds for arm in a.arms]
+    gates = gates_for(a, task)
+    if a.gate_only:
+        print(f"wall {time.perf_counter() - t0:.0f}s")
+        return 0
+    seeds = [s for s in a.seeds if gates[str(s)]["passed"] or a.ignore_gate]
+    refused = {s: g for s, g in gates.items() if int(s) not in seeds}
+    if refused:
+        print(f"arms not run on seeds {', '.join(refused)}: they failed the gate (--ignore-gate runs them anyway)")
+    if not seeds:
+        print("no seed passed the gate: no arm ran (OUT/gate.json has the numbers)")
+        return 2
+    jobs = [(arm, s, task, a) for s in seeds for arm in a.arms]
     with ProcessPoolExecutor(a.workers) as pool:
         cells = list(pool.map(cell, jobs))
     kept = {(c["arm"], c["seed"]) for c in cells}
     cells += [c for c in collect(a.out) if (c["arm"], c["seed"]) not in kept]
     results = write_results(a.out, cells, {**task_settings(a), "wall_seconds": time.perf_counter() - t0,
-                                           "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M UTC",
+                                           "cpus": os.cpu_count(), "gate": gates, "ignore_gate": a.ignore_gate, "when": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                          time.gmtime())})
     print(table(results))
     if a.publish:

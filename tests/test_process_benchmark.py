@@ -92,3 +92,24 @@ def test_help_parses():
     assert a.arms == ["outcome", "checked"] and a.seeds == [0, 1] and a.max_new_tokens == 32
     with pytest.raises(SystemExit):
         ps.parse_args(["--arms", "nope"])
+
+
+DIAG = Path(__file__).resolve().parent.parent / "benchmarks" / "process_diagnosis.py"
+_spec = importlib.util.spec_from_file_location("process_diagnosis", DIAG)
+diag = importlib.util.module_from_spec(_spec)
+sys.path.insert(0, str(DIAG.parent))
+_spec.loader.exec_module(diag)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 10 ** 9), st.sampled_from([2, 5]), st.integers(1, 99), st.booleans())
+def test_the_diagnosis_counts_a_slipped_chain_as_a_false_step(seed, k, max_number, slipped):
+    rng = random.Random(seed)
+    nums = list(ps.draw_numbers(rng, k, max_number))
+    ex = ps.chain_example(nums, rng, slip=1.0 if slipped else 0.0)
+    assert diag.false_step(ex["completion"], ex["prompt"], ex["answer"]) is slipped
+
+
+def test_the_diagnosis_help_parses():
+    out = subprocess.run([sys.executable, str(DIAG), "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "gradcheck" in out.stdout
