@@ -51,6 +51,13 @@ class Handles:
 
     def __init__(self):
         self.objs = []
+        self.once = {}  # id(cls) -> its id, for exception classes: the tester keeps one class per class
+
+    def put_once(self, obj):
+        i = self.once.get(id(obj))
+        if i is None:
+            i = self.once[id(obj)] = self.put(obj)  # kept in objs, so id(obj) is never reused
+        return i
 
     def put(self, obj):
         if len(self.objs) >= MAX_HANDLES:
@@ -145,7 +152,19 @@ def _handle(value, handles):
     name = name[:100] if type(name) is str else "?"
     if handles is None:
         return {"t": "object", "type": name}
+    if isinstance(value, type) and issubclass(value, BaseException) and value.__module__ != "builtins":
+        return _exception_class(value, handles)
     return {"t": "handle", "id": handles.put(value), "type": name, "call": callable(value)}
+
+
+def _exception_class(cls, handles):
+    """A non-builtin exception class as a handle with its name and bases (builtin ones by name),
+    so the tester can make one real exception class standing for it (see tester.Channel.proxy)."""
+    bases = [{"builtin": b.__name__} if b.__module__ == "builtins" else _exception_class(b, handles)
+             for b in cls.__bases__ if issubclass(b, BaseException)]
+    name = cls.__name__ if type(cls.__name__) is str else "?"
+    return {"t": "handle", "id": handles.put_once(cls), "type": "type", "call": True,
+            "exc": {"name": name[:100], "bases": bases}}
 
 
 def dumps(obj):
@@ -392,7 +411,7 @@ def _respond(req, handles, mod):
     except StopIteration:
         out = {"stop": True}
     except BaseException as exc:
-        out = {"error": error_record(exc)}
+        out = {"error": error_record(exc, handles)}
     out["rid"] = req.get("rid") if type(req) is dict else None
     return out
 
@@ -630,16 +649,23 @@ class Handle:
         self.obj = obj
 
 
-def error_record(exc):
-    """An exception as data: builtin exception classes by name, anything else as CandidateError."""
+def error_record(exc, handles=None):
+    """An exception as data: builtin exception classes by name, anything else as CandidateError
+    (with its class as a handle, when there is a handle table)."""
     t = type(exc)
     builtin = getattr(t, "__module__", None) == "builtins" and isinstance(exc, Exception)
     try:
         msg = str(exc)[:1000]
     except BaseException:
         msg = "?"
-    return {"type": t.__name__ if builtin else "CandidateError", "name": str(t.__name__)[:100], "msg": msg,
-            "tb": format_error(exc)[-800:]}
+    out = {"type": t.__name__ if builtin else "CandidateError", "name": str(t.__name__)[:100], "msg": msg,
+           "tb": format_error(exc)[-800:]}
+    if handles is not None and t.__module__ != "builtins":
+        try:
+            out["cls"] = _exception_class(t, handles)
+        except BaseException:
+            pass  # a class whose bases or name cannot be read: a plain CandidateError
+    return out
 
 
 def resolve(ns, job):

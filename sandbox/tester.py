@@ -128,7 +128,7 @@ class Channel:
             if on and type(msg.get(key)) is str:
                 getattr(sys, stream).write(msg[key])
         if "error" in msg:
-            raise _exception(msg["error"])
+            raise self._error(msg["error"])
         if "stop" in msg:  # the end of a candidate iterator; from any other op, a StopIteration like any error
             if op == "next":
                 raise StopIteration
@@ -141,6 +141,22 @@ class Channel:
             return decode(msg["value"], self.proxy)
         except (ProtocolError, RecursionError, MemoryError, ValueError, TypeError, OverflowError, KeyError) as exc:
             self._lost(f"malformed answer: {type(exc).__name__}")
+
+    def _error(self, err) -> CandidateError:
+        """A candidate's exception record as the dedicated type: its class's stand-in when it is not
+        a builtin one (see _exception_class), else as _exception makes it."""
+        cls = None
+        if type(err) is dict and type(err.get("cls")) is dict and "exc" in err["cls"]:
+            try:
+                cls = self.proxy(err["cls"])
+            except (ProtocolError, RecursionError, MemoryError, ValueError, TypeError, KeyError):
+                self._lost("malformed error")
+        if isinstance(cls, type) and issubclass(cls, CandidateError):
+            try:
+                return cls(str(err.get("msg", "")))
+            except Exception:
+                pass  # a builtin base whose constructor wants more than a message
+        return _exception(err)
 
     def _sync_builtins(self) -> None:
         """The test patched ``input`` / ``print`` / ``open`` (monkeypatch, mock.patch, assignment):
@@ -226,6 +242,30 @@ class Channel:
         except TypeError as exc:
             self._send({"op": "cb_raise", "type": "TypeError", "msg": str(exc)[:1000]})
 
+    def _exception_class(self, info) -> type:
+        """The tester's stand-in for a candidate exception class: a real subclass of CandidateError
+        (and of the stand-ins for its bases, builtin ones by name as in _error_class), so
+        ``pytest.raises``, ``assertRaises``, ``except`` and ``issubclass`` work with it; a protocol
+        exception base (StopIteration...) is never among them. One per candidate class."""
+        if type(info) is not dict or type(info.get("bases")) is not list or len(info["bases"]) > 8:
+            raise ProtocolError("malformed exception class")
+        name = str(info.get("name", "?"))[:100]
+        bases = []
+        for b in info["bases"]:
+            if type(b) is dict and "builtin" in b:
+                base = _error_class(str(b["builtin"])[:100]) or CandidateError
+            elif type(b) is dict and "exc" in b:
+                base = self.proxy(b)
+            else:
+                raise ProtocolError("malformed exception base")
+            if base not in bases:
+                bases.append(base)
+        ns = {"type_name": name, "__qualname__": name, "__module__": "solution"}
+        try:
+            return type(name, tuple(bases) or (CandidateError,), ns)
+        except TypeError:  # bases whose layouts or order do not combine here
+            return type(name, (CandidateError,), ns)
+
     def proxy(self, tagged: dict):
         """The proxy for a handle the candidate sent (one per id, so identity holds)."""
         if "ref" in tagged:  # one of our own objects coming back
@@ -237,6 +277,8 @@ class Channel:
         if type(i) is not int:
             raise ProtocolError("malformed handle")
         p = self.proxies.get(i)
+        if p is None and "exc" in tagged:
+            p = self.proxies[i] = self._exception_class(tagged["exc"])
         if p is None:
             cls = DataclassProxy if tagged.get("dc") is True else Proxy
             p = self.proxies[i] = cls(self, i, str(tagged.get("type", "?"))[:100], tagged.get("call") is True)

@@ -303,6 +303,21 @@ CHEATS = {
                 pass
             assert f(1) == 2
     """)),
+    # the stand-in for a candidate exception class never has a protocol exception among its bases:
+    # a subclass of StopIteration cannot end the test's map() early
+    "stopiteration_subclass_ends_map": ("class Stop(StopIteration):\n    pass\ndef f(x):\n    raise Stop\n", _pytest("""
+        from solution import f
+        def test_f():
+            assert all(map(f, [1, 2]))
+    """)),
+    # a candidate object whose __eq__ says True to everything never equals the test's own data
+    "always_equal_against_test_value": ("class Eq:\n    def __eq__(self, o):\n        return True\n"
+                                        "    __hash__ = object.__hash__\ndef f(x):\n    return Eq()\n", _pytest("""
+        from solution import f
+        def test_f():
+            assert f(1) == 2
+            assert [f(1)] == [2]
+    """)),
 }
 
 
