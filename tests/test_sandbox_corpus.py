@@ -28,14 +28,6 @@ CORPUS = DATA / "legit_corpus"
 # template (item name up to _pytest / _unittest) -> why it fails through the sandbox today (issue 26,
 # being fixed in sandbox/ and plugins/grpo_code/); plain execution passes every one of them
 KNOWN_GAPS: dict[str, str] = {
-    "cwd_file": "a file the candidate writes in the shared working directory cannot be removed by the test "
-                "(PermissionError on os.remove: owned by the candidate's uid)",
-    "dataclass": "dataclasses.asdict on a candidate dataclass instance: it arrives as a handle, not decoded",
-    "exceptions": "pytest.raises / assertRaises against the solution's own exception class: the candidate's "
-                  "exception arrives as a plain CandidateError and the class handle refuses bool()",
-    "monkeypatch_env": "pytest monkeypatch.setenv applies in the tester only (patch.dict(os.environ) works)",
-    "object_equality": "== between candidate objects is identity by design (docs/code.md), so Money(2) + Money(1) "
-                       "== Money(3) fails",
     "test_subclass": "a test-defined subclass of a solution class: the inherited method runs on the candidate "
                      "side and never sees the test's override",
 }
