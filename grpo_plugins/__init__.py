@@ -21,6 +21,7 @@ PUBLIC_MODULES = (
     "grpo_plugins.io",  # JSONL in and out, atomic writes
     "grpo_plugins.monitors",  # the Monitor API (register_monitors)
     "grpo_plugins.steps",  # step spans and the char -> token mapping
+    "grpo_plugins.stop",  # the Ctrl-C / SIGTERM stop flag long loops poll
     "grpo_plugins.trl",
     "grpo_plugins.replay",  # the crash-safe replay buffer (reward-model plugins train from it)
 )

@@ -5,6 +5,7 @@ attached last (``register_commands``), after ``--plugin`` files are loaded."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import click
 
 from .config import ConfigError, LoadedConfig, Problem, RunConfig, inspect_config, load_config, parse_override
+from . import stop
 from .errors import UserError, require
 from .host import RewardError, RewardHost
 from .io import AtomicJsonlWriter, finite_or_none, iter_jsonl
@@ -72,6 +74,27 @@ class GrpoGroup(click.Group):
 def cli(ctx: click.Context, plugin_files: tuple[str, ...]) -> None:
     """Pluggable verifiable rewards and GRPO training."""
     _manager(ctx)
+
+
+def stoppable(func):
+    """A long command: SIGINT/SIGTERM handled by stop.py for its whole run, then one line and exit 130/143.
+
+    The command may put the rerun's advice in ``ctx.meta["resume_hint"]`` once it knows the run dir."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        restore = stop.install()
+        try:
+            return func(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            how = "at a safe point" if isinstance(exc, stop.StopRequested) else "at once (second signal)"
+            hint = click.get_current_context().meta.get("resume_hint", "rerun the same command to resume")
+            click.echo(f"stopped {how} by {stop.controller.signal_name()}; {hint}", err=True)
+            sys.exit(stop.controller.exit_code())
+        finally:
+            restore()
+
+    return wrapper
 
 
 @cli.command("plugins")
@@ -250,8 +273,12 @@ def run_config_model(data: dict | None = None) -> type[RunConfig]:
 @click.argument("config", type=click.Path(dir_okay=False, exists=True))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--force", is_flag=True, help="resume even though settings differ from the run dir's config.yaml")
+@stoppable
 def train_cmd(config, overrides, force):
-    """Train with GRPO. Overrides use dotted keys: train.steps=20 rollout.temperature=0.8."""
+    """Train with GRPO. Overrides use dotted keys: train.steps=20 rollout.temperature=0.8.
+
+    Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits 130 (143); the same
+    command resumes. A stopped warm-up restarts on the rerun. A second Ctrl-C stops at once."""
     require("torch", "transformers", "datasets", "accelerate", install=TRAIN_EXTRA)
     from .grpo.config import TrainConfig
 
@@ -266,12 +293,9 @@ def train_cmd(config, overrides, force):
 
     check_resume(cfg, cfg.log.run_dir, force)
 
+    click.get_current_context().meta["resume_hint"] = f"resume with the same command (run dir {cfg.log.run_dir})"
     trainer = GRPOTrainer(cfg, manager)
-    try:
-        final = trainer.train()
-    except KeyboardInterrupt:
-        click.echo(f"stopped; resume with the same command (run dir {cfg.log.run_dir})", err=True)
-        sys.exit(130)
+    final = trainer.train()
     if trainer.is_main:
         keys = [k for k in ("reward", "kl", "completions/mean_length", "before/eval/accuracy", "after/eval/accuracy")
                 if k in final]
@@ -296,6 +320,7 @@ def plot_cmd(run_dir, out, keys):
 @click.argument("config", type=click.Path(dir_okay=False, exists=True))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--check", is_flag=True, help="only validate the config (every problem with its file and line)")
+@stoppable
 def cycle_cmd(config, overrides, check):
     """Run iterative RL cycles: GRPO, step labels, replay buffer, reward-model retraining, report.
 
@@ -312,6 +337,8 @@ def cycle_cmd(config, overrides, check):
     loaded.raise_problems(dry_run_problems(loaded))
     from .cycle.runner import Cycle
 
+    click.get_current_context().meta["resume_hint"] = (f"resume with the same command: it restarts the phase "
+                                                       f"it was in (run dir {cfg.log.run_dir})")
     report = Cycle(cfg, manager, log=lambda m: click.echo(m, err=True)).run()
     last = report["cycles"][-1] if report["cycles"] else {}
     click.echo(json.dumps({k: v for k, v in last.items() if k != "seconds"}, indent=1, default=str))
@@ -328,6 +355,7 @@ def cycle_cmd(config, overrides, check):
               help="N completions per held-out prompt; default: eval.samples, else 16")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="folder for eval.json and passk.png (default: RUN_DIR/eval)")
+@stoppable
 def eval_cmd(config, overrides, models, ks, samples, out_dir):
     """Held-out greedy accuracy, pass@k, maj@k (answer equivalence) and PRM voting, per model."""
     require("torch", "transformers", "datasets", "accelerate", install=TRAIN_EXTRA)
@@ -350,6 +378,7 @@ def eval_cmd(config, overrides, models, ks, samples, out_dir):
         raise click.BadParameter(f"{ks!r} is not a comma-separated list of integers", param_hint="--k") from None
     if min(k_list) < 1:
         raise click.BadParameter("every k must be at least 1", param_hint="--k")
+    click.get_current_context().meta["resume_hint"] = "nothing was written; rerun the command to evaluate again"
     report = evaluate_models(cfg, manager, list(models) or [cfg.model.name_or_path], n, k_list, cfg.eval.subsets)
     report["config"] = config
     json_path, png = write_report(report, out_dir or f"{cfg.log.run_dir}/eval")

@@ -12,7 +12,9 @@ killed run restarts at the phase it was in. Each phase can run again safely: the
 from its checkpoint, buffers deduplicate, outputs are written atomically. A rerun repeats the phase
 exactly: its random draws are seeded from (run seed, cycle, phase) alone (``phase_seed``), and the
 buffer phase's batch is committed under the cycle's tag together with its counts, so a kill after the
-records are stored still reports what that cycle added.
+records are stored still reports what that cycle added. A stop signal (stop.py) ends the run at a
+safe point: the GRPO phase after its checkpoint, the others between batches (the phase reruns) or
+after the phase (the next one runs).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable
 
+from .. import stop
 from ..errors import SettingError
 from ..hookspecs import hookimpl
 from ..host import RewardHost
@@ -117,6 +120,7 @@ class Cycle:
                                                                                            "phase": PHASES[0]}
                 atomic_write_text(self.state_path, json.dumps(state))
                 self.log(f"cycle {k}: {phase} done ({time.perf_counter() - t0:.1f}s)")
+                stop.check()
         return json.loads((self.root / "report.json").read_text())
 
     def _timing(self, k: int, phase: str, seconds: float) -> None:
@@ -203,6 +207,7 @@ class Cycle:
         generator = Generator(tokenizer, rollout, self.cfg.data, device, autocast, vllm)
 
         def gen(texts, max_new_tokens):
+            stop.check()  # between generation batches: labels are written at the phase's end, so it reruns
             return generator.complete(model, texts, max_new_tokens, version=1)
 
         checker = self._checker()

@@ -18,6 +18,7 @@ from typing import Any, Callable, Hashable, Sequence
 import numpy as np
 import torch
 
+from .. import stop
 from ..errors import SettingError
 from ..rewards import can_vote
 from ..steps import aggregate_steps
@@ -175,6 +176,14 @@ def eval_label(trainer) -> str:
     return getattr(trainer, "eval_label", None) or cfg.eval.reward or cfg.rewards[0].label
 
 
+def poll_stop(trainer) -> None:
+    """A safe point between evaluation batches: raise StopRequested after a stop signal (stop.py)."""
+    # inside the GRPO loop (its logger is open) the loop polls after the step's evaluation and saves the
+    # step first; stopping here would lose that step's checkpoint
+    if getattr(trainer, "logger", None) is None:
+        stop.check()
+
+
 def greedy_correct(trainer, rows, max_new: int) -> tuple[list[bool], int]:
     """Per row: is the greedy completion correct on ``eval.reward``; plus the completion tokens in all."""
     cfg = trainer.cfg
@@ -182,6 +191,7 @@ def greedy_correct(trainer, rows, max_new: int) -> tuple[list[bool], int]:
     correct: list[bool] = []
     lengths = 0
     for s in range(0, len(rows), cfg.eval.batch_size):
+        poll_stop(trainer)
         chunk = rows[s:s + cfg.eval.batch_size]
         batch = trainer.generate(chunk, n=1, greedy=True, max_new_tokens=max_new)
         scores = trainer.host.score(batch.rollouts)
@@ -238,6 +248,7 @@ def sampled_eval(trainer, rows, samples: int, ks: Sequence[int], max_subsets: in
     with torch.random.fork_rng(devices=devices):  # training's RNG stream stays where it was
         torch.manual_seed(seed)
         for s in range(0, len(rows), per_row):
+            poll_stop(trainer)
             chunk = rows[s:s + per_row]
             batch = trainer.generate(chunk, n=samples, max_new_tokens=max_new, group_offset=s)
             scores = trainer.host.score(batch.rollouts)

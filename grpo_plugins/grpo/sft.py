@@ -1,9 +1,14 @@
-"""Supervised warm-up before GRPO: prompt + completion pairs, loss on the completion tokens only."""
+"""Supervised warm-up before GRPO: prompt + completion pairs, loss on the completion tokens only.
+
+A stop signal (stop.py) ends the warm-up between two steps without saving it: it is short and seeded
+(the model loaded from disk, batches drawn from ``train.seed``), so the rerun restarts it and reaches
+exactly the warmed-up model an uninterrupted run has."""
 
 from __future__ import annotations
 
 import torch
 
+from .. import stop
 from .data import load_rows, prompt_text
 from .optim import make_scheduler
 
@@ -32,6 +37,7 @@ def supervised_warmup(model, tokenizer, cfg, accelerator, autocast, show_progres
         bar = tqdm(total=s.steps, desc="sft", unit="step", disable=None, dynamic_ncols=True)
     device = accelerator.device
     for _ in range(s.steps):
+        stop.check()
         batch = [examples[i] for i in torch.randint(len(examples), (s.batch_size,), generator=g).tolist()]
         L = max(len(p) + len(c) for p, c in batch)
         ids = torch.full((len(batch), L), tokenizer.pad_token_id, dtype=torch.long)

@@ -17,6 +17,8 @@ import random
 import shutil
 from pathlib import Path
 
+from .. import stop
+
 SPECIAL = ["<pad>", "<s>", "</s>", "<unk>"]
 TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
 CHARS = [chr(c) for c in range(32, 127)] + ["\n"]
@@ -96,7 +98,8 @@ def build(dir: str | os.PathLike, n_train: int = 4000, n_eval: int = 200, n_sft:
     """Write ``model/`` (weights + tokenizer), ``train.jsonl``, ``test.jsonl``, ``sft.jsonl`` under dir.
 
     Idempotent: an existing complete build is kept. Written to a temporary folder and renamed, so
-    an interrupted build never leaves a half-written one behind.
+    an interrupted build never leaves a half-written one behind; a stop signal (stop.py) ends it
+    between files, the temporary folder removed.
     """
     out = Path(dir)
     if (out / "DONE").exists():
@@ -104,15 +107,21 @@ def build(dir: str | os.PathLike, n_train: int = 4000, n_eval: int = 200, n_sft:
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tokenizer = build_tokenizer()
-    model = build_model(tokenizer, hidden_size, layers, heads, seed)
-    model.save_pretrained(tmp / "model")
-    tokenizer.save_pretrained(tmp / "model")
-    for name, rows in build_data(n_train, n_eval, n_sft, carry_slip, seed).items():
-        with open(tmp / f"{name}.jsonl", "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r) + "\n")
-    (tmp / "DONE").write_text("ok\n")
+    try:
+        tokenizer = build_tokenizer()
+        model = build_model(tokenizer, hidden_size, layers, heads, seed)
+        stop.check()
+        model.save_pretrained(tmp / "model")
+        tokenizer.save_pretrained(tmp / "model")
+        for name, rows in build_data(n_train, n_eval, n_sft, carry_slip, seed).items():
+            stop.check()
+            with open(tmp / f"{name}.jsonl", "w", encoding="utf-8") as f:
+                for r in rows:
+                    f.write(json.dumps(r) + "\n")
+        (tmp / "DONE").write_text("ok\n")
+    except BaseException:  # a stop, a second Ctrl-C or an error: no stray .tmp-PID folder is left
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out.exists():
         shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)

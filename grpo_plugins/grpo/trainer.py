@@ -26,8 +26,6 @@ import contextlib
 import json
 import os
 import random
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_ch
 from .data import PromptSampler, load_rows, row_location
 from ..host import RewardError, RewardHost, Scores
 from ..io import atomic_write_text
+from .. import stop as stopping
 from .loss import Norm, grpo_loss, reduce_metrics
 from .metrics import MetricsLogger, continuations_charged, sample_rows, step_metrics
 from ..monitors import ACTIONS, Alert, MonitorHost, MonitorStop, strongest_action
@@ -129,7 +128,6 @@ class GRPOTrainer:
         self.eval_results: dict[str, Any] = {}
         self.last_metrics: dict[str, Any] = {}
         self.logger: MetricsLogger | None = None
-        self._stop = False
 
     # --- models ----------------------------------------------------------------------------
 
@@ -244,14 +242,15 @@ class GRPOTrainer:
                 self.eval_results["before"] = self.evaluate()
                 self._write_eval()
                 self._print_eval("before", self.eval_results["before"])
+        stopping.check()  # a stop before GRPO's first step here: the rerun redoes what came before
         self.logger = MetricsLogger(self.run_dir, cfg.train.steps, self.step,
                                     cfg.log.tensorboard and "tensorboard" in cfg.log.report_to, cfg.log.progress,
                                     enabled=self.is_main, every=cfg.log.every, wandb="wandb" in cfg.log.report_to,
                                     config=cfg.model_dump(mode="json"))
         self.monitors.start(self.run_dir, self.step, write=self.is_main)
-        previous = self._install_sigint()
+        restore = stopping.install()  # SIGINT/SIGTERM: finish this step, checkpoint, stop (stop.py)
         try:
-            while self.step < cfg.train.steps and not self._stop and not (
+            while self.step < cfg.train.steps and not stopping.requested() and not (
                     cfg.train.max_rollouts and self.num_rollouts >= cfg.train.max_rollouts):
                 metrics = self.train_step()
                 self.logger.log(self.step, metrics)
@@ -267,14 +266,14 @@ class GRPOTrainer:
                     self._write_eval()
                 if cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0 or action == "checkpoint":
                     self.save()
-            if self._stop:
+            if stopping.requested():
                 self.logger.write(f"interrupted: saving a checkpoint at step {self.step}")
                 self.save()
-                raise KeyboardInterrupt
+                stopping.check()
             if self.step and (latest_checkpoint(self.run_dir) or Path()).name != f"checkpoint-{self.step}":
                 self.save()
         finally:
-            self._restore_sigint(previous)
+            restore()
             self.logger.close()
             self.logger = None
         if self.eval_rows is not None:
@@ -713,24 +712,6 @@ class GRPOTrainer:
         if self.is_main:
             self.policy.save_pretrained(path, **({} if state is None else {"state_dict": state}))
             self.tokenizer.save_pretrained(path)
-
-    def _install_sigint(self):
-        """First Ctrl-C: finish the current step, checkpoint, stop. Second Ctrl-C: stop at once."""
-        if threading.current_thread() is not threading.main_thread():
-            return None
-
-        def handler(signum, frame):
-            if self._stop:
-                raise KeyboardInterrupt
-            self._stop = True
-            print("\nCtrl-C: finishing this step, then saving a checkpoint (Ctrl-C again to quit now)", flush=True)
-
-        return signal.signal(signal.SIGINT, handler)
-
-    @staticmethod
-    def _restore_sigint(previous) -> None:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
 
 
 def _rows(x: torch.Tensor | None, idx: torch.Tensor, length: int) -> torch.Tensor | None:

@@ -1,5 +1,6 @@
 """PRM training: soft or hard step labels, loss only at the token that ends each step, batches of
-similar length, held-out step accuracy and AUC. The loop reads top to bottom."""
+similar length, held-out step accuracy and AUC. The loop reads top to bottom; a stop signal
+(grpo_plugins.stop) ends it between steps before anything is saved, so the retrain phase reruns."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from grpo_plugins import stop
 
 from .data import PRMExample
 from .history import HistorySampler
@@ -131,6 +133,7 @@ def train_prm(init: str | Path, out: str | Path, examples: list[PRMExample], opt
     plan = plan_batches([len(enc.input_ids) for enc, _ in encoded], len(history), o, history_share, rng)
     tokens, losses, t0 = 0, [], time.perf_counter()
     for step, idx in enumerate(plan):
+        stop.check()
         batch = make_batch(prm, [encoded[i] for i in idx])
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         loss, m = step_loss(logits, batch.targets)
