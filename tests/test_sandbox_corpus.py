@@ -27,10 +27,7 @@ CORPUS = DATA / "legit_corpus"
 
 # template (item name up to _pytest / _unittest) -> why it fails through the sandbox today (issue 26,
 # being fixed in sandbox/ and plugins/grpo_code/); plain execution passes every one of them
-KNOWN_GAPS: dict[str, str] = {
-    "test_subclass": "a test-defined subclass of a solution class: the inherited method runs on the candidate "
-                     "side and never sees the test's override",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _generator():

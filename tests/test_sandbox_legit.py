@@ -163,6 +163,33 @@ LEGIT = {
                 assert fh.read() == 'x'
             os.remove('rel.txt')  # the candidate's file: /work has no sticky bit
     """)),
+    # 4b. a candidate method calling self.step() reaches a test-defined subclass's override
+    "subclass_override_seen_by_inherited_method": (
+        "class Counter:\n    def __init__(self, start=0):\n        self.n = start\n"
+        "    def step(self):\n        return 1\n"
+        "    def tick(self, times):\n        for _ in range(times):\n            self.n += self.step()\n"
+        "        return self.n\n", _pytest("""
+        from solution import Counter
+        class Double(Counter):
+            def step(self):
+                return 2
+        class Triple(Double):
+            def step(self):
+                return super().step() + 1
+        class Lazy(Counter):
+            def __init__(self):
+                pass  # never calls super().__init__()
+            def step(self):
+                return 5
+        def test_override():
+            assert Double().tick(2) == 4
+            assert Triple(10).tick(2) == 16
+            assert Counter().tick(2) == 2
+            assert Lazy().step() == 5
+        def test_plain_base_untouched():
+            d = Double()
+            assert d.step() == 2 and Counter().step() == 1
+    """)),
     # 5. == between candidate objects runs the candidate class's __eq__ (identity when it has none)
     "candidate_eq_between_candidate_objects": (
         "class Money:\n    def __init__(self, c):\n        self.c = c\n"
