@@ -16,9 +16,14 @@ from pydantic import BaseModel
 UNKNOWN = "unknown"  # the version of a plugin no installed distribution provides (a file, inline)
 
 
+# built once: json.dumps with non-default arguments builds a new encoder per call (most of its cost on
+# a short string, and rescore hashes every stored row)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no spaces: equal data gives equal text whatever the key order."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(value)
 
 
 def digest(text: str | bytes, n: int = 16) -> str:

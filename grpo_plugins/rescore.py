@@ -21,7 +21,7 @@ import click
 
 from .errors import UserError
 from .host import RewardHost
-from .io import InputError, dumps, iter_jsonl
+from .io import InputError, dumps, json_problem
 from .provenance import canonical_json, digest, provenance_key
 from .rewards import RewardConfig, RewardResult, sample_from_record
 
@@ -42,6 +42,10 @@ class RescoreCache:
             # WAL: a kill between write and commit leaves the last committed state readable
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, result TEXT NOT NULL)")
+            # a stored line already read under this reward: its content key and the fields the diff needs,
+            # so an unchanged line is never JSON-parsed again (parsing was most of a cached rescore's time)
+            self.db.execute("CREATE TABLE IF NOT EXISTS lines (hash TEXT PRIMARY KEY, key TEXT NOT NULL, "
+                            "before, status, step, provenance TEXT, after, status_after)")
         except sqlite3.DatabaseError as exc:
             raise UserError(f"{self.path}: not a usable rescore cache ({exc}); delete it or pass --no-cache") from None
 
@@ -51,11 +55,24 @@ class RescoreCache:
         for s in range(0, len(keys), SQLITE_VARS):
             part = keys[s:s + SQLITE_VARS]
             q = f"SELECT key, result FROM results WHERE key IN ({','.join('?' * len(part))})"
-            for key, text in self.db.execute(q, part):
-                d = json.loads(text)
-                steps = None if d["steps"] is None else [tuple(x) for x in d["steps"]]
-                out[key] = RewardResult(d["value"], steps, d["info"])
+            out.update((key, _result(text)) for key, text in self.db.execute(q, part))
         return out
+
+    def lines(self, hashes: list[str]) -> dict[str, tuple]:
+        """Known lines among ``hashes``: hash -> (key, before, status, step, provenance JSON, after,
+        status after)."""
+        out: dict[str, tuple] = {}
+        for s in range(0, len(hashes), SQLITE_VARS):
+            part = hashes[s:s + SQLITE_VARS]
+            q = f"SELECT * FROM lines WHERE hash IN ({','.join('?' * len(part))})"
+            out.update((row[0], row[1:]) for row in self.db.execute(q, part))
+        return out
+
+    def put_lines(self, rows: Iterable[tuple]) -> None:
+        """Remember lines as (hash, key, before, status, step, provenance JSON, after, status after), in
+        one transaction."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO lines VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(rows))
 
     def put(self, items: Iterable[tuple[str, RewardResult]]) -> None:
         """Store results in one transaction (all of them or, after a kill, none)."""
@@ -73,12 +90,15 @@ class Row:
     """One stored rollout: where it is, what it was given, and its verdict then and now."""
 
     line: int
-    record: dict[str, Any]
+    record: dict[str, Any] | None  # None: a line the cache knew, never parsed
     key: str = ""
     before: float | None = None
     status_before: str | None = None
     after: float | None = None
     status_after: str | None = None
+    step: Any = None
+    line_hash: str = ""  # set on a parsed line: remember it once scored
+    provenance: str | None = None  # the stored provenance of the reward, as canonical JSON
 
 
 @dataclass
@@ -143,9 +163,12 @@ def rescore(run_dir: str | Path, reward: str, options: dict[str, Any] | None = N
             prov = host.provenance[label]
             report = Report(str(path), label, None, prov)
             pkey = provenance_key(prov)
-            rows = _read_rows(path, label, gold, pkey, report)
-            for s in range(0, len(rows), batch_size):
-                _score_batch(host, label, rows[s:s + batch_size], store, report)
+            rows = _read_rows(path, label, gold, pkey, report, store)
+            _score_rows(host, label, rows, store, report, batch_size)
+            if store is not None:
+                store.put_lines((r.line_hash, r.key, r.before, r.status_before, r.step, r.provenance, r.after,
+                                 r.status_after) for r in rows if r.line_hash
+                                and _storable(r.before, r.status_before, r.step, r.after, r.status_after))
     finally:
         if store is not None:
             store.close()
@@ -153,40 +176,94 @@ def rescore(run_dir: str | Path, reward: str, options: dict[str, Any] | None = N
     return report
 
 
-def _read_rows(path: Path, label: str, gold: list[str], pkey: str, report: Report) -> list[Row]:
+def _read_rows(path: Path, label: str, gold: list[str], pkey: str, report: Report,
+               store: RescoreCache | None) -> list[Row]:
+    """The stored rows; lines the cache knows come from it unparsed, with their verdict now."""
+    numbered = [(n, text) for n, text in enumerate(path.open(encoding="utf-8"), 1) if text.strip()]
+    # the label and provenance too: the same line under another reward is another (before, result)
+    hashes = [digest(f"{label}\0{pkey}\0{text}", 32) for _, text in numbered]
+    known = store.lines(list(dict.fromkeys(hashes))) if store is not None else {}
     rows = []
-    lines = (n for n, text in enumerate(path.open(encoding="utf-8"), 1) if text.strip())
-    for record in iter_jsonl(path, required=("completion",)):
-        line = next(lines)
+    for (line, text), h in zip(numbered, hashes):
+        hit = known.get(h)
+        if hit is not None:
+            key, before, status, step, prov, after, status_after = hit
+            rows.append(Row(line, None, key, before, status, after, status_after, step))
+            if report.provenance_before is None and prov is not None:
+                report.provenance_before = json.loads(prov)
+            continue
+        record = _parse(path, line, text)
         for col in gold:
             if record.get(col) is None:
                 raise InputError(f"{path}:{line}: {col}: missing (reward {label!r} needs it to rescore; the run "
                                  f"stored no gold: rows are written with it since provenance landed)")
-        if report.provenance_before is None and isinstance(record.get("provenance"), dict):
-            report.provenance_before = record["provenance"].get(label)
+        prov = record["provenance"].get(label) if isinstance(record.get("provenance"), dict) else None
+        if report.provenance_before is None:
+            report.provenance_before = prov
         before = (record.get("rewards") or {}).get(label)
         status = (record.get("status") or {}).get(label)
-        # the prompt too: a reward may read it, so the same completion under another prompt is another input
-        ckey = digest(canonical_json([record.get("prompt"), record["completion"]]))
-        gkey = digest(canonical_json([record.get(c) for c in gold]))
-        rows.append(Row(line, record, digest(f"{ckey}:{gkey}:{pkey}", 32), before, status))
+        # the prompt too: a reward may read it, so the same completion under another prompt is another input.
+        # One sha256 over (prompt, completion, gold, provenance) addresses the same content as a hash of
+        # each part, at a third of the cost
+        content = canonical_json([record.get("prompt"), record["completion"], [record.get(c) for c in gold]])
+        rows.append(Row(line, record, digest(f"{content}:{pkey}", 32), before, status, step=record.get("step"),
+                        line_hash=h, provenance=None if prov is None else canonical_json(prov)))
     return rows
 
 
-def _score_batch(host: RewardHost, label: str, batch: list[Row], store: RescoreCache | None, report: Report) -> None:
-    hits = store.get([r.key for r in batch]) if store is not None else {}
-    todo = [r for r in batch if r.key not in hits]
-    fresh: dict[str, RewardResult] = {}
-    if todo:
-        scores = host.score([sample_from_record(r.record) for r in todo])
-        fresh = {r.key: res for r, res in zip(todo, scores.results[label])}
-        if store is not None:
-            store.put(fresh.items())
-    report.scored += len(todo)
-    report.cached += len(batch) - len(todo)
-    for r in batch:
-        res = hits.get(r.key) or fresh[r.key]
-        r.after, r.status_after = _value(res), (res.info or {}).get("status")
+def _parse(path: Path, line: int, text: str) -> dict[str, Any]:
+    """One samples.jsonl line as a record, or one InputError line naming file:line (as iter_jsonl's)."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{line}: {json_problem(exc)}") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{path}:{line}: expected a JSON object, got {type(record).__name__}")
+    if "completion" not in record:
+        raise InputError(f"{path}:{line}: missing field 'completion'")
+    return record
+
+
+def _storable(*values: Any) -> bool:
+    # what sqlite gives back as it was given (a bool would come back an int, a dict not at all)
+    return all(v is None or type(v) in (int, float, str) for v in values)
+
+
+def _result(text: str) -> RewardResult:
+    d = json.loads(text)
+    steps = None if d["steps"] is None else [tuple(x) for x in d["steps"]]
+    return RewardResult(d["value"], steps, d["info"])
+
+
+def _score_rows(host: RewardHost, label: str, rows: list[Row], store: RescoreCache | None, report: Report,
+                batch_size: int) -> None:
+    # every key is looked up before any scoring: a few large queries instead of one per scored batch
+    parsed = [r for r in rows if r.record is not None]  # the others have their result already
+    hits = store.get(list(dict.fromkeys(r.key for r in parsed))) if store is not None else {}
+    todo = [r for r in parsed if r.key not in hits]
+    for s in range(0, len(todo), batch_size):
+        batch = todo[s:s + batch_size]
+        if store is not None:  # an earlier batch scored (and stored) the same content
+            batch = [r for r in batch if r.key not in hits]
+        if not batch:
+            continue
+        scores = host.score([sample_from_record(r.record) for r in batch])
+        fresh = list(zip(batch, scores.results[label]))
+        report.scored += len(batch)
+        if store is None:
+            for r, res in fresh:
+                _set_after(r, res)
+        else:
+            store.put((r.key, res) for r, res in fresh)
+            hits.update((r.key, res) for r, res in fresh)
+    report.cached = len(rows) - report.scored
+    if store is not None:  # every parsed row's content is in hits now
+        for r in parsed:
+            _set_after(r, hits[r.key])
+
+
+def _set_after(row: Row, res: RewardResult) -> None:
+    row.after, row.status_after = _value(res), (res.info or {}).get("status")
 
 
 def _summarise(rows: list[Row], report: Report) -> None:
@@ -199,7 +276,7 @@ def _summarise(rows: list[Row], report: Report) -> None:
         for k, st in ((0, r.status_before), (1, r.status_after)):
             report.statuses.setdefault(str(st), [0, 0])[k] += 1
         if not _same(r.before, r.after) or (r.status_before is not None and r.status_before != r.status_after):
-            report.changed.append({"line": r.line, "step": r.record.get("step"), "before": r.before,
+            report.changed.append({"line": r.line, "step": r.step, "before": r.before,
                                    "after": r.after, "status_before": r.status_before,
                                    "status_after": r.status_after})
 

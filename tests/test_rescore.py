@@ -6,10 +6,13 @@ import sqlite3
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from grpo_plugins.cli import cli
 from grpo_plugins.errors import UserError
 from grpo_plugins.manager import PluginManager
+from grpo_plugins.provenance import canonical_json
 from grpo_plugins.rescore import CACHE, RescoreCache, rescore
 from grpo_plugins.rewards import RewardResult
 
@@ -111,3 +114,58 @@ def test_kill_mid_write_rolls_back(tmp_path):
     again = RescoreCache(tmp_path / CACHE)
     assert set(again.get([f"k{i}" for i in range(1, 5000)])) == {"k1"} and again.get(["k1"])["k1"].value == 1.0
     assert sqlite3.connect(tmp_path / CACHE).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_known_lines_skip_parsing_and_give_the_parsed_verdicts(run, monkeypatch):
+    """A line the cache has seen under this reward is not parsed again, and the report is the one
+    parsing gives; an edited line (its stored reward) is parsed again and diffed against its new value."""
+    import grpo_plugins.rescore as rs
+
+    rows = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
+    for r in rows:
+        r["provenance"] = {"eq": {"plugin": "eq", "version": "0.1", "reward": "eq", "options": "abc"}}
+    (run / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    parsed = []
+    real = rs._parse
+    monkeypatch.setattr(rs, "_parse", lambda path, line, text: parsed.append(line) or real(path, line, text))
+    m = _manager(run)
+    plain = rescore(run, "eq", {"strict": True}, m, cache=False).as_dict()
+    first = rescore(run, "eq", {"strict": True}, m).as_dict()
+    assert parsed == [1, 2, 3, 4] * 2
+    again = rescore(run, "eq", {"strict": True}, m).as_dict()
+    assert parsed == [1, 2, 3, 4] * 2  # nothing parsed
+    for report in (first, again):
+        assert {k: v for k, v in report.items() if k not in ("scored", "cached")} == \
+               {k: v for k, v in plain.items() if k not in ("scored", "cached")}
+    assert again["provenance_before"]["version"] == "0.1" and again["changed"][0]["step"] == 1
+    rows[1].update(rewards={"eq": 0.0}, status={"eq": "incorrect"})  # line 2 now agrees with strict
+    (run / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    edited = rescore(run, "eq", {"strict": True}, m)
+    assert parsed[8:] == [2] and edited.scored == 0 and edited.changed == []
+    lax = rescore(run, "eq", {}, m)  # another provenance: every line is new to it
+    assert parsed[9:] == [1, 2, 3, 4] and [c["line"] for c in lax.changed] == [2]
+
+
+def test_lines_with_values_sqlite_cannot_keep_are_parsed_each_time(run, monkeypatch):
+    import grpo_plugins.rescore as rs
+
+    rows = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
+    rows[0]["step"] = {"cycle": 1, "step": 3}  # sqlite has no dict: the line is not remembered
+    (run / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    parsed = []
+    real = rs._parse
+    monkeypatch.setattr(rs, "_parse", lambda path, line, text: parsed.append(line) or real(path, line, text))
+    m = _manager(run)
+    rescore(run, "eq", {}, m)
+    report = rescore(run, "eq", {"strict": True}, m)
+    report = rescore(run, "eq", {"strict": True}, m)
+    assert parsed == [1, 2, 3, 4] * 2 + [1] and report.cached == 4 and report.changed[0]["line"] == 2
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=5), kids, max_size=4),
+                    max_leaves=12))
+def test_canonical_json_is_json_dumps_sorted_compact(value):
+    """The prebuilt encoder writes what json.dumps with the same arguments writes (options hashes already in run dirs keep their values)."""
+    assert canonical_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                               default=str)
