@@ -4,7 +4,7 @@ Run as a script under torchrun, this file prepares the tiny model the way the tr
 DeepSpeed config with ``"auto"`` batch sizes and no DataLoader: ``sharding.configure_zero3``), runs
 one GRPO-style update of two micro-batches through ``sharding.micro_batch`` and counts the engine's
 optimizer steps, then compares the update with plain SGD on the whole batch. Skipped without
-deepspeed (not in CI installs); ``pip install deepspeed==0.19.8`` with ``DS_BUILD_OPS=0`` suffices.
+deepspeed (in the dev extra, so CI runs them; ``DS_BUILD_OPS=0 pip install deepspeed==0.19.8`` suffices).
 """
 
 from __future__ import annotations
