@@ -260,11 +260,12 @@ class Channel:
                 raise ProtocolError("malformed exception base")
             if base not in bases:
                 bases.append(base)
-        ns = {"type_name": name, "__qualname__": name, "__module__": "solution"}
+        label = name if name.isidentifier() else "CandidateError"  # type() refuses some names ("\0")
+        ns = {"type_name": name, "__qualname__": label, "__module__": "solution"}
         try:
-            return type(name, tuple(bases) or (CandidateError,), ns)
+            return type(label, tuple(bases) or (CandidateError,), ns)
         except TypeError:  # bases whose layouts or order do not combine here
-            return type(name, (CandidateError,), ns)
+            return type(label, (CandidateError,), ns)
 
     def proxy(self, tagged: dict):
         """The proxy for a handle the candidate sent (one per id, so identity holds)."""

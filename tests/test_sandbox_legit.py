@@ -7,6 +7,7 @@ monkeypatch of ``input`` / ``print``, and files shared through the working direc
 
 from __future__ import annotations
 
+import builtins
 import textwrap
 
 import pytest
@@ -401,3 +402,37 @@ def test_malformed_stdlib_tags_are_protocol_errors(tagged):
 
     with pytest.raises(compare.ProtocolError):
         compare.decode(tagged)
+
+
+# the tester's stand-ins for candidate exception classes: whatever bases the candidate names, the
+# class is a CandidateError and never a protocol exception (which would end the test's map/zip or
+# stop the run); malformed records are protocol violations
+BUILTIN_EXCEPTIONS = sorted(n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException))
+EXC_INFO = st.recursive(
+    st.fixed_dictionaries({"name": st.text(max_size=8), "bases": st.lists(
+        st.builds(lambda n: {"builtin": n}, st.sampled_from(BUILTIN_EXCEPTIONS + ["nope", "int"])), max_size=3)}),
+    lambda inner: st.fixed_dictionaries({"name": st.text(max_size=8), "bases": st.lists(
+        st.builds(lambda i, n: {"t": "handle", "id": n, "type": "type", "exc": i}, inner,
+                  st.integers(100, 10_000)), max_size=2)}),
+    max_leaves=6)
+
+
+@given(EXC_INFO)
+def test_exception_class_stand_ins_are_never_protocol_exceptions(info):
+    from grpo_sandbox.tester import CandidateError, Channel
+
+    cls = Channel(-1, -1)._exception_class(info)
+    assert issubclass(cls, CandidateError)
+    assert not issubclass(cls, (StopIteration, StopAsyncIteration, GeneratorExit, KeyboardInterrupt, SystemExit))
+    assert cls.type_name == info["name"][:100]
+
+
+@pytest.mark.parametrize("info", [None, [], {"name": "E"}, {"name": "E", "bases": "Exception"},
+                                  {"name": "E", "bases": [1]}, {"name": "E", "bases": [{"id": 1}]},
+                                  {"name": "E", "bases": [{"builtin": "Exception"}] * 9}])
+def test_malformed_exception_classes_are_protocol_errors(info):
+    from grpo_sandbox.compare import ProtocolError
+    from grpo_sandbox.tester import Channel
+
+    with pytest.raises(ProtocolError):
+        Channel(-1, -1)._exception_class(info)
