@@ -62,6 +62,12 @@ class CandidateError(Exception):
     type_name = "?"
 
 
+def _environ_data():
+    """``os.environ``'s underlying dict (encoded keys and values): compared at every request, and
+    decoding the whole environment each time would cost more than the request itself."""
+    return getattr(os.environ, "_data", None) or dict(os.environ)
+
+
 class Channel:
     """Requests to the candidate process and its answers, one at a time."""
 
@@ -77,7 +83,7 @@ class Channel:
         self.builtins_sent: dict = {}
         self.subclass_bases: dict[int, type] = {}
         self.env0 = dict(os.environ)
-        self.env_sent = self.env0
+        self.env_raw = dict(_environ_data())
 
     def _persistent_id(self, obj):
         if isinstance(obj, Proxy):
@@ -169,11 +175,12 @@ class Channel:
     def _sync_env(self) -> None:
         """The test changed ``os.environ`` (monkeypatch.setenv/delenv, patch.dict, assignment): the
         candidate's environment follows before it runs again, as changes to its own starting one."""
+        if _environ_data() == self.env_raw:  # the common case, in about a microsecond
+            return
+        self.env_raw = dict(_environ_data())
         now = dict(os.environ)
-        if now != self.env_sent:
-            self.env_sent = now
-            self.request("env", values={k: v for k, v in now.items() if self.env0.get(k) != v},
-                         removed=[k for k in self.env0 if k not in now])
+        self.request("env", values={k: v for k, v in now.items() if self.env0.get(k) != v},
+                     removed=[k for k in self.env0 if k not in now])
 
     def _write_back(self, args, kw, after) -> None:
         """A call changed mutable arguments in place (``nums[:] = ...``): change ours the same way,
