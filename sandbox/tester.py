@@ -56,8 +56,9 @@ class CandidateError(Exception):
     FileNotFoundError...) it arrives as a subclass of both, named like the original, so
     ``pytest.raises(ValueError)`` and ``assertRaises(KeyError)`` still match; the protocol
     exceptions (StopIteration, StopAsyncIteration, GeneratorExit, KeyboardInterrupt, SystemExit)
-    and the candidate's own classes arrive as a plain CandidateError, so a candidate's StopIteration
-    cannot end the test's ``map`` / ``filter`` / ``zip`` early."""
+    arrive as a plain CandidateError, so a candidate's StopIteration cannot end the test's ``map`` /
+    ``filter`` / ``zip`` early; the candidate's own classes as their stand-ins
+    (Channel._exception_class), subclasses of CandidateError too."""
 
     type_name = "?"
 
