@@ -233,8 +233,10 @@ def check_config(config: str, overrides=()) -> None:
     """What ``check`` prints: every problem of any kind of run config (train, cycle, reward-only)."""
     loaded = inspect_config(config, overrides, run_config_model)
     problems, cfg = loaded.problems, loaded.config
+    reported = {p.message for p in problems}  # an allowlist typo is already a problem on its line
     for note in loaded.manager.discovery_notes() if loaded.manager is not None else ():
-        click.echo(f"warning: plugin {note.name!r}: {note.error}", err=True)
+        if note.error not in reported:
+            click.echo(f"warning: plugin {note.name!r}: {note.error}", err=True)
     if not problems and (getattr(cfg, "data", None) is not None or getattr(cfg, "model", None) is not None):
         problems = dry_run_problems(loaded)
     if problems:

@@ -259,6 +259,13 @@ class LoadedConfig(Generic[M]):
             raise ConfigError(self.path, problems)
 
 
+def allowlist_problems(allow: list[str], index: LineIndex, manager: PluginManager) -> list[Problem]:
+    """A ``plugins:`` entry no installed distribution declares, on its own line (the manager's note as message)."""
+    notes = {n.name: n.error for n in manager.discovery_notes() if " is on the plugins: allowlist" in n.error}
+    return [Problem(f"plugins[{i}]", index.line_for(("plugins", i)), notes[name])
+            for i, name in enumerate(allow) if name in notes]
+
+
 def config_problems(data: dict, index: dict[tuple, int], model: type[M], base_dir: str | os.PathLike,
                     manager: PluginManager | None = None,
                     parsed: dict[str, RewardOptions] | None = None) -> tuple[M | None, PluginManager | None, list[Problem]]:
@@ -290,6 +297,8 @@ def config_problems(data: dict, index: dict[tuple, int], model: type[M], base_di
             manager = RunConfig.plugin_manager(rewards_cfg, base_dir)
         except PluginError as exc:
             problems.append(Problem("plugin_files", index.line_for(("plugin_files",)), str(exc)))
+        else:
+            problems += allowlist_problems(rewards_cfg.plugins or [], index, manager)
     if manager is not None and rewards_cfg is not None:
         reward_list = rewards_cfg.rewards if cfg is not None else good
         problems += check_rewards(reward_list, index, manager, parsed)

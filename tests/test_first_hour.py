@@ -703,3 +703,19 @@ def test_item10_train_names_the_row_as_file_line(tmp_path):
     data.write_text('{"prompt": "a"}\n\n   \n{"prompt": "b"}\n')
     assert [row_location(str(data), i) for i in (0, 1)] == [f"{data}:1", f"{data}:4"]
     assert row_location("org/hub-data", 3) == "org/hub-data row 3 (0-based)"
+
+
+def test_item4_a_plugins_allowlist_typo_is_a_check_problem_on_its_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("GRPO_PLUGINS_LOAD", raising=False)
+    cfg = tmp_path / "rewards.yaml"
+    cfg.write_text("plugins:\n  - format\n  - maht\nrewards:\n  - name: format\n")
+    m = PluginManager()  # entry points load: the allowlist is about installed plugins
+    res = CliRunner().invoke(build_cli(m), ["check", str(cfg)], obj={"manager": m})
+    assert res.exit_code == 1, res.output
+    _no_traceback(res)
+    [line] = [x for x in _error_lines(res) if "maht" in x]  # a problem, not also a warning
+    assert line.startswith(f"{cfg}:3: plugins[1]: 'maht' is on the plugins: allowlist but no installed "
+                           "distribution declares it in entry-point group 'grpo_plugins'; did you mean 'math'? ")
+    cfg.write_text("plugins: [format]\nrewards:\n  - name: format\n")
+    res = CliRunner().invoke(build_cli(m), ["check", str(cfg)], obj={"manager": m})
+    assert res.exit_code == 0 and res.output.strip() == f"{cfg}: ok", res.output
