@@ -134,25 +134,26 @@ def test_grpo_stops_on_sigterm_after_the_step_with_a_checkpoint_and_resumes(tiny
 
 
 def test_eval_command_stops_on_sigint_between_batches(tiny_dir, tmp_path):
-    cfg = tiny_run_config(tiny_dir, tmp_path / "run", [MATH_REWARD],
-                          data={"eval": str(tiny_dir / "train.jsonl")}, eval={"batch_size": 1},
-                          rollout={"num_generations": 4, "max_new_tokens": 16})
+    cfg = tiny_run_config(tiny_dir, tmp_path / "run", [MATH_REWARD], data={"eval": str(tiny_dir / "test.jsonl")},
+                          eval={"batch_size": 1}, rollout={"num_generations": 4, "max_new_tokens": 16})
     config = write(tmp_path / "run.yaml", cfg)
     rc, out = run_until(["eval", config, "--samples", "8", "--k", "1,8"], "prompts", signal.SIGINT)
     assert rc == 130, out
     assert stop.MESSAGE in out and "stopped at a safe point by SIGINT; nothing was written" in out, out
-    assert not (tmp_path / "run" / "eval" / "eval.json").exists()
+    assert "8/8 prompts" not in out and not (tmp_path / "run" / "eval" / "eval.json").exists()
 
 
-def test_cycle_label_phase_stops_on_sigint_and_the_rerun_resumes_there(tmp_path):
-    config = tiny_cycle_config(tmp_path, [MATH_REWARD, prm_reward(tmp_path)], cycle={"cycles": 1, "steps_per_cycle": 1},
-                               label={"continuations": 64, "max_rollouts": 64, "batch_size": 4})
-    rc, out = run_until(["cycle", str(config)], "cycle 0: label started", signal.SIGINT)
+def test_cycle_grpo_phase_stops_on_sigint_and_the_rerun_resumes_its_checkpoint(tmp_path):
+    config = tiny_cycle_config(tmp_path, [MATH_REWARD, prm_reward(tmp_path)], cycle={"cycles": 1, "steps_per_cycle": 200},
+                               log={"progress": True, "every": 1})
+    rc, out = run_until(["cycle", str(config)], "step 1/", signal.SIGINT)
     assert rc == 130, out
     assert stop.MESSAGE in out and "stopped at a safe point by SIGINT; resume with the same command" in out, out
-    state = json.loads((tmp_path / "run" / "cycle_state.json").read_text())
-    assert state == {"cycle": 0, "phase": "label"}, "stopped inside the label phase: it runs again"
-    assert not (tmp_path / "run" / "cycles" / "0" / "labels.jsonl").exists()
-    done = run(["cycle", str(config), "label.continuations=1", "label.max_rollouts=2"])
+    assert "Traceback" not in out
+    assert not (tmp_path / "run" / "cycle_state.json").exists(), "still in cycle 0's first phase"
+    (ckpt,) = (tmp_path / "run" / "policy").glob("checkpoint-*")
+    step = int(ckpt.name.split("-")[1])
+    done = run(["cycle", str(config), f"cycle.steps_per_cycle={step + 1}"])
     assert done.returncode == 0, done.stderr
-    assert "resuming at cycle 0, phase label" in done.stderr
+    assert f"resumed from {ckpt} (step {step})" in done.stdout + done.stderr
+    assert json.loads((tmp_path / "run" / "cycle_state.json").read_text()) == {"cycle": 1, "phase": "grpo"}
