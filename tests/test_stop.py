@@ -64,6 +64,49 @@ def test_an_ignored_sigint_still_gets_the_handler():
         signal.signal(signal.SIGINT, previous)
 
 
+@pytest.fixture
+def stopping():
+    """The controller installed for one test (restored after); ``stopping()`` sends this process SIGTERM."""
+    restore = stop.install()
+
+    def send():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+
+    try:
+        yield send
+    finally:
+        restore()
+
+
+def test_a_stopped_tiny_build_leaves_no_folder(tmp_path, stopping, capsys):
+    from grpo_plugins.grpo import tiny
+
+    stopping()
+    with pytest.raises(stop.StopRequested):
+        tiny.build(tmp_path / "t", n_train=4, n_eval=2, n_sft=4, hidden_size=16, layers=1, heads=2)
+    assert list(tmp_path.iterdir()) == []  # neither the build nor its .tmp-PID folder
+
+
+def test_prm_training_stops_between_steps_before_saving(tmp_path, stopping, capsys):
+    from grpo_prm.data import from_trl
+    from grpo_prm.tiny import build_tiny_prm
+    from grpo_prm.train import PRMTrainOptions, train_prm
+
+    init = build_tiny_prm(tmp_path / "init", hidden_size=16, layers=1, heads=2)
+    examples = [from_trl({"prompt": "go\n", "completions": ["ok x", "no x"], "labels": [True, False]}, "\n\n")] * 16
+    logged = []
+
+    def log(m):
+        logged.append(m["prm/step"])
+        if m["prm/step"] == 1:
+            stopping()
+
+    with pytest.raises(stop.StopRequested):
+        train_prm(init, tmp_path / "out", examples, PRMTrainOptions(epochs=4, batch_size=2, device="cpu"), log=log)
+    assert logged == [0, 1] and not (tmp_path / "out").exists()
+
+
 # --- through the CLI -----------------------------------------------------------------------------
 
 
