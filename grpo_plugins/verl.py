@@ -7,6 +7,11 @@ solution_strs=, ground_truths=, extra_infos=, **reward_kwargs)`` from the batch 
 (verl/workers/reward_manager/batch.py). A dict result must carry ``score``; its other keys become
 ``reward_extra_info`` lists, so every result here has the same keys.
 
+A reward that does not apply to a sample (another data_source's reward, or a None value) is NaN in
+its key: veRL appends each key's value per sample (a missing key misaligns the lists) and its
+validation metrics take ``np.mean`` per data_source and prompt (None raises there), so NaN is the one
+value that marks the mean undefined instead of pulling it towards a made-up 0.0.
+
 Which rewards score a sample: ``reward_kwargs.config`` (or env ``GRPO_VERL_CONFIG``) names a YAML
 file with ``rewards:`` (the default) and ``data_sources: {name: [rewards]}``; else
 ``reward_kwargs.reward`` names one reward; else ``math``.
@@ -17,6 +22,7 @@ path, under a made-up module name, as well as by ``pkg://grpo_plugins.verl``.
 
 
 import atexit
+import math
 import os
 import threading
 from pathlib import Path
@@ -95,7 +101,7 @@ class VerlScorer:
                 row = {"score": self.cfg.none_score if total is None else float(total)}
                 for label in self.labels:
                     res = scores.results.get(label)
-                    row[label] = res[j].value if res is not None and res[j].applicable else self.cfg.none_score
+                    row[label] = res[j].value if res is not None and res[j].applicable else math.nan
                 out[i] = row
         return out  # type: ignore[return-value]
 

@@ -719,3 +719,22 @@ def test_item4_a_plugins_allowlist_typo_is_a_check_problem_on_its_line(tmp_path,
     cfg.write_text("plugins: [format]\nrewards:\n  - name: format\n")
     res = CliRunner().invoke(build_cli(m), ["check", str(cfg)], obj={"manager": m})
     assert res.exit_code == 0 and res.output.strip() == f"{cfg}: ok", res.output
+
+
+def test_item10_verl_extra_keys_of_rewards_that_do_not_apply_leave_the_means_alone(tmp_path, monkeypatch):
+    import numpy as np
+
+    from grpo_plugins import verl
+
+    monkeypatch.delenv(verl.CONFIG_ENV, raising=False)
+    cfg = tmp_path / "verl.yaml"
+    cfg.write_text(yaml.safe_dump({"plugins": ["math", "format"], "rewards": [{"name": "math", "options": {"workers": 1}}],
+                                   "data_sources": {"fmt": [{"name": "format", "label": "fmt_only"}]}}))
+    rows = verl.compute_score(data_sources=["gsm", "gsm", "fmt"], solution_strs=["\\boxed{4}", "\\boxed{5}", "x"],
+                              ground_truths=["4", "4", "1"], extra_infos=None, config=str(cfg))
+    assert [r["score"] for r in rows] == [1.0, 0.0, 0.0]  # veRL's reward tensor needs a number: none_score
+    # veRL's validation means: np.mean of each key per data_source (verl/trainer/ppo/metric_utils.py)
+    means = {(ds, k): float(np.mean([r[k] for r, d in zip(rows, ["gsm", "gsm", "fmt"]) if d == ds]))
+             for ds in ("gsm", "fmt") for k in ("math", "fmt_only")}
+    assert means[("gsm", "math")] == 0.5 and means[("fmt", "fmt_only")] == 0.0
+    assert math.isnan(means[("gsm", "fmt_only")]) and math.isnan(means[("fmt", "math")])  # undefined, not 0.0
