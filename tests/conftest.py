@@ -3,6 +3,10 @@ live in grpo_plugins.pytest_plugin (pytest11)."""
 
 import pytest
 
+# tests/data holds test inputs (the legit sandbox corpus has its own test_*.py files, run through the
+# sandbox by test_sandbox_corpus.py), never tests of this suite
+collect_ignore = ["data"]
+
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
