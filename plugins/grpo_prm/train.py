@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from grpo_plugins import stop
+from grpo_plugins.stop import check as check_stop
 
 from .data import PRMExample
 from .history import HistorySampler
@@ -133,7 +133,7 @@ def train_prm(init: str | Path, out: str | Path, examples: list[PRMExample], opt
     plan = plan_batches([len(enc.input_ids) for enc, _ in encoded], len(history), o, history_share, rng)
     tokens, losses, t0 = 0, [], time.perf_counter()
     for step, idx in enumerate(plan):
-        stop.check()
+        check_stop()
         batch = make_batch(prm, [encoded[i] for i in idx])
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         loss, m = step_loss(logits, batch.targets)
