@@ -3,7 +3,8 @@
 Run as a script under torchrun, this file prepares the tiny model the way the trainer does (a
 DeepSpeed config with ``"auto"`` batch sizes and no DataLoader: ``sharding.configure_zero3``), runs
 one GRPO-style update of two micro-batches through ``sharding.micro_batch`` and counts the engine's
-optimizer steps, then compares the update with plain SGD on the whole batch. Skipped without
+optimizer steps, then compares the update with plain SGD on the whole batch; the supervised warm-up
+runs on a second engine prepared with GRPO's AdamW and must train as it does on a plain model. Skipped without
 deepspeed (in the dev extra, so CI runs them; ``DS_BUILD_OPS=0 pip install deepspeed==0.19.8`` suffices).
 """
 
@@ -77,6 +78,7 @@ def main(out: Path) -> None:
     got = sharding.model_state(engine.module)
     res["update_max_diff"] = max(float((got[n] - p.detach()).abs().max()) for n, p in want.named_parameters())
     res.update(_resume(out, cfg, ids))
+    res.update(_sft(out, acc))
     (out / f"rank{rank}.json").write_text(json.dumps(res))
 
 
@@ -132,6 +134,48 @@ def _resume(out: Path, cfg: dict, ids) -> dict:
             "resume_step_max_diff": max(float((sa[k] - sb[k]).abs().max()) for k in sa), **gen}
 
 
+def _sft(out: Path, acc) -> dict:
+    """The supervised warm-up on a ZeRO-3 engine prepared the way the trainer prepares GRPO's (an AdamW
+    at GRPO's lr, betas and decay; two micro-batches) against the warm-up on a plain float32 model."""
+    import contextlib
+    from types import SimpleNamespace
+
+    import torch
+
+    from grpo_plugins.grpo import sharding, tiny
+    from grpo_plugins.grpo.optim import make_scheduler
+    from grpo_plugins.grpo.sft import supervised_warmup
+
+    rank = torch.distributed.get_rank()
+    data = out / f"sft{rank}.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"{a}+{b}=", "completion": str(a + b)}) + "\n"
+                            for a in range(5) for b in range(5)))
+    cfg = SimpleNamespace(sft=SimpleNamespace(data=str(data), steps=4, batch_size=4, learning_rate=1e-2, warmup_steps=1),
+                          data=SimpleNamespace(chat_template=False, system_prompt=None), train=SimpleNamespace(seed=0))
+    tok = tiny.build_tokenizer()
+    start, plain = _model(), _model()
+    single = SimpleNamespace(device=torch.device("cpu"), is_main_process=False, state=SimpleNamespace(),
+                             backward=lambda loss: loss.backward(), clip_grad_norm_=torch.nn.utils.clip_grad_norm_)
+    want = supervised_warmup(plain, tok, cfg, single, contextlib.nullcontext, show_progress=False)
+    m = _model()
+    grpo = torch.optim.AdamW(m.parameters(), lr=1e-4, betas=(0.5, 0.6), weight_decay=0.1)
+    make_scheduler(grpo, "constant", 2, 10)  # GRPO's schedule: lr 5e-5 (and initial_lr 1e-4) before its first update
+    ds = sharding.configure_zero3(acc, 2, 2, bf16=False)
+    ds["gradient_clipping"] = 1.0  # configs/accelerate-zero3.yaml's, the warm-up's clip
+    acc.deepspeed_engine_wrapped = None  # accelerate wraps only the first engine it prepares; backward needs this one
+    engine, _ = acc.prepare(m, grpo)
+    keys = ("lr", "initial_lr", "betas", "weight_decay")
+    before = [{k: g[k] for k in keys} for g in engine.optimizer.param_groups]
+    got = supervised_warmup(engine, tok, cfg, acc, contextlib.nullcontext, show_progress=False)
+    after = [{k: g[k] for k in keys} for g in engine.optimizer.param_groups]
+    state = sharding.model_state(engine.module)
+    ref = dict(plain.named_parameters())
+    return {"sft_losses": [want, got], "sft_groups": json.loads(json.dumps([before, after])),
+            "sft_moments": len(engine.optimizer.optimizer.state),
+            "sft_moved": max(float((p.detach() - ref[n].detach()).abs().max()) for n, p in start.named_parameters()),
+            "sft_max_diff": max(float((state[n] - p.detach()).abs().max()) for n, p in ref.items())}
+
+
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     pytest.importorskip("deepspeed")
@@ -180,6 +224,17 @@ def test_generation_lifts_the_zero3_hooks_inside_the_gather_and_restores_them(ra
         before, inside, after = r["gen_hooks"]
         assert before > 0 and inside == 0 and after == before
         assert r["gen_equal"]  # and training after it resumes exactly (test_resume_gives_the_same_next_step)
+
+
+def test_sft_trains_at_its_own_lr_and_hands_grpo_its_optimizer_back(ranks):
+    for r in ranks:
+        assert r["sft_moved"] > 1e-2  # lr 1e-2: GRPO's 5e-5 moves the weights ~4e-4 in 4 steps
+        assert r["sft_max_diff"] < 1e-4, r["sft_max_diff"]
+        want, got = r["sft_losses"]
+        assert got == pytest.approx(want, rel=1e-4)
+        before, after = r["sft_groups"]
+        assert after == before and before[0]["betas"] == [0.5, 0.6] and before[0]["lr"] == pytest.approx(5e-5)
+        assert r["sft_moments"] == 0  # GRPO's AdamW starts without the warm-up's moments, as elsewhere
 
 
 if __name__ == "__main__":
