@@ -169,3 +169,10 @@ def test_canonical_json_is_json_dumps_sorted_compact(value):
     """The prebuilt encoder writes what json.dumps with the same arguments writes (options hashes already in run dirs keep their values)."""
     assert canonical_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                                                default=str)
+
+
+def test_a_line_that_is_not_utf8_is_one_error_line(run):
+    text = (run / "samples.jsonl").read_bytes().replace(b'"completion": "b"', b'"completion": "\xff"')
+    (run / "samples.jsonl").write_bytes(text)
+    with pytest.raises(UserError, match=r"samples.jsonl:4: not UTF-8"):
+        rescore(run, "eq", {}, _manager(run))
