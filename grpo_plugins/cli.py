@@ -74,6 +74,23 @@ class GrpoGroup(click.Group):
 def cli(ctx: click.Context, plugin_files: tuple[str, ...]) -> None:
     """Pluggable verifiable rewards and GRPO training."""
     _manager(ctx)
+    if not sys.stderr.isatty():
+        quiet_library_bars()
+
+
+def quiet_library_bars() -> None:
+    """Off a terminal, no transformers/datasets tqdm bars: in a log file they interleave with our progress lines."""
+    import os
+
+    # the variables reach libraries imported later (and worker processes); modules already loaded are told
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def stoppable(func):

@@ -738,3 +738,53 @@ def test_item10_verl_extra_keys_of_rewards_that_do_not_apply_leave_the_means_alo
              for ds in ("gsm", "fmt") for k in ("math", "fmt_only")}
     assert means[("gsm", "math")] == 0.5 and means[("fmt", "fmt_only")] == 0.0
     assert math.isnan(means[("gsm", "fmt_only")]) and math.isnan(means[("fmt", "math")])  # undefined, not 0.0
+
+
+def test_item10_a_dataset_smaller_than_a_step_warns_once(tmp_path, tiny_dir):
+    rows = [json.loads(x) for x in (tiny_dir / "train.jsonl").read_text().splitlines()][:3]
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = _config(tmp_path, tiny_dir, rewards=[{"name": "digit_steps"}], data={"train": str(small)},
+                  train={"steps": 2, "prompts_per_step": 8}, rollout={"num_generations": 2, "max_new_tokens": 4})
+    res = _invoke(["train", str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert [x for x in res.output.splitlines() if "prompts_per_step" in x] == [
+        "warning: data.train has 3 row(s), fewer than train.prompts_per_step (8): every step draws some prompts "
+        "more than once; add rows or lower train.prompts_per_step"]
+    res = _invoke(["train", str(cfg), "train.prompts_per_step=3", f"log.run_dir={tmp_path / 'run3'}"])
+    assert res.exit_code == 0 and "prompts_per_step" not in res.output, res.output
+
+
+def test_item10_library_progress_bars_stay_out_of_a_log_file(tmp_path, tiny_dir, monkeypatch):
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    for var in ("HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        monkeypatch.setenv(var, "")  # recorded, so teardown restores the variable's absence
+        monkeypatch.delenv(var)
+    _enable_library_bars()
+    try:
+        data = tmp_path / "fresh.jsonl"  # a new file: datasets generates its split (a bar) on first load
+        data.write_text((tiny_dir / "train.jsonl").read_text())
+        cfg = _config(tmp_path, tiny_dir, rewards=[{"name": "digit_steps"}], data={"train": str(data)},
+                      train={"steps": 1}, rollout={"num_generations": 2, "max_new_tokens": 4})
+        res = _invoke(["train", str(cfg)])  # CliRunner's stderr is not a terminal, as a log file is not
+        assert res.exit_code == 0, res.output
+        for bar in ("Generating train split", "Loading weights", "Writing model shards", "it/s]"):
+            assert bar not in res.output, res.output
+        assert not datasets.is_progress_bar_enabled() and not hf_logging.is_progress_bar_enabled()
+        assert os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] == "1"  # for worker processes and later imports
+    finally:
+        _enable_library_bars()
+
+
+def _enable_library_bars() -> None:
+    import warnings
+
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    with warnings.catch_warnings():  # datasets warns when an earlier CLI call's variable outranks it
+        warnings.simplefilter("ignore")
+        datasets.enable_progress_bars()
+    hf_logging.enable_progress_bar()

@@ -50,6 +50,14 @@ def row_location(source: str, row: int) -> str:
     return f"{source} row {row} (0-based)"
 
 
+def few_rows_warning(rows: int, prompts_per_step: int) -> str | None:
+    """The warning for training data smaller than one step's draw (each step repeats prompts), else None."""
+    if rows >= prompts_per_step:
+        return None
+    return (f"data.train has {rows} row(s), fewer than train.prompts_per_step ({prompts_per_step}): every step "
+            f"draws some prompts more than once; add rows or lower train.prompts_per_step")
+
+
 def _blank(path: Path) -> bool:
     """True when a text file holds nothing but whitespace (read line by line: files can be large)."""
     with open(path, encoding="utf-8", errors="replace") as fh:

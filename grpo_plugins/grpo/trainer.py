@@ -36,7 +36,7 @@ import torch
 from . import advantages as A
 from . import sharding
 from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint
-from .data import PromptSampler, load_rows, row_location
+from .data import PromptSampler, few_rows_warning, load_rows, row_location
 from ..host import RewardError, RewardHost, Scores
 from ..io import atomic_write_text
 from .. import stop as stopping
@@ -106,6 +106,8 @@ class GRPOTrainer:
         self.eval_label = self._eval_label()
         self.sampler = PromptSampler(len(self.train_rows), seed=cfg.train.seed)
         t = cfg.train
+        if (few := few_rows_warning(len(self.train_rows), t.prompts_per_step)) and self.is_main:
+            print(f"warning: {few}", flush=True)
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
                                            lr=t.learning_rate, betas=t.adam_betas, weight_decay=t.weight_decay)
         total_updates = t.steps * t.num_iterations
