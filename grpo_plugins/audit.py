@@ -174,19 +174,23 @@ def format_report(report: dict, path: str) -> str:
     return "\n".join(lines)
 
 
-def progress_bar(total: int):
-    """A tqdm bar on a terminal, plain progress lines (every 10%) elsewhere; returns (update, close)."""
+PROGRESS_EVERY_S = 10.0  # off a terminal: one progress line this often, as train's plain lines are periodic
+
+
+def progress_bar(total: int, every_s: float = PROGRESS_EVERY_S, clock=time.monotonic):
+    """A tqdm bar on a terminal, else a plain line every ``every_s`` seconds and one at the end; (update, close)."""
     from tqdm import tqdm
 
     if sys.stderr.isatty():
         bar = tqdm(total=total, desc="auditing", unit="check")
         return bar.update, bar.close
-    state = {"done": 0, "next": max(1, total // 10)}
+    state = {"done": 0, "last": clock()}
 
     def update(k):
         state["done"] += k
-        if state["done"] >= state["next"] or state["done"] == total:
-            print(f"audit: {state['done']}/{total} checks", file=sys.stderr)
-            state["next"] += max(1, total // 10)
+        now = clock()
+        if now - state["last"] >= every_s or state["done"] == total:
+            print(f"audit: {state['done']}/{total} checks", file=sys.stderr, flush=True)
+            state["last"] = now
 
     return update, lambda: None

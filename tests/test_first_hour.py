@@ -788,3 +788,21 @@ def _enable_library_bars() -> None:
         warnings.simplefilter("ignore")
         datasets.enable_progress_bars()
     hf_logging.enable_progress_bar()
+
+
+def test_item10_audit_off_a_terminal_prints_a_periodic_line_not_one_per_check(tmp_path, capsys):
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("".join(json.dumps({"completion": str(i), "answer": str(i % 2), "expected": i % 2 == 1}) + "\n"
+                             for i in range(12)))
+    res = _audit(tmp_path, "--reward", "golden")
+    assert res.exit_code == 0, res.output
+    assert [x for x in res.output.splitlines() if x.startswith("audit:")] == ["audit: 12/12 checks"]
+    # a slow audit: one line each time every_s has passed, and the last
+    from grpo_plugins.audit import progress_bar
+
+    ticks = iter(range(0, 100, 4))  # 4 seconds a check
+    update, close = progress_bar(6, every_s=10.0, clock=lambda: next(ticks))
+    for _ in range(6):
+        update(1)
+    close()
+    assert capsys.readouterr().err.splitlines() == ["audit: 3/6 checks", "audit: 6/6 checks"]
