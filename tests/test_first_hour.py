@@ -806,3 +806,21 @@ def test_item10_audit_off_a_terminal_prints_a_periodic_line_not_one_per_check(tm
         update(1)
     close()
     assert capsys.readouterr().err.splitlines() == ["audit: 3/6 checks", "audit: 6/6 checks"]
+
+
+def test_item10_a_run_that_failed_at_step_1_is_rerun_afresh_with_changed_settings(tmp_path, tiny_dir):
+    # decided: the run dir a step-1 failure leaves (config.yaml, empty logs, no checkpoint) is not deleted
+    # (it may be a folder the user made); the rerun must not trip on it: no resume, no settings diff
+    cfg = _config(tmp_path, tiny_dir, rewards=[{"name": "picky"}], train={"steps": 1})
+    run = tmp_path / "run"
+    res = _invoke(["train", str(cfg)])
+    assert res.exit_code == 1 and "reward 'picky'" in res.output
+    assert not (run / "latest").exists() and not list(run.glob("checkpoint-*"))
+    res = _invoke(["train", str(cfg), "rewards.0.name=digit_steps", "train.learning_rate=0.01"])
+    assert res.exit_code == 0, res.output
+    assert "settings differ" not in res.output and "resum" not in res.output.lower()
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["rewards"][0]["name"] == "digit_steps" and resolved["train"]["learning_rate"] == 0.01
+    assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert {json.loads(x)["step"] for x in (run / "samples.jsonl").read_text().splitlines()} <= {1}
+    assert (run / "final" / "model.safetensors").exists()
