@@ -176,3 +176,18 @@ def test_a_line_that_is_not_utf8_is_one_error_line(run):
     (run / "samples.jsonl").write_bytes(text)
     with pytest.raises(UserError, match=r"samples.jsonl:4: not UTF-8"):
         rescore(run, "eq", {}, _manager(run))
+
+
+def test_benchmark_smoke(tmp_path):
+    """benchmarks/rescore_cache.py runs end to end on a small run and writes its ratio."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "rescore_cache.py"
+    out = subprocess.run([sys.executable, str(script), "--rows", "200", "--repeats", "1", "--json",
+                          str(tmp_path / "r.json")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ratio cached/fresh: best" in out.stdout
+    numbers = json.loads((tmp_path / "r.json").read_text())
+    assert numbers["rows"] == 200 and numbers["changed"] == 0 and 0 < numbers["ratio_best"] < 1
