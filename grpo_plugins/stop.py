@@ -38,7 +38,6 @@ class StopController:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
         if self._depth == 0:
-            self.signum = None
             # installed whatever was there, SIG_IGN included: a job started in the background (``cmd &``
             # from a script) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
             self._previous = {sig: signal.signal(sig, self._handle) for sig in SIGNALS}
@@ -54,6 +53,7 @@ class StopController:
                 for sig, handler in self._previous.items():
                     signal.signal(sig, handler)
                 self._previous = {}
+                self.signum = None  # a later phase outside any install must not see an old stop
 
         return restore
 

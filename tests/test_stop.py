@@ -46,6 +46,8 @@ def test_first_signal_sets_the_flag_second_raises_and_handlers_come_back(capsys)
     finally:
         restore()
     assert {sig: signal.getsignal(sig) for sig in stop.SIGNALS} == before
+    assert not stop.requested()  # the last restore forgets the stop: a later phase runs
+    stop.check()
 
 
 def test_an_ignored_sigint_still_gets_the_handler():
