@@ -344,6 +344,13 @@ def judge(phase: str, spec: dict, res: dict, extra: dict | None = None) -> list[
 def _launch(spec: dict, out: Path, repo: Path, timeout: float, env: dict) -> tuple[int, str, dict | None]:
     spec_file = out / f"{spec['name']}.spec.json"
     spec_file.write_text(json.dumps(spec))
+    if spec["launch"] != "single":
+        from grpo_plugins.grpo.vllm import free_port
+
+        # accelerate turns FSDP / ZeRO-3 on for one process only when it sees a torch.distributed rank
+        # (LOCAL_RANK set: MULTI_GPU); without it one GPU is plain single-process training
+        env = {**env, "LOCAL_RANK": "0", "RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
     try:
         p = subprocess.run(command(spec, spec_file, repo), capture_output=True, text=True, timeout=max(timeout, 1), env=env)
         code, tail = p.returncode, (p.stdout + p.stderr)[-1500:]
