@@ -344,11 +344,12 @@ def judge(phase: str, spec: dict, res: dict, extra: dict | None = None) -> list[
 def _launch(spec: dict, out: Path, repo: Path, timeout: float, env: dict) -> tuple[int, str, dict | None]:
     spec_file = out / f"{spec['name']}.spec.json"
     spec_file.write_text(json.dumps(spec))
-    if spec["launch"] != "single":
+    if spec["launch"] == "fsdp2":
         from grpo_plugins.grpo.vllm import free_port
 
-        # accelerate turns FSDP / ZeRO-3 on for one process only when it sees a torch.distributed rank
-        # (LOCAL_RANK set: MULTI_GPU); without it one GPU is plain single-process training
+        # accelerate turns FSDP on for one process only when it sees a torch.distributed rank (LOCAL_RANK
+        # set: MULTI_GPU); without it one GPU is plain single-process training. DeepSpeed needs none
+        # (a rank here turns it off on the CPU), and the judge fails a run whose engine is not the one asked
         env = {**env, "LOCAL_RANK": "0", "RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
     try:
