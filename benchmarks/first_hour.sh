@@ -19,7 +19,7 @@ t demo-eval grpo-plugins eval configs/demo.yaml --model "$W/demo/sft" --model "$
 t new-plugin grpo-plugins new-plugin my_length --dir "$W/plugin"
 t plugin-install python3 -m pip install -q --no-deps -e "$W/plugin"
 t plugin-test python3 -m pytest -q -p no:cacheprovider "$W/plugin"
-python3 -m pip uninstall -q -y my-length my_length 2>/dev/null || true
+python3 -m pip uninstall -q -y grpo-my-length-plugin 2>/dev/null || true  # the scaffold names it grpo-NAME-plugin
 # Ctrl-C during the warm-up, in a background job (SIGINT ignored at start, as `cmd &` in a script does)
 s=$(date +%s)
 ( trap '' INT; exec grpo-plugins train configs/demo.yaml log.run_dir="$W/stopped" tiny.dir="$W/tiny" \
