@@ -1,6 +1,8 @@
 """Shared test setup: ``tiny_dir``, a tiny model with its data on disk. Fixtures for plugin authors
 live in grpo_plugins.pytest_plugin (pytest11)."""
 
+import signal
+
 import pytest
 
 # tests/data holds test inputs (the legit sandbox corpus has its own test_*.py files, run through the
@@ -38,3 +40,20 @@ def tiny_lm_dir(tmp_path_factory):
     tok.save_pretrained(path)
     return path
 
+
+
+@pytest.fixture(autouse=True)
+def _no_stop_left_installed():
+    """Every test leaves the stop controller (grpo_plugins.stop) as it found it: a test that leaves it
+    installed or a stop pending fails here, and the state is reset so later tests (and pytest's own
+    Ctrl-C) are not affected."""
+    from grpo_plugins import stop
+
+    yield
+    c = stop.controller
+    leaked = (c._depth, c.signum)
+    if leaked != (0, None):
+        for sig, handler in c._previous.items():
+            signal.signal(sig, handler)
+        c._depth, c._previous, c.signum = 0, {}, None
+        pytest.fail(f"the stop controller was left installed or pending (depth, signal) = {leaked}")

@@ -255,3 +255,21 @@ def test_cycle_reference_reset_takes_effect(tiny_dir, tmp_path, manager, lora):
         kls[reset] = rows[2]["kl"]  # the first step after resuming: policy vs reference before its update
     assert kls[True] == pytest.approx(0.0, abs=1e-6)  # the reference is the policy as it was trained
     assert kls[False] > 1e-4  # without the reset it is the policy of step 0
+
+
+@pytest.mark.parametrize("where", ["cpu", "cpu:0"])
+def test_a_save_pretrained_checkpoint_loads_with_any_cpu_device_name(tmp_path, tiny_lm_dir, where):
+    """A CPU accelerator can name its device cpu:0, which safetensors refuses (a resume crashed on it)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from grpo_plugins.grpo.checkpoint import _load_model_state
+    from pathlib import Path
+
+    src = AutoModelForCausalLM.from_pretrained(tiny_lm_dir)
+    dst = AutoModelForCausalLM.from_pretrained(tiny_lm_dir)
+    with torch.no_grad():
+        for p in dst.parameters():
+            p.add_(1.0)
+    _load_model_state(Path(tiny_lm_dir), dst, torch.device(where))
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), dst.state_dict().values()))

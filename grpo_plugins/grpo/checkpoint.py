@@ -159,9 +159,12 @@ def _read_pretrained(path: Path, map_location) -> dict[str, torch.Tensor]:
 
     index = path / "model.safetensors.index.json"
     files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
+    device = torch.device(map_location)
+    # safetensors takes "cpu" but not the "cpu:0" a CPU accelerator (or a rank's device) can carry
+    where = "cpu" if device.type == "cpu" else str(device)
     sd: dict[str, torch.Tensor] = {}
     for f in files:
-        sd.update(load_file(str(path / f), device=str(map_location)))
+        sd.update(load_file(str(path / f), device=where))
     return sd
 
 
