@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 import torch
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import process_supervision as ps  # noqa: E402  (the task, arms and configs of the experiment)
@@ -80,7 +81,7 @@ def batch_gradient(tr, sign: str | None = None):
         loss, _ = grpo_loss(logp, None, None, adv[idx, :Tc], mask[idx, :Tc], beta=0.0, epsilon=t.epsilon,
                             epsilon_high=t.epsilon_high, loss_type=t.loss_type, norm=norm)
         loss.backward()
-    return torch.cat([p.grad.flatten().clone() for p in tr.model.parameters()]), batch, adv, mask, scores
+    return parameters_to_vector(p.grad for p in tr.model.parameters()), batch, adv, mask, scores
 
 
 def gradcheck(a) -> dict:
@@ -95,7 +96,7 @@ def gradcheck(a) -> dict:
         logits = tr.model(input_ids=torch.cat([p_ids, c_ids])[None]).logits[0, len(p_ids) - 1:-1]
         lp = torch.log_softmax(logits.float(), -1).gather(-1, c_ids[:, None])[:, 0]
         (-(adv[i][mask[i].bool()].float() * lp).sum() / ntok).backward()
-    g2 = torch.cat([p.grad.flatten() for p in tr.model.parameters()])
+    g2 = parameters_to_vector(p.grad for p in tr.model.parameters())
     return {"check": "gradcheck", "seed": a.seed, "norm_trainer": g1.norm().item(), "norm_reference": g2.norm().item(),
             "cosine": torch.nn.functional.cosine_similarity(g1, g2, 0).item()}
 
@@ -153,10 +154,7 @@ def step(a) -> dict:
     for eta in a.eta:
         tr.model.load_state_dict(base)
         with torch.no_grad():
-            offset = 0
-            for p in tr.model.parameters():
-                p -= eta * g[offset:offset + p.numel()].view_as(p)
-                offset += p.numel()
+            vector_to_parameters(parameters_to_vector(tr.model.parameters()) - eta * g, tr.model.parameters())
         deltas[f"{eta:g}"] = [round(expected(s) - b, 4) for s, b in zip((1, 2), before)]
     return {"check": "step", "seed": a.seed, "arm": a.arm, "sign": a.sign, "demo": bool(a.demo_model),
             "rollouts": 512 * a.batches, "grad_norm": g.norm().item(), "before": before, "delta": deltas}
