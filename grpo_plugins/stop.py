@@ -57,6 +57,14 @@ class StopController:
 
         return restore
 
+    def reset(self) -> tuple[int, int | None]:
+        """Uninstall whatever is installed and forget any stop; returns the (depth, signal) it found."""
+        found = (self._depth, self.signum)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._depth, self._previous, self.signum = 0, {}, None
+        return found
+
     def requested(self) -> bool:
         """True once a stop signal arrived while installed."""
         return self.signum is not None

@@ -1,8 +1,6 @@
 """Shared test setup: ``tiny_dir``, a tiny model with its data on disk. Fixtures for plugin authors
 live in grpo_plugins.pytest_plugin (pytest11)."""
 
-import signal
-
 import pytest
 
 # tests/data holds test inputs (the legit sandbox corpus has its own test_*.py files, run through the
@@ -50,10 +48,6 @@ def _no_stop_left_installed():
     from grpo_plugins import stop
 
     yield
-    c = stop.controller
-    leaked = (c._depth, c.signum)
+    leaked = stop.controller.reset()
     if leaked != (0, None):
-        for sig, handler in c._previous.items():
-            signal.signal(sig, handler)
-        c._depth, c._previous, c.signum = 0, {}, None
         pytest.fail(f"the stop controller was left installed or pending (depth, signal) = {leaked}")
