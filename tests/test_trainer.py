@@ -273,3 +273,15 @@ def test_a_save_pretrained_checkpoint_loads_with_any_cpu_device_name(tmp_path, t
             p.add_(1.0)
     _load_model_state(Path(tiny_lm_dir), dst, torch.device(where))
     assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), dst.state_dict().values()))
+
+
+def test_storage_location_names_every_cpu_device_cpu(tmp_path):
+    """torch.load refuses map_location cpu:0 too (the optimizer and reference loads of a resume)."""
+    import torch
+
+    from grpo_plugins.grpo.checkpoint import storage_location
+
+    torch.save({"w": torch.ones(2)}, tmp_path / "x.pt")
+    loaded = torch.load(tmp_path / "x.pt", map_location=storage_location(torch.device("cpu", 0)), weights_only=True)
+    assert torch.equal(loaded["w"], torch.ones(2))
+    assert storage_location("cuda:1") == "cuda:1" and storage_location(torch.device("cpu")) == "cpu"

@@ -153,18 +153,22 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return None
 
 
+def storage_location(device) -> str:
+    """A device as torch.load and safetensors take it: "cpu" for any CPU device (a CPU accelerator, or a
+    rank's device, can be named cpu:0, which both refuse), else its name ("cuda:1")."""
+    device = torch.device(device)
+    return "cpu" if device.type == "cpu" else str(device)
+
+
 def _read_pretrained(path: Path, map_location) -> dict[str, torch.Tensor]:
     """The save_pretrained safetensors of ``path`` (one file or an index of shards) as one state dict."""
     from safetensors.torch import load_file
 
     index = path / "model.safetensors.index.json"
     files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
-    device = torch.device(map_location)
-    # safetensors takes "cpu" but not the "cpu:0" a CPU accelerator (or a rank's device) can carry
-    where = "cpu" if device.type == "cpu" else str(device)
     sd: dict[str, torch.Tensor] = {}
     for f in files:
-        sd.update(load_file(str(path / f), device=where))
+        sd.update(load_file(str(path / f), device=storage_location(map_location)))
     return sd
 
 
@@ -206,7 +210,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, rank: int = 0, map_
     """Restore model, optimiser, scheduler and this rank's RNG; return state.json's contents."""
     from .sharding import load_model_state, load_optimizer_state, optimizer_globals
 
-    path = Path(path)
+    path, map_location = Path(path), storage_location(map_location)
     if (path / "model.pt").exists():
         load_model_state(model, torch.load(path / "model.pt", map_location=map_location, weights_only=True))
     else:  # a save_pretrained folder

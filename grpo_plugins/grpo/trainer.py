@@ -35,7 +35,7 @@ import torch
 
 from . import advantages as A
 from . import sharding
-from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint
+from .checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint, storage_location
 from .data import PromptSampler, few_rows_warning, load_rows, row_location
 from ..host import RewardError, RewardHost, Scores
 from ..io import atomic_write_text
@@ -701,7 +701,7 @@ class GRPOTrainer:
             # ref.pt, when present, is the reference (the cycle's reset writes it, LoRA or not)
             self.reset_reference(snapshot=ref_file.exists())
             if ref_file.exists():
-                sharding.load_model_state(self.ref_model, torch.load(ref_file, map_location=self.device,
+                sharding.load_model_state(self.ref_model, torch.load(ref_file, map_location=storage_location(self.device),
                                                                      weights_only=True))
         if self.is_main:
             print(f"resumed from {ckpt} (step {self.step})", flush=True)
