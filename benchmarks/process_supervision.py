@@ -113,6 +113,9 @@ def build_task(out: Path, k: int, slip: float, max_number: int, n_train: int = 4
 
 MATH = {"name": "math", "weight": 1.0, "options": {"extraction": "marked"}}
 FORMAT = {"name": "format", "weight": 0.2}  # configs/demo.yaml's outcome pair
+# Every cell runs the built-in monitors at their defaults (warn only; issue 25's targets: the divergence
+# monitor on the unchecked arm, no alert on the outcome arm); a monitor whose reward is absent stays silent.
+MONITORS = ("divergence", "dominance", "length_drift", "inconsistency", "format_collapse")
 
 
 def steps_options(checked: bool) -> dict:
@@ -155,6 +158,7 @@ def base_config(task: Path, run_dir: Path, model: str, seed: int, a, rewards: li
         "train": train,
         "rewards": rewards,
         "eval": {"reward": "math", "batch_size": 256},
+        "monitors": [{"name": m} for m in MONITORS],
         "log": {"run_dir": str(run_dir), "tensorboard": False, "progress": False, "samples": 0},
         "checkpoint": {"every": 0, "keep": 1},
     }
@@ -269,11 +273,25 @@ def warm_up(task: Path, out: Path, seed: int, a) -> Path:
         "sft": {"data": str(task / "sft.jsonl"), "steps": a.sft_steps, "batch_size": 32, "learning_rate": 3e-3,
                 "warmup_steps": 30}})
     trainer = GRPOTrainer(cfg)
-    losses = trainer.sft()
+    probe = [trainer.train_rows[i] for i in range(len(trainer.train_rows) - 64, len(trainer.train_rows))]
+    checks: list[dict] = []
+
+    def landed(step: int) -> bool:
+        """Stop the warm-up once its sampled pass@1 (64 GRPO prompts x 4, T=1) reaches the target."""
+        if not a.sft_target_pass1 or step < a.sft_min_steps:
+            return False
+        res = trainer.host.score(trainer.generate(probe, n=4).rollouts, step=0).results["math"]
+        p1 = sum(r.value >= 1.0 for r in res) / len(res)
+        checks.append({"step": step, "pass1": p1})
+        print(f"warm-up seed {seed} step {step}: sampled pass@1 {p1:.3f} (stops at {a.sft_target_pass1})", flush=True)
+        return p1 >= a.sft_target_pass1
+
+    losses = trainer.sft(until=landed, every=a.sft_check_every)
     trainer.export(out)
     sft_seconds = time.perf_counter() - t0
     view = EvalView(trainer)
     start = {**view.full(trainer.eval_rows, seed), "sft_loss_last": statistics.mean(losses[-20:]),
+             "sft_steps": len(losses), "sft_checks": checks,
              "sft_seconds": sft_seconds, "eval_seconds": time.perf_counter() - t0 - sft_seconds}
     view.close()
     trainer.host.close()
@@ -376,10 +394,11 @@ def run_trainer(cfg_dict: dict, a, seed: int) -> dict:
     trainer.reset_reference()
     view = EvalView(trainer)
     rows = trainer.eval_rows
-    curve, steps, next_eval = [], 0, a.eval_every
+    curve, steps, next_eval, alerts = [], 0, a.eval_every, []
     while trainer.num_rollouts < a.budget:
         trainer.train_step()
         steps += 1
+        alerts += [{**al.to_json(), "rollouts": trainer.num_rollouts} for al in trainer.alerts]
         if trainer.num_rollouts >= next_eval and trainer.num_rollouts < a.budget:
             curve.append({"rollouts": trainer.num_rollouts, **view.greedy(rows)})
             next_eval = (trainer.num_rollouts // a.eval_every + 1) * a.eval_every
@@ -389,7 +408,7 @@ def run_trainer(cfg_dict: dict, a, seed: int) -> dict:
     view.close()
     trainer.host.close()
     return {"curve": curve, "steps": steps, "continuations": trainer.num_continuations,
-            "rollouts": trainer.num_rollouts, "final_eval": final}
+            "rollouts": trainer.num_rollouts, "final_eval": final, "alerts": alerts}
 
 
 def run_cycle(cfg_dict: dict, a, seed: int) -> dict:
@@ -433,8 +452,10 @@ def run_cycle(cfg_dict: dict, a, seed: int) -> dict:
     view.close()
     trainer.host.close()
     curve[-1].update({k: ev[k] for k in ("accuracy", "operand_error_rate", "answer_disagrees")})
+    alerts = [{**json.loads(line), "cycle": f.parent.name} for f in sorted(root.rglob("alerts.jsonl"))
+              for line in f.read_text().splitlines() if line.strip()]
     return {"curve": curve, "steps": None, "continuations": spent, "rollouts": policy + spent, "final_eval": ev,
-            "prm_auc": aucs}
+            "prm_auc": aucs, "alerts": alerts}
 
 
 def cell(args: tuple) -> dict:
@@ -631,9 +652,13 @@ def parse_args(argv=None):
     p.add_argument("--ignore-gate", action="store_true", help="run the arms on seeds that fail the gate too (marked)")
     p.add_argument("--skip-learnability", action="store_true",
                    help="gate on flagged errors and pass@1 only (the gate before 2026-12-07)")
-    p.add_argument("--slip", type=float, default=0.3, help="share of warm-up solutions with one slipped step")
-    p.add_argument("--max-number", type=int, default=20, help="numbers of a chain are drawn from 1..N")
-    p.add_argument("--sft-steps", type=int, default=800)
+    p.add_argument("--slip", type=float, default=0.1, help="share of warm-up solutions with one slipped step")
+    p.add_argument("--max-number", type=int, default=30, help="numbers of a chain are drawn from 1..N")
+    p.add_argument("--sft-steps", type=int, default=1500, help="warm-up steps at most (cosine over this many)")
+    p.add_argument("--sft-target-pass1", type=float, default=0.3,
+                   help="end the warm-up at the first check whose sampled pass@1 reaches this (0 = never)")
+    p.add_argument("--sft-min-steps", type=int, default=300, help="no check before this many warm-up steps")
+    p.add_argument("--sft-check-every", type=int, default=50)
     p.add_argument("--hidden", type=int, default=128, help="tiny model width")
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--max-new-tokens", type=int, default=None, help="default 64 for K=5, 32 for K=2")
@@ -697,7 +722,8 @@ def main(argv=None) -> int:
 
 
 def task_settings(a) -> dict:
-    return {k: getattr(a, k) for k in ("k", "slip", "max_number", "sft_steps", "hidden", "layers", "max_new_tokens",
+    return {k: getattr(a, k) for k in ("k", "slip", "max_number", "sft_steps", "sft_target_pass1", "sft_min_steps",
+                                       "sft_check_every", "hidden", "layers", "max_new_tokens",
                                        "budget", "eval_every", "continuations", "cycles", "workers")} | {
         "lr": a.lr if a.lr is not None else LEARNING_RATE}
 

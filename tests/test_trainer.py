@@ -171,6 +171,22 @@ def test_sft_then_eval_and_plot(tiny_dir, tmp_path, manager):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_sft_until_ends_the_warm_up_at_the_first_check_that_says_so(tiny_dir, tmp_path, manager):
+    cfg = make_config(tiny_dir, tmp_path / "run", sft={"data": str(tiny_dir / "sft.jsonl"), "steps": 9, "batch_size": 4},
+                      rollout={"max_new_tokens": 8})
+    trainer = GRPOTrainer(cfg, manager[0])
+    seen = []
+
+    def until(step):
+        seen.append((step, trainer.model.training, len(trainer.generate([trainer.train_rows[i] for i in range(2)], n=1).rollouts)))
+        return step >= 4
+
+    losses = trainer.sft(until=until, every=2)
+    assert len(losses) == 4 and [s for s, _, _ in seen] == [2, 4]  # checked every 2 steps, stopped at 4
+    assert all(n == 2 for _, _, n in seen)  # the check can sample from the model mid-warm-up
+    assert len(GRPOTrainer(cfg, manager[0]).sft()) == 9  # without until: every step
+
+
 def test_lora_trains_adapters_only_and_uses_the_base_as_reference(tiny_dir, tmp_path, manager):
     cfg = make_config(tiny_dir, tmp_path / "run", train={"beta": 0.1, "steps": 2, "learning_rate": 1e-2},
                       model={"lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},

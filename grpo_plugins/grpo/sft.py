@@ -20,8 +20,10 @@ from .optim import lr_multiplier
 _SFT_ADAMW = {"betas": (0.9, 0.999), "weight_decay": 0.0}  # torch's AdamW defaults, no decay
 
 
-def supervised_warmup(model, tokenizer, cfg, accelerator, autocast, show_progress: bool = True) -> list[float]:
-    """``cfg.sft.steps`` AdamW steps on ``cfg.sft.data`` (cosine after warm-up); returns the losses."""
+def supervised_warmup(model, tokenizer, cfg, accelerator, autocast, show_progress: bool = True,
+                      until=None, every: int = 50) -> list[float]:
+    """``cfg.sft.steps`` AdamW steps on ``cfg.sft.data`` (cosine after warm-up); returns the losses.
+    ``until(step)``, called after every ``every`` steps, ends the warm-up early when it returns True."""
     s, d = cfg.sft, cfg.data
     rows = load_rows(s.data)
     if accelerator.is_main_process:
@@ -74,6 +76,11 @@ def supervised_warmup(model, tokenizer, cfg, accelerator, autocast, show_progres
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if until is not None and (k + 1) % every == 0 and k + 1 < s.steps:
+            stopped = until(k + 1)
+            model.train()  # the check may have generated in eval mode
+            if stopped:
+                break
     if bar is not None:
         bar.close()
     if zero3:

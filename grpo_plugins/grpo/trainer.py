@@ -632,12 +632,18 @@ class GRPOTrainer:
 
     # --- supervised warm-up ----------------------------------------------------------------
 
-    def sft(self) -> list[float]:
-        """Supervised warm-up on ``sft.data`` (see sft.py); returns the per-step losses."""
+    def sft(self, until=None, every: int = 50) -> list[float]:
+        """Supervised warm-up on ``sft.data`` (see sft.py); returns the per-step losses. ``until(step)``,
+        called every ``every`` steps, ends it early when it returns True (it may call ``generate``)."""
         from .sft import supervised_warmup
 
+        def check(step: int) -> bool:
+            self.weights_version += 1  # generate() inside the check must see the weights of this step
+            return until(step)
+
         losses = supervised_warmup(self.model, self.tokenizer, self.cfg, self.accelerator, self.autocast,
-                                   show_progress=self.is_main and self.cfg.log.progress)
+                                   show_progress=self.is_main and self.cfg.log.progress,
+                                   until=check if until is not None else None, every=every)
         self.weights_version += 1
         return losses
 
