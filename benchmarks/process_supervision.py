@@ -389,14 +389,23 @@ def run_trainer(cfg_dict: dict, a, seed: int) -> dict:
     from grpo_plugins.grpo.config import TrainConfig
     from grpo_plugins.grpo.trainer import GRPOTrainer
 
+    import yaml
+
+    from grpo_plugins.grpo.metrics import MetricsLogger
+
     cfg = TrainConfig.model_validate(cfg_dict)
     trainer = GRPOTrainer(cfg)
     trainer.reset_reference()
     view = EvalView(trainer)
     rows = trainer.eval_rows
+    # metrics.jsonl and config.yaml, so `grpo-plugins monitor CELL/run` replays the monitors offline
+    run_dir = Path(cfg.log.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg_dict))
+    logger = MetricsLogger(run_dir, a.budget, tensorboard=False, progress=False, every=10 ** 9)
     curve, steps, next_eval, alerts = [], 0, a.eval_every, []
     while trainer.num_rollouts < a.budget:
-        trainer.train_step()
+        logger.log(trainer.step + 1, trainer.train_step())
         steps += 1
         alerts += [{**al.to_json(), "rollouts": trainer.num_rollouts} for al in trainer.alerts]
         if trainer.num_rollouts >= next_eval and trainer.num_rollouts < a.budget:
@@ -407,6 +416,7 @@ def run_trainer(cfg_dict: dict, a, seed: int) -> dict:
                                                                               "answer_disagrees")}})
     view.close()
     trainer.host.close()
+    logger.close()
     return {"curve": curve, "steps": steps, "continuations": trainer.num_continuations,
             "rollouts": trainer.num_rollouts, "final_eval": final, "alerts": alerts}
 
@@ -568,6 +578,28 @@ def table(results: dict) -> str:
     return "\n".join(lines + per_seed)
 
 
+def alert_table(results: dict) -> str:
+    """Markdown: per cell, each monitor's first alert (rollouts spent) against the first greedy evaluation 5 points
+    below the start (issue 25's target: divergence on the unchecked arm fires before that; no alert on outcome)."""
+    lines = ["| arm | seed | alerts | first alert per monitor (rollouts) | greedy 5 points below start at | "
+             "fired before the fall |", "|---|---|---|---|---|---|"]
+    for arm in ARMS:
+        for seed, c in sorted(results.get(arm, {}).items(), key=lambda kv: int(kv[0])):
+            if "error" in c:
+                continue
+            alerts = c.get("alerts", [])
+            first: dict[str, int | None] = {}
+            for al in alerts:
+                first.setdefault(al["monitor"], al.get("rollouts"))
+            fall = next((p["rollouts"] for p in c["curve"] if p["accuracy"] <= c["start"] - 0.05), None)
+            div = first.get("divergence")
+            verdict = ("no alert" if div is None else "yes" if fall is None or div <= fall else "no (after)")
+            lines.append(f"| {arm} | {seed} | {len(alerts)} | "
+                         f"{', '.join(f'{m} {r}' for m, r in first.items()) or '—'} | {fall or 'never'} | "
+                         f"{verdict if arm == 'unchecked' else '—'} |")
+    return "\n".join(lines)
+
+
 def plot(results: dict, path: Path) -> None:
     """Greedy held-out accuracy against rollouts spent (continuations included): mean over seeds per arm."""
     import matplotlib
@@ -603,7 +635,7 @@ def collect(out: Path) -> list[dict]:
 def write_results(out: Path, cells: list[dict], meta: dict) -> dict:
     results = nest(cells)
     (out / "results.json").write_text(json.dumps({**results, "meta": meta}, indent=1))
-    (out / "table.md").write_text(table(results) + "\n")
+    (out / "table.md").write_text(table(results) + "\n\n" + alert_table(results) + "\n")
     return results
 
 
@@ -711,6 +743,7 @@ def main(argv=None) -> int:
                                            "cpus": os.cpu_count(), "gate": gates, "ignore_gate": a.ignore_gate, "when": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                          time.gmtime())})
     print(table(results))
+    print(alert_table(results))
     if a.publish:
         publish = ROOT / "benchmarks" / "results" / "process_supervision.json"
         publish.parent.mkdir(parents=True, exist_ok=True)

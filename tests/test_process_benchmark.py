@@ -84,6 +84,19 @@ def test_rollouts_to_reach():
     assert ps.rollouts_to(curve, 0.5) is None
 
 
+def test_the_alert_table_says_whether_divergence_fired_before_greedy_fell_five_points():
+    curve = [{"rollouts": 1024, "accuracy": 0.58}, {"rollouts": 2048, "accuracy": 0.54}, {"rollouts": 3072, "accuracy": 0.5}]
+    cell = lambda alerts: {"start": 0.6, "curve": curve, "alerts": alerts}  # noqa: E731
+    early = [{"monitor": "divergence", "rollouts": 1536}, {"monitor": "divergence", "rollouts": 3000}]
+    late = [{"monitor": "dominance", "rollouts": 64}, {"monitor": "divergence", "rollouts": 2560}]
+    rows = ps.alert_table({"unchecked": {"0": cell(early), "1": cell(late), "2": cell([])},
+                           "outcome": {"0": cell([])}}).splitlines()[2:]
+    assert rows[0] == "| outcome | 0 | 0 | — | 2048 | — |"  # ARMS order: outcome's rows come first
+    assert rows[1] == "| unchecked | 0 | 2 | divergence 1536 | 2048 | yes |"
+    assert rows[2] == "| unchecked | 1 | 2 | dominance 64, divergence 2560 | 2048 | no (after) |"
+    assert rows[3] == "| unchecked | 2 | 0 | — | 2048 | no alert |"
+
+
 def test_help_parses():
     out = subprocess.run([sys.executable, str(PATH), "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
