@@ -387,12 +387,11 @@ def gates_for(a, task: Path) -> dict[str, dict]:
 
 def run_trainer(cfg_dict: dict, a, seed: int) -> dict:
     """An outcome / math_steps / progress arm: train to the budget, greedy-evaluating every eval_every rollouts."""
-    from grpo_plugins.grpo.config import TrainConfig
-    from grpo_plugins.grpo.trainer import GRPOTrainer
-
     import yaml
 
+    from grpo_plugins.grpo.config import TrainConfig
     from grpo_plugins.grpo.metrics import MetricsLogger
+    from grpo_plugins.grpo.trainer import GRPOTrainer
 
     cfg = TrainConfig.model_validate(cfg_dict)
     trainer = GRPOTrainer(cfg)

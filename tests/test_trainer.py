@@ -178,12 +178,12 @@ def test_sft_until_ends_the_warm_up_at_the_first_check_that_says_so(tiny_dir, tm
     seen = []
 
     def until(step):
-        seen.append((step, trainer.model.training, len(trainer.generate([trainer.train_rows[i] for i in range(2)], n=1).rollouts)))
+        seen.append((step, len(trainer.generate([trainer.train_rows[i] for i in range(2)], n=1).rollouts)))
         return step >= 4
 
     losses = trainer.sft(until=until, every=2)
-    assert len(losses) == 4 and [s for s, _, _ in seen] == [2, 4]  # checked every 2 steps, stopped at 4
-    assert all(n == 2 for _, _, n in seen)  # the check can sample from the model mid-warm-up
+    assert len(losses) == 4 and [s for s, _ in seen] == [2, 4]  # checked every 2 steps, stopped at 4
+    assert all(n == 2 for _, n in seen)  # the check can sample from the model mid-warm-up
     assert len(GRPOTrainer(cfg, manager[0]).sft()) == 9  # without until: every step
 
 

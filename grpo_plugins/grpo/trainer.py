@@ -639,7 +639,10 @@ class GRPOTrainer:
 
         def check(step: int) -> bool:
             self.weights_version += 1  # generate() inside the check must see the weights of this step
-            return until(step)
+            stop = bool(until(step))
+            if self.world > 1:  # every process stops at the same step, or the next collective hangs
+                stop = bool(self.accelerator.gather(torch.tensor([int(stop)], device=self.device)).max())
+            return stop
 
         losses = supervised_warmup(self.model, self.tokenizer, self.cfg, self.accelerator, self.autocast,
                                    show_progress=self.is_main and self.cfg.log.progress,
