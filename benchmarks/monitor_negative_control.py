@@ -8,7 +8,7 @@ The outcome arm under the same settings is the no-false-alarm pair. Each cell ru
 live (warn) and evaluates greedy held-out accuracy every ``--eval-every`` rollouts. The report compares
 each monitor's first alert with the first evaluation 5 points below the start.
 
-    python benchmarks/monitor_negative_control.py --out runs/monitor-nc
+    python benchmarks/monitor_negative_control.py --seeds 0,1,2 --out runs/monitor-nc
     grpo-plugins monitor runs/monitor-nc/unchecked-s0/run      # the verdict table and PNG, offline
 
 Reuses benchmarks/process_supervision.py's cells (warm-up, trainer loop, evaluation, alert table); only
@@ -73,7 +73,7 @@ def build_task(out: Path, slip: float = 0.5, n_train: int = 4000, n_eval: int = 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("runs/monitor-nc"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], default=[0], help="comma-separated")
     p.add_argument("--budget", type=int, default=2048, help="rollouts per cell (32 steps of 8 x 8)")
     p.add_argument("--eval-every", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-4)
@@ -84,9 +84,11 @@ def main(argv=None) -> int:
                            hidden=128, layers=4, sft_steps=400, sft_target_pass1=0.0, sft_min_steps=0,
                            sft_check_every=50, continuations=2, cycles=3, without_process_scale=True)
     t0 = time.perf_counter()
-    ps.warm_up_once(task, a.out / f"warmup-s{a.seed}", a.seed, b)
     with ProcessPoolExecutor(2) as pool:
-        cells = list(pool.map(ps.cell, [(arm, a.seed, task, b) for arm in ("outcome", "unchecked")]))
+        list(pool.map(ps.warm_up_once, [task] * len(a.seeds), [a.out / f"warmup-s{s}" for s in a.seeds], a.seeds,
+                      [b] * len(a.seeds)))
+        cells = list(pool.map(ps.cell, [(arm, s, task, b) for s in a.seeds for arm in ("outcome", "unchecked")]))
+    cells += [c for c in ps.collect(a.out) if (c["arm"], c["seed"]) not in {(d["arm"], d["seed"]) for d in cells}]
     results = ps.nest(cells)
     meta = {"task": "three-digit sums, digit steps, slip 0.5, 400 warm-up steps (issue 24's 'Why' run)",
             "lr": a.lr, "budget": a.budget, "process_scale": None, "wall_seconds": time.perf_counter() - t0}
@@ -94,7 +96,7 @@ def main(argv=None) -> int:
     text = ps.alert_table(results)
     for c in cells:
         if "error" not in c:
-            text += (f"\n{c['arm']}: greedy curve {c['start']:.3f} "
+            text += (f"\n{c['arm']} seed {c['seed']}: greedy curve {c['start']:.3f} "
                      + " ".join(f"{q['accuracy']:.3f}" for q in c["curve"]))
     (a.out / "table.md").write_text(text + "\n")
     print(text)

@@ -80,6 +80,10 @@ def main(out: Path) -> None:
     res.update(_resume(out, cfg, ids))
     res.update(_sft(out, acc))
     (out / f"rank{rank}.json").write_text(json.dumps(res))
+    # Without this, gloo's threads die in interpreter teardown; on a loaded machine rank 0 then aborted
+    # ("terminate called without an active exception", SIGABRT) after its results were written (CI, 2026-12-07).
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 def _resume(out: Path, cfg: dict, ids) -> dict:
