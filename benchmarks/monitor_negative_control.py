@@ -88,7 +88,7 @@ def main(argv=None) -> int:
         list(pool.map(ps.warm_up_once, [task] * len(a.seeds), [a.out / f"warmup-s{s}" for s in a.seeds], a.seeds,
                       [b] * len(a.seeds)))
         cells = list(pool.map(ps.cell, [(arm, s, task, b) for s in a.seeds for arm in ("outcome", "unchecked")]))
-    cells += [c for c in ps.collect(a.out) if (c["arm"], c["seed"]) not in {(d["arm"], d["seed"]) for d in cells}]
+    cells = ps.with_finished(a.out, cells)
     results = ps.nest(cells)
     meta = {"task": "three-digit sums, digit steps, slip 0.5, 400 warm-up steps (issue 24's 'Why' run)",
             "lr": a.lr, "budget": a.budget, "process_scale": None, "wall_seconds": time.perf_counter() - t0}

@@ -632,6 +632,12 @@ def collect(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(out.glob("*-s*/result.json"))]
 
 
+def with_finished(out: Path, cells: list[dict]) -> list[dict]:
+    """cells plus every cell finished under out by an earlier invocation (other arms or seeds)."""
+    kept = {(c["arm"], c["seed"]) for c in cells}
+    return cells + [c for c in collect(out) if (c["arm"], c["seed"]) not in kept]
+
+
 def write_results(out: Path, cells: list[dict], meta: dict) -> dict:
     results = nest(cells)
     (out / "results.json").write_text(json.dumps({**results, "meta": meta}, indent=1))
@@ -737,8 +743,7 @@ def main(argv=None) -> int:
     jobs = [(arm, s, task, a) for s in seeds for arm in a.arms]
     with ProcessPoolExecutor(a.workers) as pool:
         cells = list(pool.map(cell, jobs))
-    kept = {(c["arm"], c["seed"]) for c in cells}
-    cells += [c for c in collect(a.out) if (c["arm"], c["seed"]) not in kept]
+    cells = with_finished(a.out, cells)
     results = write_results(a.out, cells, {**task_settings(a), "wall_seconds": time.perf_counter() - t0,
                                            "cpus": os.cpu_count(), "gate": gates, "ignore_gate": a.ignore_gate, "when": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                          time.gmtime())})

@@ -21,7 +21,6 @@ spec.loader.exec_module(nc)
 UNCHECKED = MathStepsReward(StepOptions(**nc.ps.steps_options(False)))
 
 
-
 def scores(ex) -> list[float]:
     """Per-step scores of unchecked math_steps (a step is (start, end, score))."""
     return [step[2] for step in UNCHECKED.score_text(ex["completion"], ex["prompt"], {"answer": ex["answer"]}).steps]
