@@ -2,7 +2,7 @@
 
 Rebuilds the run where the hack happened (issue 24, "Why" item 2): three-digit sums worked digit by digit
 (``463+342``: ``3+2=5, 6+4=10, 4+3+1=8``), a seed-0 warm-up of 400 steps on 50% slipped solutions, then
-GRPO at lr 1e-4 with today's unchecked ``math_steps`` added unscaled (``process_scale`` off, sum form).
+GRPO at lr 1e-4 with today's unchecked ``math_steps`` added unscaled (``process_scale: none``, sum form).
 There the policy learned to write true equations with invented digits while greedy accuracy fell.
 The outcome arm under the same settings is the no-false-alarm pair. Each cell runs the built-in monitors
 live (warn) and evaluates greedy held-out accuracy every ``--eval-every`` rollouts. The report compares
@@ -82,7 +82,9 @@ def main(argv=None) -> int:
     task = build_task(a.out / "task")
     b = argparse.Namespace(out=a.out, budget=a.budget, eval_every=a.eval_every, lr=a.lr, max_new_tokens=40,
                            hidden=128, layers=4, sft_steps=400, sft_target_pass1=0.0, sft_min_steps=0,
-                           sft_check_every=50, continuations=2, cycles=3, without_process_scale=True)
+                           sft_check_every=50, continuations=2, cycles=3, without_process_scale=True,
+                           # the checked view of a digit step: operands are the k-th digits, answers place values
+                           chain_sources=["place_digits", "carries"], answer_from="place_value")
     t0 = time.perf_counter()
     with ProcessPoolExecutor(2) as pool:
         list(pool.map(ps.warm_up_once, [task] * len(a.seeds), [a.out / f"warmup-s{s}" for s in a.seeds], a.seeds,

@@ -119,17 +119,19 @@ FORMAT = {"name": "format", "weight": 0.2}  # configs/demo.yaml's outcome pair
 MONITORS = ("divergence", "dominance", "length_drift", "inconsistency", "format_collapse")
 
 
-def steps_options(checked: bool) -> dict:
-    """math_steps on this task: claims cut at the separator; the checks on (checked) or off (today's)."""
+def steps_options(checked: bool, a=None) -> dict:
+    """math_steps on this task: claims cut at the separator; the checks on (checked) or off (today's).
+    ``a.chain_sources`` / ``a.answer_from`` set another task's operands (the digit task of the monitor control)."""
     o = {"split": "tag", "tag": SEP, "chain": checked, "answer_step": checked}
-    return {**o, "chain_sources": CHAIN_SOURCES, "answer_from": "last_result"} if checked else o
+    return {**o, "chain_sources": getattr(a, "chain_sources", CHAIN_SOURCES),
+            "answer_from": getattr(a, "answer_from", "last_result")} if checked else o
 
 
 def arm_rewards(arm: str, prover: Path, run_dir: Path, a) -> list[dict]:
     """The rewards: list of one arm (outcome first, then its step reward)."""
     rewards = [dict(MATH), dict(FORMAT)]
     if arm == "checked":
-        rewards.append({"name": "math_steps", "weight": 1.0, "options": steps_options(True)})
+        rewards.append({"name": "math_steps", "weight": 1.0, "options": steps_options(True, a)})
     elif arm == "unchecked":
         rewards.append({"name": "math_steps", "weight": 1.0, "options": steps_options(False)})
     elif arm == "progress":
@@ -150,8 +152,9 @@ def base_config(task: Path, run_dir: Path, model: str, seed: int, a, rewards: li
     train = {"steps": 10 ** 6, "max_rollouts": a.budget, "prompts_per_step": 8, "learning_rate": lr,
              "warmup_steps": 5, "beta": 0.04, "epsilon": 0.2, "epsilon_high": 0.28, "loss_type": "dapo",
              "seed": seed, "torch_threads": 1}
-    if not getattr(a, "without_process_scale", False) and any(r["name"] not in ("math", "format") for r in rewards):
-        train["process_scale"] = "match"  # the process term at the outcome term's size (issue 24)
+    if any(r["name"] not in ("math", "format") for r in rewards):
+        # explicit both ways: "match" is the trainer's default, so leaving the key out never turned scaling off
+        train["process_scale"] = "none" if getattr(a, "without_process_scale", False) else "match"
     return {
         "model": {"name_or_path": model},
         "data": {"train": str(task / "train.jsonl"), "eval": str(task / "test.jsonl"), "chat_template": False},
@@ -192,14 +195,14 @@ class EvalView:
     """What evaluate.py reads of a trainer, with an evaluation host of its own: the policy's rollout
     path, scored by math and both forms of math_steps (their info), never by the arm's step reward."""
 
-    def __init__(self, trainer, samples: int = 8):
+    def __init__(self, trainer, samples: int = 8, a=None):
         from grpo_plugins.grpo.config import TrainConfig
         from grpo_plugins.host import RewardHost
 
         self.trainer = trainer
         self.device = trainer.device
         self.generate = trainer.generate
-        rewards = [dict(MATH), {"name": "math_steps", "label": "checked", "options": steps_options(True)},
+        rewards = [dict(MATH), {"name": "math_steps", "label": "checked", "options": steps_options(True, a)},
                    {"name": "math_steps", "label": "unchecked", "options": steps_options(False)}]
         d = trainer.cfg.model_dump()
         d.update(rewards=rewards, eval={**d["eval"], "reward": "math", "samples": samples, "k": [1, 8],
@@ -290,7 +293,7 @@ def warm_up(task: Path, out: Path, seed: int, a) -> Path:
     losses = trainer.sft(until=landed, every=a.sft_check_every)
     trainer.export(out)
     sft_seconds = time.perf_counter() - t0
-    view = EvalView(trainer)
+    view = EvalView(trainer, a=a)
     start = {**view.full(trainer.eval_rows, seed), "sft_loss_last": statistics.mean(losses[-20:]),
              "sft_steps": len(losses), "sft_checks": checks,
              "sft_seconds": sft_seconds, "eval_seconds": time.perf_counter() - t0 - sft_seconds}
@@ -396,7 +399,7 @@ def run_trainer(cfg_dict: dict, a, seed: int) -> dict:
     cfg = TrainConfig.model_validate(cfg_dict)
     trainer = GRPOTrainer(cfg)
     trainer.reset_reference()
-    view = EvalView(trainer)
+    view = EvalView(trainer, a=a)
     rows = trainer.eval_rows
     # metrics.jsonl and config.yaml, so `grpo-plugins monitor CELL/run` replays the monitors offline
     run_dir = Path(cfg.log.run_dir)
@@ -457,7 +460,7 @@ def run_cycle(cfg_dict: dict, a, seed: int) -> dict:
                                    "log": cfg.log.model_copy(update={"run_dir": str(root / "final-eval")}),
                                    "rewards": cfg.rewards[:2]})
     trainer = GRPOTrainer(final, manager)
-    view = EvalView(trainer)
+    view = EvalView(trainer, a=a)
     ev = view.full(trainer.eval_rows, seed)
     view.close()
     trainer.host.close()

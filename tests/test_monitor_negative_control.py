@@ -59,3 +59,20 @@ def test_the_task_keeps_held_out_pairs_out_of_training(tmp_path):
     train = {json.loads(line)["prompt"] for line in (task / "train.jsonl").read_text().splitlines()}
     sft = {json.loads(line)["prompt"] for line in (task / "sft.jsonl").read_text().splitlines()}
     assert len(held) == 50 and not held & train and not held & sft
+
+
+def test_unscaled_means_process_scale_none_in_the_validated_config(tmp_path):
+    """The flag must reach the trainer: "match" is TrainConfig's default, so omitting the key kept scaling on
+    (the bug that made the first negative-control and hack runs scaled while their notes said unscaled)."""
+    import argparse
+
+    from grpo_plugins.grpo.config import TrainConfig
+
+    rewards = nc.ps.arm_rewards("unchecked", tmp_path, tmp_path, argparse.Namespace())
+    for flag, want in ((True, "none"), (False, "match")):
+        a = argparse.Namespace(budget=64, max_new_tokens=40, without_process_scale=flag)
+        d = nc.ps.base_config(tmp_path, tmp_path / "run", "m", 0, a, rewards, 1e-4)
+        assert TrainConfig.model_validate(d).train.process_scale == want
+    outcome = nc.ps.arm_rewards("outcome", tmp_path, tmp_path, argparse.Namespace())
+    d = nc.ps.base_config(tmp_path, tmp_path / "run", "m", 0, a, outcome, 1e-4)
+    assert "process_scale" not in d["train"]  # outcome-only: the option does not act, so it is left unset
