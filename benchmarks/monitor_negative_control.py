@@ -28,6 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import process_supervision as ps  # noqa: E402
 
 
+# The checked view of a digit step (the evaluation's operand errors): operands are the k-th digits of the
+# prompt's numbers and carries, the answer is the place values; task v2's sources flag every digit step.
+DIGIT_CHECK = {"chain_sources": ["place_digits", "carries"], "answer_from": "place_value"}
+
+
 def worked(a: int, b: int, rng: random.Random | None = None, slip: float = 0.0) -> dict:
     """Prompt, digit-by-digit completion (a step possibly slipped by rng) and gold answer of a + b."""
     carry, parts, place = 0, [], []
@@ -82,9 +87,7 @@ def main(argv=None) -> int:
     task = build_task(a.out / "task")
     b = argparse.Namespace(out=a.out, budget=a.budget, eval_every=a.eval_every, lr=a.lr, max_new_tokens=40,
                            hidden=128, layers=4, sft_steps=400, sft_target_pass1=0.0, sft_min_steps=0,
-                           sft_check_every=50, continuations=2, cycles=3, without_process_scale=True,
-                           # the checked view of a digit step: operands are the k-th digits, answers place values
-                           chain_sources=["place_digits", "carries"], answer_from="place_value")
+                           sft_check_every=50, continuations=2, cycles=3, without_process_scale=True, **DIGIT_CHECK)
     t0 = time.perf_counter()
     with ProcessPoolExecutor(2) as pool:
         list(pool.map(ps.warm_up_once, [task] * len(a.seeds), [a.out / f"warmup-s{s}" for s in a.seeds], a.seeds,

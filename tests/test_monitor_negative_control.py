@@ -76,3 +76,30 @@ def test_unscaled_means_process_scale_none_in_the_validated_config(tmp_path):
     outcome = nc.ps.arm_rewards("outcome", tmp_path, tmp_path, argparse.Namespace())
     d = nc.ps.base_config(tmp_path, tmp_path / "run", "m", 0, a, outcome, 1e-4)
     assert "process_scale" not in d["train"]  # outcome-only: the option does not act, so it is left unset
+
+
+@given(pairs, st.integers(0, 2), st.integers(1, 8))
+def test_the_checked_view_flags_an_invented_digit(ab, k, shift):
+    """The evaluation's operand errors on this task: none on a worked solution; the step whose first operand is
+    not a k-th digit is unsupported (a changed carry may flag the next step too). With task v2's sources every
+    worked solution counted as an operand error."""
+    import argparse
+
+    checked = MathStepsReward(StepOptions(**nc.ps.steps_options(True, argparse.Namespace(**nc.DIGIT_CHECK))))
+    ex = nc.worked(*ab)
+    ok = checked.score_text(ex["completion"], ex["prompt"], {"answer": ex["answer"]})
+    assert ok.info["operand_errors"] == 0 and [s[2] for s in ok.steps] == [1.0] * 4
+    think = ex["completion"][len("<think>"):ex["completion"].index("</think>")]
+    parts = think.split(nc.ps.SEP)
+    x = ab[0] // 10 ** k % 10
+    y = (x + shift) % 10  # another digit; the claim stays true by rewriting its result
+    rest = parts[k][parts[k].index("+"):parts[k].index("=")]
+    carry = 1 if "+1" in rest[1:] else 0
+    other = int(rest[1:].split("+")[0])
+    if y in (ab[0] // 10 ** k % 10, ab[1] // 10 ** k % 10):
+        return  # the invented digit happens to be available in this column
+    parts[k] = f"{y}{rest}={y + other + carry}"
+    bad = ex["completion"].replace(think, nc.ps.SEP.join(parts))
+    res = checked.score_text(bad, ex["prompt"], {"answer": ex["answer"]})
+    assert res.info["step_status"][k] == "unsupported_operand"  # the invented step, not its neighbours before it
+    assert all(st == "correct" for st in res.info["step_status"][:k])
